@@ -1,0 +1,209 @@
+"""Dataset folders on disk: the only code that knows their layout.
+
+A Dataset folder holds ``meta.json`` and one sub-folder per frame
+(``lag/``, ``metrics/``, ``events/``) of immutable zstd Parquet parts. A part
+is written to ``*.tmp`` and then renamed into place, so a process killed at
+any moment leaves only complete parts behind: appending is adding a part,
+and reading is reading every part of a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time as _time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kbp_notebook.errors import KbpInputError
+from kbp_notebook.frames import (
+    Dataset,
+    empty_events_frame,
+    empty_lag_frame,
+    empty_metrics_frame,
+)
+
+__all__ = ["DatasetAppender", "read_dataset", "write_dataset"]
+
+_FRAMES = ("lag", "metrics", "events")
+_EMPTY = {"lag": empty_lag_frame, "metrics": empty_metrics_frame, "events": empty_events_frame}
+
+
+def _write_part(folder: Path, frame: pd.DataFrame, sequence: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"part-{sequence:08d}-{_time.time_ns()}.parquet"
+    tmp = final.with_suffix(".parquet.tmp")
+    frame.to_parquet(tmp, compression="zstd", index=False)
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, final)
+    return final
+
+
+def _read_parts(folder: Path, name: str) -> pd.DataFrame:
+    parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    if not parts:
+        return _EMPTY[name]()
+    frames = []
+    for part in parts:
+        try:
+            frames.append(pd.read_parquet(part))
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise KbpInputError(
+                f"Dataset part {part} cannot be read ({exc}); move it aside and read the "
+                f"folder again (the other parts are intact).",
+                path=str(part),
+            ) from None
+    frames = [frame for frame in frames if len(frame)] or frames[:1]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _next_sequence(folder: Path) -> int:
+    sequences = [int(p.name.split("-")[1]) for p in folder.glob("part-*.parquet")]
+    return max(sequences, default=-1) + 1
+
+
+def read_dataset(path: str | os.PathLike[str]) -> Dataset:
+    """Read a Dataset folder written by ``write_dataset`` or a recording.
+
+    Parameters
+    ----------
+    path
+        The folder.
+
+    Returns
+    -------
+    Dataset
+        Validated frames and ``meta``.
+
+    Raises
+    ------
+    KbpInputError
+        The folder does not exist, is not a Dataset, or a part is unreadable.
+
+    Examples
+    --------
+    >>> import kbp_notebook as kbp
+    >>> ds = kbp.read_dataset(kbp.sample_path("producer-burst"))
+    """
+    root = Path(path)
+    if not root.is_dir():
+        raise KbpInputError(
+            f"No Dataset folder at {root}; pass a folder written by write_dataset or "
+            f"'kbp collect --out'.",
+            path=str(root),
+        )
+    meta_file = root / "meta.json"
+    if not meta_file.exists() and not (root / "lag").is_dir():
+        raise KbpInputError(
+            f"{root} is not a Dataset folder (no meta.json and no lag/ folder).",
+            path=str(root),
+        )
+    meta: dict[str, Any] = {}
+    if meta_file.exists():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise KbpInputError(
+                f"{meta_file} is not valid JSON ({exc}); fix or delete it (the frames are intact).",
+                path=str(meta_file),
+            ) from None
+    frames = {name: _read_parts(root / name, name) for name in _FRAMES}
+    lag = frames["lag"]
+    if len(lag):
+        # A resumed recording may have re-read an interval; the later copy wins.
+        lag = lag.drop_duplicates(["cluster", "group", "topic", "partition", "time"], keep="last")
+    return Dataset(lag=lag, metrics=frames["metrics"], events=frames["events"], meta=meta)
+
+
+def _write_meta(root: Path, meta: dict[str, Any]) -> None:
+    tmp = root / "meta.json.tmp"
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True, default=str), encoding="utf-8")
+    os.replace(tmp, root / "meta.json")
+
+
+def write_dataset(dataset: Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Write a Dataset to a new folder (one Parquet part per frame).
+
+    Parameters
+    ----------
+    dataset
+        What to write.
+    path
+        Target folder; must not hold a Dataset unless ``overwrite``.
+    overwrite
+        Replace the frames of an existing Dataset folder.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
+    root = Path(path)
+    if (root / "meta.json").exists() and not overwrite:
+        raise KbpInputError(
+            f"{root} already holds a Dataset; pass overwrite=True or choose another folder.",
+            path=str(root),
+        )
+    root.mkdir(parents=True, exist_ok=True)
+    for name in _FRAMES:
+        folder = root / name
+        if folder.is_dir():
+            for old in folder.glob("part-*"):
+                old.unlink()
+        _write_part(folder, getattr(dataset, name), 0)
+    _write_meta(root, dataset.meta)
+    return root
+
+
+class DatasetAppender:
+    """Append frames to a Dataset folder, one crash-safe part per call.
+
+    Parameters
+    ----------
+    path
+        The folder; created if missing, resumed if it exists.
+    meta
+        Merged into ``meta.json`` (existing keys are kept unless given).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> None:
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        for stale in self.path.glob("*/*.tmp"):
+            stale.unlink()
+        existing: dict[str, Any] = {}
+        meta_file = self.path / "meta.json"
+        if meta_file.exists():
+            try:
+                existing = json.loads(meta_file.read_text(encoding="utf-8"))
+            except ValueError:
+                existing = {}
+        self.meta = {**existing, **(meta or {})}
+        _write_meta(self.path, self.meta)
+        self._sequence = {name: _next_sequence(self.path / name) for name in _FRAMES}
+
+    def last_time(self) -> pd.Timestamp | None:
+        """Return the latest LAG snapshot time already on disk, or None."""
+        lag = _read_parts(self.path / "lag", "lag")
+        return None if lag.empty else pd.Timestamp(lag["time"].max())
+
+    def append(
+        self,
+        *,
+        lag: pd.DataFrame | None = None,
+        metrics: pd.DataFrame | None = None,
+        events: pd.DataFrame | None = None,
+    ) -> None:
+        """Write each non-empty frame given as a new part."""
+        for name, frame in (("lag", lag), ("metrics", metrics), ("events", events)):
+            if frame is not None and len(frame):
+                _write_part(self.path / name, frame, self._sequence[name])
+                self._sequence[name] += 1
+
+    def update_meta(self, **facts: Any) -> None:
+        """Merge facts into ``meta.json``."""
+        self.meta.update(facts)
+        _write_meta(self.path, self.meta)
