@@ -1,9 +1,44 @@
 """Pure analysis: tidy frames in, frozen result objects out.
 
 Nothing here imports kafka-python, plotly, ipywidgets or ``collect``; a
-result's ``.plot()`` imports ``kbp_notebook.viz`` only when called.
+result's ``.plot()`` imports ``kbp_notebook.viz`` only when called. Names are
+re-exported lazily from their modules.
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import importlib
+from typing import Any
+
+_EXPORTS: dict[str, str] = {
+    "lag_trend": "kbp_notebook.analysis.trend",
+    "LagTrend": "kbp_notebook.analysis.trend",
+    "lag_status": "kbp_notebook.analysis.status",
+    "LagStatus": "kbp_notebook.analysis.status",
+    "time_lag": "kbp_notebook.analysis.time_lag",
+    "TimeLag": "kbp_notebook.analysis.time_lag",
+    "time_to_drain": "kbp_notebook.analysis.drain",
+    "DrainForecast": "kbp_notebook.analysis.drain",
+    "capacity_plan": "kbp_notebook.analysis.capacity",
+    "CapacityPlan": "kbp_notebook.analysis.capacity",
+    "correlate": "kbp_notebook.analysis.correlate",
+    "Correlation": "kbp_notebook.analysis.correlate",
+    "flush_latency_vs_lag": "kbp_notebook.analysis.correlate",
+    "diagnose": "kbp_notebook.analysis.diagnose",
+    "Diagnosis": "kbp_notebook.analysis.diagnose",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbp_notebook.analysis' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
