@@ -192,7 +192,7 @@ def validate_lag_frame(frame: pd.DataFrame) -> pd.DataFrame:
                 row=row,
             )
     expected = out["log_end_offset"] - out["committed_offset"]
-    disagree = (out["lag"] != expected).fillna(False) | (out["lag"].isna() & expected.notna())
+    disagree = (out["lag"] != expected).fillna(False) | (out["lag"].isna() != expected.isna())
     if bool(disagree.any()):
         row = _first_bad_row(disagree)
         raise KbpInputError(
