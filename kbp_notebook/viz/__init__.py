@@ -1,0 +1,51 @@
+"""Plotly figure builders: a result (or a LAG frame) in, a ``go.Figure`` out; no I/O.
+
+Every builder shares one look (the ``"kbp"`` plotly template, Burrow status
+colours, growing/stable/draining colours) and escapes group ids, topics and
+other user-named strings before they reach titles, legends, annotations or
+hover labels. Analysis results call these through ``result.plot()``.
+
+Builders
+--------
+plot_lag            lag over time per group/topic (or partition), trend, onset, events
+plot_lag_trend      a ``LagTrend`` (with the lag frame: the series; without: slopes)
+plot_lag_status     a ``LagStatus``: Burrow status per partition, group roll-ups
+plot_status_timeline  statuses over time
+plot_time_lag       lag in seconds (lower bounds marked)
+plot_drain          a ``DrainForecast`` as a fan chart, with the retention-loss point
+plot_capacity       a ``CapacityPlan``: consumers/partitions today vs needed
+plot_correlation    a ``Correlation``: both series on one axis and r by shift
+plot_diagnosis      a ``Diagnosis``: findings by severity and recommendations
+"""
+
+from __future__ import annotations
+
+from kbp_notebook.viz._style import (
+    BURROW_COLOURS,
+    TREND_COLOURS,
+    esc,
+    figure_mimebundle,
+    use_report_renderer,
+)
+from kbp_notebook.viz.correlation import plot_correlation, plot_diagnosis
+from kbp_notebook.viz.drain import plot_capacity, plot_drain
+from kbp_notebook.viz.lag import add_events, plot_lag, plot_lag_trend, plot_time_lag
+from kbp_notebook.viz.status import plot_lag_status, plot_status_timeline
+
+__all__ = [
+    "BURROW_COLOURS",
+    "TREND_COLOURS",
+    "add_events",
+    "esc",
+    "figure_mimebundle",
+    "plot_capacity",
+    "plot_correlation",
+    "plot_diagnosis",
+    "plot_drain",
+    "plot_lag",
+    "plot_lag_status",
+    "plot_lag_trend",
+    "plot_status_timeline",
+    "plot_time_lag",
+    "use_report_renderer",
+]

@@ -1,0 +1,166 @@
+"""Lead/lag correlation figure and the diagnosis summary table."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from kbp_notebook.viz._style import (
+    SEVERITY_COLOURS,
+    SEVERITY_RANK,
+    empty_figure,
+    esc,
+    fmt_duration,
+    new_figure,
+    table_figure,
+)
+
+__all__ = ["plot_correlation", "plot_diagnosis"]
+
+
+def _shift_words(shift_s: float, x_name: str, y_name: str) -> str:
+    if shift_s == 0:
+        return "no lead either way"
+    if shift_s > 0:
+        return f"{x_name} leads {y_name} by {fmt_duration(shift_s)}"
+    return f"{y_name} leads {x_name} by {fmt_duration(-shift_s)}"
+
+
+def plot_correlation(result: Any, *, title: str | None = None) -> go.Figure:
+    """Draw a ``Correlation``: both series on one time axis, and r by shift.
+
+    Top: ``x`` (left axis) and ``y`` (right axis) on the aligned grid.
+    Bottom: the correlation at every shift searched, the chosen shift marked,
+    with the honest p-value (autocorrelation and the search accounted for).
+    """
+    x_name = esc(getattr(result, "x_name", "x"))
+    y_name = esc(getattr(result, "y_name", "y"))
+    aligned = getattr(result, "aligned", None)
+    table = getattr(result, "table", None)
+    if table is None or not len(table):
+        return empty_figure("Correlation", "No overlapping samples to correlate.")
+    r = float(getattr(result, "r", np.nan))
+    p = float(getattr(result, "p_value", np.nan))
+    shift = getattr(result, "shift", pd.Timedelta(0))
+    shift_s = float(pd.Timedelta(shift).total_seconds())
+    significant = bool(getattr(result, "significant", False))
+    n_eff = float(getattr(result, "n_eff", np.nan))
+    method = esc(getattr(result, "method", ""))
+    verdict = "<b>significant</b>" if significant else "not significant"
+    heading = title and esc(title) or f"{x_name} vs {y_name}"
+    subtitle = (f"{method} r = {r:+.2f} at {esc(_shift_words(shift_s, x_name, y_name))}; "
+                f"p = {p:.3g} ({verdict}), effective n ≈ {n_eff:.0f}")
+    fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.14,
+                        specs=[[{"secondary_y": True}], [{}]],
+                        subplot_titles=("both series on one time axis",
+                                        "correlation by shift (+: first leads second)"))
+    fig.update_layout(template="kbp", height=640,
+                      title={"text": f"{heading}<br><span style='font-size:12px'>{subtitle}"
+                                     "</span>"},
+                      margin={"t": 96})
+    if isinstance(aligned, pd.DataFrame) and len(aligned):
+        fig.add_trace(go.Scatter(x=aligned["time"], y=aligned["x"], name=x_name, mode="lines",
+                                 line={"color": "#1f77b4", "width": 2},
+                                 hovertemplate="%{y:,.3g}<extra>" + x_name + "</extra>"),
+                      row=1, col=1, secondary_y=False)
+        fig.add_trace(go.Scatter(x=aligned["time"], y=aligned["y"], name=y_name, mode="lines",
+                                 line={"color": "#ff7f0e", "width": 2},
+                                 hovertemplate="%{y:,.3g}<extra>" + y_name + "</extra>"),
+                      row=1, col=1, secondary_y=True)
+        fig.update_yaxes(title_text=x_name, row=1, col=1, secondary_y=False,
+                         title_font={"color": "#1f77b4"})
+        fig.update_yaxes(title_text=y_name, row=1, col=1, secondary_y=True,
+                         title_font={"color": "#ff7f0e"}, showgrid=False)
+    shifts = table["shift_s"].astype(float).to_numpy()
+    values = table["r"].astype(float).to_numpy()
+    fig.add_trace(go.Bar(x=shifts, y=values, name="r by shift", showlegend=False,
+                         marker={"color": np.where(shifts == shift_s, "#d62728", "#9ecae1")},
+                         hovertemplate="shift %{x:+.0f} s: r = %{y:+.3f}<extra></extra>"),
+                  row=2, col=1)
+    fig.add_trace(go.Scatter(x=[shift_s], y=[r], mode="markers+text", showlegend=False,
+                             text=[f"chosen: {fmt_duration(abs(shift_s))}"],
+                             textposition="top center",
+                             marker={"size": 11, "color": "#d62728", "symbol": "diamond"},
+                             hovertemplate="chosen shift %{x:+.0f} s, r = %{y:+.3f}"
+                                           "<extra></extra>"),
+                  row=2, col=1)
+    fig.update_xaxes(title_text="shift (s)", row=2, col=1, zeroline=True,
+                     zerolinecolor="#888888")
+    fig.update_yaxes(title_text="r", range=[-1.05, 1.05], row=2, col=1)
+    fig.update_layout(hovermode="closest")
+    return fig
+
+
+def _findings_frame(findings: Any) -> pd.DataFrame:
+    if isinstance(findings, pd.DataFrame):
+        return findings.copy()
+    rows = []
+    for item in findings or ():
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            rows.append(dataclasses.asdict(item))
+        elif isinstance(item, dict):
+            rows.append(dict(item))
+        else:
+            rows.append({"finding": str(item)})
+    return pd.DataFrame(rows)
+
+
+def _recommendation_frame(recommendations: Any) -> pd.DataFrame:
+    if isinstance(recommendations, pd.DataFrame):
+        return recommendations.copy()
+    rows = []
+    for item in recommendations or ():
+        if dataclasses.is_dataclass(item) and not isinstance(item, type):
+            rows.append(dataclasses.asdict(item))
+        elif isinstance(item, dict):
+            rows.append(dict(item))
+        else:
+            rows.append({"recommendation": str(item)})
+    return pd.DataFrame(rows)
+
+
+def _readable(frame: pd.DataFrame) -> pd.DataFrame:
+    out = frame.copy()
+    for name in out.columns:
+        if out[name].dtype == object:
+            out[name] = [", ".join(map(str, v)) if isinstance(v, list | tuple) else
+                         ("; ".join(f"{k}={w}" for k, w in v.items()) if isinstance(v, dict)
+                          else v) for v in out[name]]
+    return out
+
+
+def plot_diagnosis(result: Any, *, title: str | None = None) -> go.Figure:
+    """Draw a ``Diagnosis``: findings ranked by severity (colour-coded), then recommendations."""
+    findings = _readable(_findings_frame(getattr(result, "findings", None)))
+    recommendations = _readable(_recommendation_frame(getattr(result, "recommendations", None)))
+    if findings.empty and recommendations.empty:
+        return empty_figure(title or "Diagnosis", "No findings: every signal looked healthy.")
+    fill: list[str] = []
+    if "severity" in findings.columns:
+        severity = findings["severity"].astype(str).str.lower()
+        findings = findings.assign(_rank=severity.map(SEVERITY_RANK).fillna(9))
+        findings = findings.sort_values("_rank", kind="stable").drop(columns="_rank")
+        fill = [SEVERITY_COLOURS.get(s, "white")
+                for s in findings["severity"].astype(str).str.lower()]
+        first = ["severity", *[c for c in ("signal", "evidence") if c in findings.columns]]
+        findings = findings[[*first, *[c for c in findings.columns if c not in first]]]
+    heading = esc(title or "Diagnosis: what the signals say, worst first")
+    if recommendations.empty:
+        return table_figure(findings, heading, fill=fill or None)
+    n_f, n_r = max(len(findings), 1), max(len(recommendations), 1)
+    fig = new_figure(heading, height=min(160 + 44 * (n_f + n_r), 1400))
+    top = table_figure(findings, "", fill=fill or None).data[0] if len(findings) else None
+    bottom = table_figure(recommendations, "").data[0]
+    split = 0.52 * n_f / (n_f + n_r) + 0.22 if top is not None else 0.0
+    if top is not None:
+        top.domain = {"x": [0, 1], "y": [1 - split + 0.04, 1]}
+        fig.add_trace(top)
+    bottom.domain = {"x": [0, 1], "y": [0, 1 - split - 0.04]}
+    fig.add_trace(bottom)
+    fig.update_layout(margin={"l": 16, "r": 16, "t": 56, "b": 16})
+    return fig

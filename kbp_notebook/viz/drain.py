@@ -1,0 +1,213 @@
+"""Drain forecast fan chart and capacity plan figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from kbp_notebook.viz._style import (
+    colour_for,
+    empty_figure,
+    esc,
+    fmt_duration,
+    fmt_number,
+    key_label,
+    new_figure,
+    table_figure,
+)
+
+__all__ = ["plot_capacity", "plot_drain"]
+
+
+def _float(row: pd.Series, name: str) -> float:
+    value = row.get(name, np.nan)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+def _as_of(result: Any, table: pd.DataFrame, lag: pd.DataFrame | None) -> pd.Timestamp:
+    for name in ("as_of", "time", "now"):
+        value = getattr(result, name, None)
+        if isinstance(value, pd.Timestamp | np.datetime64) and not pd.isna(value):
+            return pd.Timestamp(value)
+    if "as_of" in table.columns and table["as_of"].notna().any():
+        return pd.Timestamp(table["as_of"].dropna().iloc[0])
+    if {"drain_time", "eta_s"} <= set(table.columns):
+        finite = table[np.isfinite(table["eta_s"].astype(float)) & table["drain_time"].notna()]
+        if len(finite):
+            row = finite.iloc[0]
+            return pd.Timestamp(row["drain_time"]) - pd.to_timedelta(float(row["eta_s"]), unit="s")
+    if lag is not None and len(lag):
+        return pd.Timestamp(lag["time"].max())
+    return pd.Timestamp.now(tz="UTC").floor("s")
+
+
+def _curve(lag0: float, eta_s: float, net_rate: float, t_s: np.ndarray) -> np.ndarray:
+    """Projected lag at ``t_s`` seconds: straight to zero at ``eta_s``, or growing at net rate."""
+    if np.isfinite(eta_s) and eta_s > 0:
+        return lag0 * np.clip(1.0 - t_s / eta_s, 0.0, None)
+    if np.isfinite(eta_s) and eta_s <= 0:
+        return np.zeros_like(t_s)
+    rate = net_rate if np.isfinite(net_rate) and net_rate > 0 else 0.0
+    return lag0 + rate * t_s
+
+
+def plot_drain(
+    result: Any,
+    *,
+    lag: pd.DataFrame | None = None,
+    max_keys: int = 6,
+    horizon_s: float | None = None,
+    title: str | None = None,
+) -> go.Figure:
+    """Draw a ``DrainForecast`` as a fan chart: when will each backlog be gone.
+
+    The solid line runs from the current lag to zero at the median ETA; the
+    shaded fan spans the interval (``eta_low_s`` .. ``eta_high_s``). A backlog
+    that does not drain at current rates is a rising dashed red line. A red
+    cross marks when the consumer would fall off retention (data loss), where
+    known. With ``lag`` (a LAG frame) the recorded history is drawn first.
+    """
+    table = getattr(result, "table", result)
+    if table is None or not len(table):
+        return empty_figure("Drain forecast", "No backlog to forecast.")
+    history = lag if lag is not None else getattr(result, "lag", None)
+    now = _as_of(result, table, history)
+    keys = [c for c in ("group", "topic") if c in table.columns]
+    rows = table.assign(_lag=pd.to_numeric(table["lag"], errors="coerce").astype(float))
+    rows = rows.sort_values("_lag", ascending=False).head(max_keys)
+
+    etas = np.concatenate([rows[c].astype(float).to_numpy() for c in
+                           ("eta_s", "eta_high_s", "retention_loss_s") if c in rows.columns])
+    finite = etas[np.isfinite(etas) & (etas > 0)]
+    horizon = float(horizon_s or (finite.max() * 1.15 if finite.size else 3600.0))
+    t_s = np.linspace(0.0, horizon, 121)
+    x = now + pd.to_timedelta(t_s, unit="s")
+
+    fig = new_figure(esc(title or "When will the backlog drain? (median ETA and interval)"),
+                     height=480)
+    fig.update_yaxes(title_text="lag (messages)", rangemode="tozero")
+    fig.update_xaxes(title_text="time (UTC)")
+    if isinstance(history, pd.DataFrame) and len(history):
+        hist = history.assign(lag=history["lag"].astype("Float64").astype(float))
+        totals = hist.groupby([*keys, "time"], observed=True)["lag"].sum(min_count=1)
+        totals = totals.reset_index()
+    else:
+        totals = None
+    for index, (_, row) in enumerate(rows.iterrows()):
+        colour = colour_for(index)
+        label = key_label(*(row[k] for k in keys))
+        lag0 = row["_lag"]
+        eta, low, high = (_float(row, c) for c in ("eta_s", "eta_low_s", "eta_high_s"))
+        net = _float(row, "produce_rate") - _float(row, "consume_rate")
+        drains = bool(row.get("drains", np.isfinite(eta)))
+        if totals is not None:
+            mask = np.ones(len(totals), dtype=bool)
+            for k in keys:
+                mask &= (totals[k].astype(str) == str(row[k])).to_numpy()
+            past = totals[mask]
+            fig.add_trace(go.Scatter(
+                x=past["time"], y=past["lag"], mode="lines", name=f"{label} (recorded)",
+                line={"color": colour, "width": 1.5}, legendgroup=label, showlegend=False,
+                hovertemplate="%{y:,.0f} messages<extra>" + label + "</extra>",
+            ))
+        if not np.isfinite(lag0):
+            continue
+        if drains:
+            fast = _curve(lag0, low if np.isfinite(low) else eta, net, t_s)
+            slow = _curve(lag0, high, net, t_s)
+            fig.add_trace(go.Scatter(x=x, y=fast, mode="lines", line={"width": 0},
+                                     showlegend=False, legendgroup=label, hoverinfo="skip"))
+            fig.add_trace(go.Scatter(
+                x=x, y=slow, mode="lines", line={"width": 0}, fill="tonexty",
+                fillcolor=_rgba(colour, 0.18), name=f"{label} interval",
+                legendgroup=label, showlegend=False, hoverinfo="skip",
+            ))
+            median = _curve(lag0, eta, net, t_s)
+            text = (f"drains in {fmt_duration(eta)} (between {fmt_duration(low)} and "
+                    f"{fmt_duration(high)})")
+            fig.add_trace(go.Scatter(
+                x=x, y=median, mode="lines", name=f"{label}: {text}", legendgroup=label,
+                line={"color": colour, "width": 2.5},
+                hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
+            ))
+            if np.isfinite(eta):
+                done = now + pd.to_timedelta(eta, unit="s")
+                fig.add_trace(go.Scatter(
+                    x=[done], y=[0], mode="markers", showlegend=False, legendgroup=label,
+                    marker={"symbol": "circle", "size": 10, "color": colour},
+                    hovertemplate=f"drained at {done:%Y-%m-%d %H:%M:%S} UTC (median)"
+                                  f"<extra>{label}</extra>",
+                ))
+        else:
+            growing = _curve(lag0, np.inf, net, t_s)
+            fig.add_trace(go.Scatter(
+                x=x, y=growing, mode="lines", legendgroup=label,
+                name=f"{label}: does not drain at current rates ({net:+,.1f} msg/s)",
+                line={"color": "#d62728", "dash": "dash", "width": 2.5},
+                hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
+            ))
+        loss_s = _float(row, "retention_loss_s")
+        if np.isfinite(loss_s) and loss_s >= 0:
+            curve = _curve(lag0, eta if drains else np.inf, net, np.array([loss_s]))
+            at = now + pd.to_timedelta(loss_s, unit="s")
+            fig.add_trace(go.Scatter(
+                x=[at], y=curve, mode="markers+text", text=["data loss"],
+                textposition="top center", legendgroup=label,
+                name=f"{label}: falls off retention in {fmt_duration(loss_s)}",
+                marker={"symbol": "x", "size": 13, "color": "#b00020"},
+                hovertemplate=f"unread messages start to be deleted at {at:%Y-%m-%d %H:%M} UTC"
+                              f"<extra>{label}</extra>",
+            ))
+    fig.add_vline(x=now, line={"color": "#888888", "dash": "dot", "width": 1},
+                  annotation_text="now", annotation_position="top")
+    fig.update_layout(hovermode="closest", legend={"orientation": "v", "y": -0.2,
+                                                   "yanchor": "top"},
+                      margin={"b": 40 + 22 * min(len(rows) * 2, 12)})
+    return fig
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    value = hex_colour.lstrip("#")
+    r, g, b = (int(value[i:i + 2], 16) for i in (0, 2, 4))
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def plot_capacity(result: Any, *, title: str | None = None) -> go.Figure:
+    """Draw a ``CapacityPlan``: consumers today against consumers needed, capped by partitions.
+
+    Each key gets grouped bars (consumers now, needed to drain within the
+    target, partitions); where the partition count caps the consumers the
+    needed partitions are shown too. Unknown table shapes fall back to a table.
+    """
+    table = getattr(result, "table", result)
+    if table is None or not len(table):
+        return empty_figure("Capacity plan", "Nothing to plan: no rows.")
+    keys = [c for c in ("group", "topic") if c in table.columns]
+    numeric = [c for c in table.columns
+               if c not in keys and pd.api.types.is_numeric_dtype(table[c])
+               and not pd.api.types.is_bool_dtype(table[c])
+               and ("consumer" in c or "partition" in c) and "rate" not in c]
+    if not numeric:
+        return table_figure(table, esc(title or "Capacity plan"))
+    labels = [key_label(*row) for row in table[keys].itertuples(index=False, name=None)] \
+        if keys else [str(i) for i in range(len(table))]
+    fig = new_figure(esc(title or "Consumers and partitions: today vs needed"),
+                     height=max(320, 140 + 40 * len(table)))
+    for index, column in enumerate(numeric):
+        values = pd.to_numeric(table[column], errors="coerce").astype(float)
+        fig.add_trace(go.Bar(
+            y=labels, x=values, orientation="h", name=esc(column.replace("_", " ")),
+            marker={"color": colour_for(index)},
+            text=[fmt_number(v) for v in values], textposition="outside",
+            hovertemplate=esc(column) + ": %{x:,.1f}<extra>%{y}</extra>",
+        ))
+    fig.update_layout(barmode="group", hovermode="closest")
+    fig.update_yaxes(autorange="reversed")
+    fig.update_xaxes(title_text="count", rangemode="tozero")
+    return fig

@@ -1,0 +1,303 @@
+"""Lag over time (with trend, onset and events), trend slopes, and lag in seconds."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from kbp_notebook.viz._style import (
+    TREND_COLOURS,
+    colour_for,
+    empty_figure,
+    esc,
+    fmt_duration,
+    key_label,
+    new_figure,
+)
+
+__all__ = ["plot_lag", "plot_lag_trend", "plot_time_lag"]
+
+_KEYS = ("group", "topic", "partition")
+
+
+def _series_keys(by: Sequence[str], partitions: bool) -> list[str]:
+    keys = [k for k in by if k in _KEYS or k == "cluster"]
+    if partitions and "partition" not in keys:
+        keys.append("partition")
+    return keys
+
+
+def _totals(lag: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Total lag per key and snapshot (NA lag = no commit, skipped)."""
+    values = lag["lag"].astype("Float64").astype("float64")
+    frame = lag[[*keys, "time"]].assign(lag=values)
+    out = frame.groupby([*keys, "time"], sort=True, observed=True)["lag"].sum(min_count=1)
+    return out.reset_index()
+
+
+def _trend_rows(trend: Any, keys: list[str]) -> pd.DataFrame:
+    table = getattr(trend, "table", trend)
+    if not isinstance(table, pd.DataFrame) or "slope_per_s" not in table.columns:
+        return pd.DataFrame()
+    return table
+
+
+def _match(table: pd.DataFrame, key: dict[str, Any]) -> pd.Series | None:
+    mask = np.ones(len(table), dtype=bool)
+    for name, value in key.items():
+        if name in table.columns:
+            mask &= (table[name].astype("string") == str(value)).fillna(False).to_numpy()
+    rows = table[mask]
+    return None if rows.empty else rows.iloc[0]
+
+
+def plot_lag(
+    lag: pd.DataFrame,
+    events: pd.DataFrame | None = None,
+    trend: Any = None,
+    *,
+    by: Sequence[str] = ("group", "topic"),
+    partitions: bool = False,
+    title: str | None = None,
+    max_series: int = 12,
+    height: int = 460,
+) -> go.Figure:
+    """Draw consumer lag over time, one line per key, with trend, onset and events.
+
+    Parameters
+    ----------
+    lag
+        LAG frame (validated or raw).
+    events
+        Optional events frame (``time``, ``kind``, ``text``): dotted vertical
+        lines with their text.
+    trend
+        Optional ``LagTrend`` (or its table): a dashed trend line from the
+        onset (or the first sample) with the fitted slope, and an onset marker.
+    by
+        Columns that make a series (default group and topic).
+    partitions
+        One line per partition as well (the per-partition breakdown).
+    title
+        Heading (escaped here).
+    max_series
+        Keep the series with the largest final lag; the rest are summed into
+        "other" so the figure stays readable on big clusters.
+    height
+        Figure height in pixels.
+
+    Returns
+    -------
+    plotly.graph_objects.Figure
+    """
+    heading = esc(title or "Consumer lag (messages behind the log end)")
+    if lag is None or not len(lag):
+        return empty_figure(title or "Consumer lag", "No lag samples in this selection.")
+    keys = _series_keys(by, partitions)
+    totals = _totals(lag, keys)
+    last = totals.sort_values("time").groupby(keys, observed=True)["lag"].last()
+    order = last.fillna(0).sort_values(ascending=False).index.tolist()
+    shown = order[:max_series]
+    trend_table = _trend_rows(trend, keys) if trend is not None else pd.DataFrame()
+
+    fig = new_figure(heading, height=height)
+    fig.update_yaxes(title_text="lag (messages)", rangemode="tozero")
+    fig.update_xaxes(title_text="time (UTC)")
+    grouped = {k if isinstance(k, tuple) else (k,): part
+               for k, part in totals.groupby(keys, observed=True, sort=False)}
+    for index, key_value in enumerate(shown):
+        key_tuple = key_value if isinstance(key_value, tuple) else (key_value,)
+        series = grouped[key_tuple]
+        label = key_label(*key_tuple)
+        colour = colour_for(index)
+        fig.add_trace(
+            go.Scatter(
+                x=series["time"], y=series["lag"], mode="lines", name=label,
+                line={"color": colour, "width": 2},
+                hovertemplate="%{y:,.0f} messages<extra>" + label + "</extra>",
+            )
+        )
+        if not trend_table.empty:
+            row = _match(trend_table, dict(zip(keys, key_tuple, strict=True)))
+            if row is not None:
+                _add_trend(fig, series, row, colour, label)
+    hidden = order[max_series:]
+    if hidden:
+        rest = totals.set_index(keys).loc[hidden].reset_index()
+        other = rest.groupby("time")["lag"].sum(min_count=1).reset_index()
+        fig.add_trace(
+            go.Scatter(x=other["time"], y=other["lag"], mode="lines",
+                       name=f"{len(hidden)} other series", line={"color": "#bbbbbb", "width": 1})
+        )
+    if events is not None and len(events):
+        add_events(fig, events)
+    return fig
+
+
+def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str,
+               label: str) -> None:
+    slope = float(row.get("slope_per_s", np.nan))
+    onset = row.get("onset", pd.NaT)
+    status = str(row.get("status", ""))
+    if not np.isfinite(slope):
+        return
+    start = pd.Timestamp(onset) if not pd.isna(onset) else series["time"].iloc[0]
+    tail = series[series["time"] >= start].dropna(subset=["lag"])
+    if len(tail) < 2:
+        tail = series.dropna(subset=["lag"])
+    if tail.empty:
+        return
+    seconds = (tail["time"] - start).dt.total_seconds().to_numpy()
+    # Anchor the drawn line like Theil-Sen does: the median residual at this slope.
+    intercept = float(np.median(tail["lag"].to_numpy(dtype=float) - slope * seconds))
+    x_end = tail["time"].iloc[-1]
+    end_s = float((x_end - start).total_seconds())
+    low, high = row.get("ci_low", np.nan), row.get("ci_high", np.nan)
+    interval = ""
+    if np.isfinite(low) and np.isfinite(high):
+        interval = f" (90% CI {low:+,.1f} to {high:+,.1f})"
+    fig.add_trace(
+        go.Scatter(
+            x=[start, x_end], y=[intercept, intercept + slope * end_s], mode="lines",
+            name=f"trend {label}: {slope:+,.1f} msg/s, {esc(status)}",
+            line={"color": TREND_COLOURS.get(status, colour), "dash": "dash", "width": 2},
+            hovertemplate=f"trend {slope:+,.2f} msg/s{esc(interval)}<extra>{label}</extra>",
+            legendgroup=label,
+        )
+    )
+    if not pd.isna(onset):
+        at = series.iloc[int(np.argmin(np.abs((series["time"] - start).dt.total_seconds())))]
+        fig.add_trace(
+            go.Scatter(
+                x=[start], y=[at["lag"]], mode="markers+text", text=["onset"],
+                textposition="top left", showlegend=False,
+                marker={"symbol": "diamond", "size": 12, "color": TREND_COLOURS["growing"],
+                        "line": {"color": "white", "width": 1}},
+                hovertemplate=f"lag growth began {start:%H:%M:%S} UTC<extra>{label}</extra>",
+                name=f"onset {label}",
+            )
+        )
+
+
+def add_events(fig: go.Figure, events: pd.DataFrame, *, row: int | None = None) -> None:
+    """Add dotted vertical lines with short labels for annotated events (escaped)."""
+    for event in events.itertuples(index=False):
+        text = f"{getattr(event, 'kind', '')}: {getattr(event, 'text', '')}".strip(": ")
+        short = text if len(text) <= 48 else text[:45] + "…"
+        kwargs: dict[str, Any] = {} if row is None else {"row": row, "col": 1}
+        fig.add_vline(
+            x=pd.Timestamp(event.time), line={"color": "#555555", "dash": "dot", "width": 1},
+            annotation_text=esc(short), annotation_position="top left",
+            annotation={"font": {"size": 10, "color": "#444444"}, "textangle": -90},
+            **kwargs,
+        )
+
+
+def plot_lag_trend(result: Any, *, lag: pd.DataFrame | None = None,
+                   events: pd.DataFrame | None = None) -> go.Figure:
+    """Draw a ``LagTrend``: with ``lag``, the series and fitted trends; else the slopes.
+
+    Without the lag frame the figure shows each key's slope in messages/s with
+    its confidence interval, coloured growing / stable / draining, and the
+    onset time in the hover.
+    """
+    source = lag if lag is not None else getattr(result, "lag", None)
+    if isinstance(source, pd.DataFrame) and len(source):
+        by = [c for c in ("group", "topic", "partition") if c in result.table.columns]
+        return plot_lag(source, events=events, trend=result, by=by,
+                        title="Consumer lag and its trend")
+    table = result.table
+    if table.empty:
+        return empty_figure("Lag trend", "No series had enough samples for a trend.")
+    keys = [c for c in ("cluster", "group", "topic", "partition") if c in table.columns]
+    labels = [key_label(*row) for row in table[keys].itertuples(index=False, name=None)]
+    slope = table["slope_per_s"].astype(float).to_numpy()
+    low = table.get("ci_low", pd.Series(np.nan, index=table.index)).astype(float).to_numpy()
+    high = table.get("ci_high", pd.Series(np.nan, index=table.index)).astype(float).to_numpy()
+    status = table.get("status", pd.Series("", index=table.index)).astype(str).tolist()
+    onset = table.get("onset", pd.Series(pd.NaT, index=table.index))
+    onset_text = ["—" if pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M:%S} UTC" for t in onset]
+    fig = new_figure("Lag trend per key (messages/s, with confidence interval)",
+                     height=max(260, 60 + 34 * len(table)))
+    fig.add_trace(
+        go.Bar(
+            y=labels, x=slope, orientation="h",
+            marker={"color": [TREND_COLOURS.get(s, "#7f7f7f") for s in status]},
+            error_x={"type": "data", "symmetric": False,
+                     "array": np.where(np.isfinite(high), high - slope, 0),
+                     "arrayminus": np.where(np.isfinite(low), slope - low, 0),
+                     "color": "#444444"},
+            customdata=np.column_stack([status, onset_text]),
+            hovertemplate="%{x:+,.2f} msg/s, %{customdata[0]}<br>onset %{customdata[1]}"
+                          "<extra>%{y}</extra>",
+            name="slope",
+        )
+    )
+    fig.update_layout(hovermode="closest", showlegend=False)
+    fig.update_xaxes(title_text="lag change (messages/s); >0 growing", zeroline=True,
+                     zerolinecolor="#888888")
+    fig.update_yaxes(autorange="reversed")
+    return fig
+
+
+def plot_time_lag(result: Any, *, by: Sequence[str] = ("group", "topic"),
+                  max_series: int = 12) -> go.Figure:
+    """Draw lag in seconds behind the head of the log, worst partition per key.
+
+    Points where the committed offset is older than the recorded history are
+    lower bounds: drawn as open up-triangles labelled "at least".
+    """
+    table = getattr(result, "table", result)
+    if table is None or not len(table) or "time_lag_s" not in table.columns:
+        return empty_figure("Lag in seconds", "No time-lag values to draw.")
+    keys = [k for k in by if k in table.columns]
+    frame = table[[*keys, "time", "time_lag_s"]].copy()
+    frame["time_lag_s"] = frame["time_lag_s"].astype("Float64").astype("float64")
+    bound = table.get("time_lag_is_lower_bound", pd.Series(False, index=table.index))
+    frame["bound"] = bound.astype("boolean").fillna(False).astype(bool)
+    frame = frame.dropna(subset=["time_lag_s"])
+    # Worst partition per key and snapshot: sort once, keep the last.
+    worst = frame.sort_values("time_lag_s", kind="stable").drop_duplicates([*keys, "time"],
+                                                                             keep="last")
+    worst = worst.sort_values([*keys, "time"])
+    last = worst.groupby(keys, observed=True)["time_lag_s"].last().sort_values(ascending=False)
+    fig = new_figure("Lag in seconds: how far behind the newest message (worst partition)")
+    fig.update_yaxes(title_text="seconds behind", rangemode="tozero")
+    fig.update_xaxes(title_text="time (UTC)")
+    parts = {k if isinstance(k, tuple) else (k,): part
+             for k, part in worst.groupby(keys, observed=True, sort=False)}
+    any_bound = False
+    for index, key_value in enumerate(last.index[:max_series]):
+        key_tuple = key_value if isinstance(key_value, tuple) else (key_value,)
+        part = parts[key_tuple]
+        label = key_label(*key_tuple)
+        colour = colour_for(index)
+        exact = part["time_lag_s"].where(~part["bound"])
+        fig.add_trace(go.Scatter(
+            x=part["time"], y=exact, mode="lines", name=label, line={"color": colour, "width": 2},
+            customdata=[fmt_duration(v) for v in part["time_lag_s"]],
+            hovertemplate="%{customdata} behind<extra>" + label + "</extra>",
+            connectgaps=False,
+        ))
+        lower = part[part["bound"]]
+        if len(lower):
+            any_bound = True
+            fig.add_trace(go.Scatter(
+                x=lower["time"], y=lower["time_lag_s"], mode="markers",
+                name=f"{label}: at least (older than the history)",
+                marker={"symbol": "triangle-up-open", "size": 9, "color": colour},
+                customdata=[fmt_duration(v) for v in lower["time_lag_s"]],
+                hovertemplate="at least %{customdata} behind (lower bound)<extra>" + label
+                              + "</extra>",
+            ))
+    if any_bound:
+        fig.add_annotation(
+            text="open triangles: lower bounds, the committed offset is older than the recording",
+            xref="paper", yref="paper", x=0, y=-0.18, showarrow=False,
+            font={"size": 11, "color": "#555555"}, xanchor="left",
+        )
+    return fig

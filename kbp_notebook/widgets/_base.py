@@ -1,0 +1,90 @@
+"""What every explorer shares: a figure area that works live and in exported HTML."""
+
+from __future__ import annotations
+
+import html
+import threading
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+import plotly.graph_objects as go
+
+from kbp_notebook.frames import Dataset
+from kbp_notebook.viz import figure_mimebundle
+
+__all__ = ["Explorer", "as_lag_frame"]
+
+ALL = "(all)"
+
+
+def as_lag_frame(source: Any) -> tuple[pd.DataFrame, pd.DataFrame | None, Dataset | None]:
+    """Return ``(lag, events, dataset)`` from a Dataset or a LAG frame."""
+    if isinstance(source, Dataset):
+        return source.lag, source.events, source
+    if isinstance(source, pd.DataFrame):
+        return Dataset(lag=source).lag, None, None
+    raise TypeError(
+        f"expected a kbp_notebook Dataset or a LAG DataFrame, got {type(source).__name__}; "
+        "load one with kbp.load_sample(...) or kbp.read_dataset(...)."
+    )
+
+
+class FigureView(widgets.Output):
+    """An output area holding one plotly figure.
+
+    The figure is written straight into the widget's ``outputs`` (no
+    ``display`` context needed, so it works from callbacks, threads and
+    without a kernel) as a bundle JupyterLab/Voilà draw interactively and an
+    exported report draws offline.
+    """
+
+    def show(self, figure: go.Figure) -> None:
+        """Replace the shown figure."""
+        self.outputs = (
+            {"output_type": "display_data", "data": figure_mimebundle(figure), "metadata": {}},
+        )
+
+
+class Explorer(widgets.VBox):
+    """Base class: controls on top, a one-line readout, the figure below.
+
+    Subclasses build ``controls``, implement ``_build_figure()`` (calling
+    analysis and viz only) and call ``refresh()`` when a control changes.
+    """
+
+    def __init__(self, controls: list[widgets.Widget], **kwargs: Any) -> None:
+        self.readout = widgets.HTML(value="", layout=widgets.Layout(min_height="1.6em"))
+        self.view = FigureView(layout=widgets.Layout(width="100%"))
+        self.figure: go.Figure = go.Figure()
+        self.refreshes = 0
+        self._refresh_lock = threading.RLock()
+        layout = widgets.Layout(flex_flow="row wrap", grid_gap="4px 12px")
+        box = widgets.HBox(controls, layout=layout)
+        super().__init__(children=[box, self.readout, self.view], **kwargs)
+
+    def _build_figure(self) -> tuple[go.Figure, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def refresh(self, *_: Any) -> None:
+        """Recompute from the controls' current values and redraw."""
+        with self._refresh_lock:
+            figure, text = self._build_figure()
+            self.figure = figure
+            self.readout.value = text
+            self.view.show(figure)
+            self.refreshes += 1
+
+    def static_figure(self) -> go.Figure:
+        """Return the current state as a plain ``go.Figure`` (for exports and reports)."""
+        return go.Figure(self.figure)
+
+    def _observe_all(self, controls: list[widgets.Widget]) -> None:
+        for control in controls:
+            control.observe(self.refresh, names="value")
+
+
+def message(text: str, *, tone: str = "info") -> str:
+    """Return an escaped one-line HTML message for a readout."""
+    colour = {"info": "#333333", "warn": "#8a5a00", "error": "#b00020", "ok": "#1a7f37"}[tone]
+    return f"<span style='color:{colour}'>{html.escape(text)}</span>"

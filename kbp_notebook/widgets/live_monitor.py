@@ -1,0 +1,222 @@
+"""LiveMonitor: poll a live cluster's lag every few seconds into a live figure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+import pandas as pd
+import plotly.graph_objects as go
+
+from kbp_notebook import analysis, viz
+from kbp_notebook.errors import KbpError
+from kbp_notebook.frames import Dataset, empty_lag_frame
+from kbp_notebook.viz._style import fmt_duration
+from kbp_notebook.widgets._base import Explorer, message
+
+__all__ = ["LiveMonitor"]
+
+
+class LiveMonitor(Explorer):
+    """Watch consumer lag live: trend and ETA to drain, start/stop, optional recording.
+
+    Every ``every_s`` seconds a background thread takes a read-only
+    ``LagCollector.snapshot()`` (it never joins a group or commits), keeps the
+    last ``window_s`` seconds, and redraws: lag per group/topic with the
+    ``lag_trend`` line and the ``time_to_drain`` ETA in the readout. With
+    ``record_to`` every snapshot is also appended to a Dataset folder
+    (crash-safe parts). When the cluster cannot be reached the readout says
+    "cluster unreachable since …" and polling continues.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        ``host:port[,...]``; or pass ``collector`` instead.
+    every_s
+        Poll interval in seconds.
+    groups
+        Group ids to watch (default: every group).
+    cluster
+        Name written into the frames.
+    record_to
+        Dataset folder to append snapshots to, or None.
+    window_s
+        History kept for the figure and the trend (seconds).
+    collector
+        A ready ``LagCollector`` (or anything with ``.snapshot(groups)``).
+    **kafka_config
+        Client settings for the ``LagCollector`` (secrets are never shown).
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | None = None,
+        *,
+        every_s: float = 5.0,
+        groups: Iterable[str] | None = None,
+        cluster: str = "default",
+        record_to: str | Path | None = None,
+        window_s: float = 1800.0,
+        collector: Any = None,
+        **kafka_config: Any,
+    ) -> None:
+        if collector is None and not bootstrap_servers:
+            raise TypeError("LiveMonitor needs bootstrap_servers or collector.")
+        self.bootstrap_servers = bootstrap_servers
+        self.groups = list(groups) if groups is not None else None
+        self.cluster_name = cluster
+        self.window_s = float(window_s)
+        self._kafka_config = dict(kafka_config)
+        self._collector = collector
+        self._appender: Any = None
+        self.record_to = Path(record_to) if record_to is not None else None
+        self.history = empty_lag_frame()
+        self.unreachable_since: pd.Timestamp | None = None
+        self.last_error: str | None = None
+        self.polls = 0
+        self.trend: Any = None
+        self.forecast: Any = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.start_button = widgets.Button(description="start", icon="play",
+                                           button_style="success")
+        self.stop_button = widgets.Button(description="stop", icon="stop", disabled=True)
+        self.every = widgets.BoundedFloatText(value=float(every_s), min=1, max=3600, step=1,
+                                              description="every (s)",
+                                              layout=widgets.Layout(width="160px"))
+        self.record = widgets.Checkbox(value=self.record_to is not None, indent=False,
+                                       description=f"record to {self.record_to}"
+                                       if self.record_to else "record (set record_to)",
+                                       disabled=self.record_to is None)
+        self.start_button.on_click(lambda _: self.start())
+        self.stop_button.on_click(lambda _: self.stop())
+        super().__init__([self.start_button, self.stop_button, self.every, self.record])
+        self.readout.value = message("Not started: press start (or call .poll_once()).")
+        self.figure = viz.plot_lag(self.history, title="Live consumer lag")
+        self.view.show(self.figure)
+
+    # -- polling -------------------------------------------------------------------
+
+    def _get_collector(self) -> Any:
+        if self._collector is None:
+            from kbp_notebook.collect.kafka_lag import LagCollector
+
+            self._collector = LagCollector(self.bootstrap_servers, cluster=self.cluster_name,
+                                           **self._kafka_config)
+        return self._collector
+
+    def poll_once(self) -> bool:
+        """Take one snapshot and redraw; return False when the cluster was unreachable."""
+        now = pd.Timestamp.now(tz="UTC")
+        try:
+            snapshot = self._get_collector().snapshot(self.groups)
+        except KbpError as exc:
+            if self.unreachable_since is None:
+                self.unreachable_since = now
+            self.last_error = str(exc)
+            self.polls += 1
+            self.readout.value = message(
+                f"cluster unreachable since {self.unreachable_since:%Y-%m-%d %H:%M:%S} UTC "
+                f"({fmt_duration((now - self.unreachable_since).total_seconds())}); still "
+                f"trying every {self.every.value:g} s. Last error: {exc}",
+                tone="error",
+            )
+            return False
+        self.unreachable_since = None
+        self.last_error = None
+        if self.record.value and self.record_to is not None and len(snapshot):
+            if self._appender is None:
+                from kbp_notebook.collect.storage import DatasetAppender
+
+                self._appender = DatasetAppender(
+                    self.record_to, meta={"cluster": self.cluster_name, "source": "LiveMonitor"})
+            self._appender.append(lag=snapshot)
+        history = pd.concat([self.history, snapshot], ignore_index=True) if len(self.history) \
+            else snapshot
+        cutoff = history["time"].max() - pd.Timedelta(seconds=self.window_s)
+        self.history = history[history["time"] >= cutoff].reset_index(drop=True)
+        self.polls += 1
+        self.refresh()
+        return True
+
+    def _build_figure(self) -> tuple[go.Figure, str]:
+        history = self.history
+        snapshots = history["time"].nunique() if len(history) else 0
+        self.trend = None
+        self.forecast = None
+        text = f"{snapshots} snapshot(s)"
+        if snapshots >= 3:
+            try:
+                self.trend = analysis.lag_trend(history)
+            except KbpError as exc:
+                text += f"; no trend yet ({exc})"
+            try:
+                self.forecast = analysis.time_to_drain(history)
+            except KbpError as exc:
+                text += f"; no ETA yet ({exc})"
+        else:
+            text += "; trend and ETA after 3 snapshots"
+        if len(history):
+            text = (f"{int(history[history['time'] == history['time'].max()]['lag'].sum()):,}"
+                    f" messages behind at {history['time'].max():%H:%M:%S} UTC; " + text)
+        if self.forecast is not None and len(self.forecast.table):
+            worst = self.forecast.table.sort_values("eta_s", ascending=False).iloc[0]
+            label = f"{worst['group']}/{worst['topic']}"
+            if bool(worst.get("drains", True)):
+                text += f"; slowest to drain: {label} in {fmt_duration(float(worst['eta_s']))}"
+            else:
+                text += f"; {label} does NOT drain at current rates"
+        figure = viz.plot_lag(history, trend=self.trend, title="Live consumer lag")
+        return figure, message(text)
+
+    # -- start / stop -----------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Whether the polling thread is alive."""
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> None:
+        """Start polling in a background thread (no-op when already running)."""
+        if self.running:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="kbp-live-monitor", daemon=True)
+        self.start_button.disabled = True
+        self.stop_button.disabled = False
+        self._thread.start()
+
+    def stop(self, *, timeout_s: float = 30.0) -> None:
+        """Stop polling and wait for the thread to finish its current poll."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+        self._thread = None
+        self.start_button.disabled = False
+        self.stop_button.disabled = True
+
+    def close_collector(self) -> None:
+        """Stop and close the connections this monitor opened."""
+        self.stop()
+        close: Callable[[], None] | None = getattr(self._collector, "close", None)
+        if close is not None:
+            close()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                self.poll_once()
+            except Exception as exc:  # noqa: BLE001 - keep the monitor alive, say what broke
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.readout.value = message(f"monitor error: {self.last_error}", tone="error")
+            self._stop.wait(max(0.0, float(self.every.value) - (time.monotonic() - started)))
+
+    def dataset(self) -> Dataset:
+        """Return the history kept in memory as a Dataset."""
+        return Dataset(lag=self.history, meta={"cluster": self.cluster_name,
+                                               "source": "LiveMonitor"})
