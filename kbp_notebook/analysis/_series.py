@@ -1,0 +1,604 @@
+"""Shared machinery: one LAG frame in, padded numpy arrays per series out.
+
+Every analysis here works on a :class:`Panel`: the LAG frame grouped once
+into ``(K, T)`` float arrays, one row per key (``cluster`` plus the asked
+``by`` columns), samples left-aligned in time order and NaN-padded on the
+right. Grouping uses factorised key codes and, where the key is not a prefix
+of the validated sort order, one stable argsort -- never a Python loop per
+series.
+
+When the key leaves out ``partition`` the partition rows are summed to one
+value per key and snapshot time. Snapshots where fewer partitions reported
+than the key's usual number are dropped, and a column's sum is NaN where
+fewer partitions had a value than usual, so a missing partition never shows
+up as a fall in committed offsets (which would read as a rewind or a burst
+of lag).
+
+Times are float seconds since the frame's first timestamp (``Panel.t0``),
+computed with ``Series.dt.total_seconds()`` so the datetime resolution pandas
+picked (``ns`` or ``us``) does not matter.
+
+Also here: the vectorised statistics several analyses share (OLS per row,
+lag-1 autocorrelation, a one-hinge segmented regression, windowing).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from kbp_notebook.errors import KbpDataError, KbpInputError
+from kbp_notebook.frames import validate_lag_frame
+
+__all__ = [
+    "KEY_ORDER",
+    "Panel",
+    "apply_window",
+    "build_panel",
+    "compact",
+    "hinge_fit",
+    "lag1_autocorr",
+    "normalise_by",
+    "ols",
+    "prepare_lag",
+    "to_timestamps",
+]
+
+#: Columns a key may use, in the order the validated LAG frame is sorted.
+KEY_ORDER: tuple[str, ...] = ("cluster", "group", "topic", "partition")
+
+NUMERIC_COLUMNS: tuple[str, ...] = ("committed_offset", "log_end_offset", "lag")
+
+
+def prepare_lag(lag: pd.DataFrame) -> pd.DataFrame:
+    """Validate a LAG frame and refuse an empty one.
+
+    Parameters
+    ----------
+    lag
+        LAG frame (see DESIGN.md).
+
+    Returns
+    -------
+    pandas.DataFrame
+        The normalised copy from :func:`kbp_notebook.frames.validate_lag_frame`.
+
+    Raises
+    ------
+    KbpInputError
+        The frame does not fit the LAG schema.
+    KbpDataError
+        The frame has no rows.
+    """
+    out = validate_lag_frame(lag)
+    if len(out) == 0:
+        raise KbpDataError(
+            "LAG frame has no rows; record some snapshots first "
+            "(LagCollector.record or load_sample)."
+        )
+    return out
+
+
+def normalise_by(by: str | Iterable[str]) -> tuple[str, ...]:
+    """Return the key columns for ``by``: ``cluster`` first, then ``by`` in schema order.
+
+    Raises
+    ------
+    KbpInputError
+        ``by`` names a column that is not a key of the LAG frame.
+    """
+    names = (by,) if isinstance(by, str) else tuple(by)
+    unknown = [name for name in names if name not in KEY_ORDER]
+    if unknown or not names:
+        raise KbpInputError(
+            f"by={names!r} is not a key of the LAG frame; use a subset of "
+            f"('group', 'topic', 'partition'), e.g. by=('group', 'topic').",
+            column=unknown[0] if unknown else None,
+        )
+    return ("cluster", *[name for name in KEY_ORDER[1:] if name in names])
+
+
+@dataclass(frozen=True)
+class Panel:
+    """Series of one LAG frame as padded arrays.
+
+    Attributes
+    ----------
+    keys
+        One row per series with the key columns (``cluster``, ...).
+    t0
+        Timestamp that ``time_s`` counts from.
+    time_s
+        ``(K, T)`` seconds since ``t0``; NaN after a series' last sample.
+    values
+        Column name -> ``(K, T)`` float64 array aligned with ``time_s``.
+    n
+        ``(K,)`` number of samples per series.
+    partitions
+        ``(K,)`` number of partitions summed into each series (1 per partition).
+    """
+
+    keys: pd.DataFrame
+    t0: pd.Timestamp
+    time_s: np.ndarray
+    values: dict[str, np.ndarray] = field(default_factory=dict)
+    n: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    partitions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        """Return the ``(K, T)`` array of column ``name``."""
+        return self.values[name]
+
+    @property
+    def size(self) -> int:
+        """Number of series."""
+        return int(self.time_s.shape[0])
+
+    def last(self, array: np.ndarray) -> np.ndarray:
+        """Return each row's value at its last sample (NaN for empty rows)."""
+        return last_valid(array, self.n)
+
+
+def last_valid(array: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Value at index ``n - 1`` of each row of a left-aligned array (NaN where n == 0)."""
+    index = np.clip(n - 1, 0, max(array.shape[1] - 1, 0))
+    if array.shape[1] == 0:
+        return np.full(array.shape[0], np.nan)
+    out = np.take_along_axis(array, index[:, None], axis=1)[:, 0].astype(float)
+    out[n == 0] = np.nan
+    return out
+
+
+def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Combine key columns into one int64 code per row (equal code == equal key)."""
+    code = np.zeros(len(frame), dtype=np.int64)
+    for name in columns:
+        column_codes, uniques = pd.factorize(frame[name], sort=False)
+        width = max(len(uniques), 1)
+        if code.max(initial=0) >= (np.iinfo(np.int64).max // (width + 1)):
+            code = np.unique(code, return_inverse=True)[1].astype(np.int64)
+        code = code * width + column_codes.astype(np.int64)
+    return code
+
+
+def _pad(
+    key_id: np.ndarray, columns: dict[str, np.ndarray], n_keys: int
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Scatter rows sorted by (key, time) into ``(K, T)`` arrays, NaN padded."""
+    counts = np.bincount(key_id, minlength=n_keys).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    pos = np.arange(len(key_id), dtype=np.int64) - starts[key_id]
+    width = int(counts.max(initial=0))
+    out: dict[str, np.ndarray] = {}
+    for name, values in columns.items():
+        array = np.full((n_keys, width), np.nan)
+        array[key_id, pos] = values
+        out[name] = array
+    return out, counts
+
+
+def _float(series: pd.Series) -> np.ndarray:
+    return series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+def owner_flag(frame: pd.DataFrame) -> np.ndarray | None:
+    """1.0 where a row's partition has an owner (``consumer_id``), 0.0 where not, None if unknown."""
+    if "consumer_id" not in frame.columns:
+        return None
+    ids = frame["consumer_id"]
+    known = ids.notna().to_numpy()
+    if not known.any():
+        return None
+    text = ids.fillna("").astype(str).str.strip()
+    return ((text != "") & (text != "-")).to_numpy().astype(np.float64)
+
+
+def build_panel(
+    lag: pd.DataFrame,
+    *,
+    by: tuple[str, ...],
+    columns: Sequence[str] = NUMERIC_COLUMNS,
+    extra: dict[str, np.ndarray] | None = None,
+) -> Panel:
+    """Group a validated LAG frame once into a :class:`Panel`.
+
+    Parameters
+    ----------
+    lag
+        Validated LAG frame (from :func:`prepare_lag`).
+    by
+        Key columns from :func:`normalise_by` (``cluster`` first).
+    columns
+        Numeric columns to carry (summed across partitions when ``by`` has no
+        ``partition``).
+    extra
+        Further per-row float arrays to carry under their names (summed like
+        ``columns``).
+
+    Returns
+    -------
+    Panel
+    """
+    t0 = lag["time"].min()
+    seconds = (lag["time"] - t0).dt.total_seconds().to_numpy(dtype=np.float64)
+    data = {name: _float(lag[name]) for name in columns if name in lag.columns}
+    if extra:
+        data.update(extra)
+    code = _codes(lag, by)
+    prefix = by == KEY_ORDER[: len(by)]
+    if "partition" in by:
+        if prefix:
+            # Validated frames are sorted by (cluster, group, topic, partition, time),
+            # so each key is already one contiguous, time-ordered run.
+            change = np.empty(len(code), dtype=bool)
+            change[:1] = True
+            change[1:] = code[1:] != code[:-1]
+            key_id = np.cumsum(change) - 1
+            first = np.flatnonzero(change)
+            order = None
+        else:
+            order = np.lexsort((seconds, code))
+            sorted_code = code[order]
+            change = np.empty(len(code), dtype=bool)
+            change[:1] = True
+            change[1:] = sorted_code[1:] != sorted_code[:-1]
+            key_id = np.cumsum(change) - 1
+            first = order[np.flatnonzero(change)]
+        n_keys = int(key_id[-1]) + 1 if len(key_id) else 0
+        if order is not None:
+            seconds = seconds[order]
+            data = {name: values[order] for name, values in data.items()}
+        padded, counts = _pad(key_id, {"time_s": seconds, **data}, n_keys)
+        keys = lag.iloc[first][list(by)].reset_index(drop=True)
+        return Panel(
+            keys=keys,
+            t0=t0,
+            time_s=padded.pop("time_s"),
+            values=padded,
+            n=counts,
+            partitions=np.ones(n_keys, dtype=np.int64),
+        )
+    return _aggregate(lag, by=by, code=code, seconds=seconds, data=data, t0=t0)
+
+
+def _aggregate(
+    lag: pd.DataFrame,
+    *,
+    by: tuple[str, ...],
+    code: np.ndarray,
+    seconds: np.ndarray,
+    data: dict[str, np.ndarray],
+    t0: pd.Timestamp,
+) -> Panel:
+    """Sum partition rows to one row per (key, snapshot time)."""
+    key_codes, key_id = np.unique(code, return_inverse=True)
+    n_keys = len(key_codes)
+    times, time_id = np.unique(seconds, return_inverse=True)
+    pair = key_id.astype(np.int64) * len(times) + time_id
+    pairs, pair_id = np.unique(pair, return_inverse=True)
+    pair_key = pairs // len(times)
+    pair_time = times[pairs % len(times)]
+    rows = np.bincount(pair_id, minlength=len(pairs))
+    partitions_seen = np.unique(
+        key_id.astype(np.int64) * (int(lag["partition"].max()) + 1)
+        + lag["partition"].to_numpy(dtype=np.int64)
+    )
+    n_partitions = np.bincount(
+        partitions_seen // (int(lag["partition"].max()) + 1), minlength=n_keys
+    )
+    full_rows = np.zeros(n_keys, dtype=np.int64)
+    np.maximum.at(full_rows, pair_key, rows)
+    keep = rows >= full_rows[pair_key]
+    sums: dict[str, np.ndarray] = {}
+    for name, values in data.items():
+        present = ~np.isnan(values)
+        total = np.bincount(pair_id, weights=np.where(present, values, 0.0), minlength=len(pairs))
+        count = np.bincount(pair_id, weights=present.astype(np.float64), minlength=len(pairs))
+        full = np.zeros(n_keys)
+        np.maximum.at(full, pair_key[keep], count[keep])
+        total[(count < full[pair_key]) | (count == 0)] = np.nan
+        sums[name] = total[keep]
+    first_row = np.unique(key_id, return_index=True)[1]
+    keys = lag.iloc[first_row][list(by)].reset_index(drop=True)
+    padded, counts = _pad(pair_key[keep], {"time_s": pair_time[keep], **sums}, n_keys)
+    return Panel(
+        keys=keys,
+        t0=t0,
+        time_s=padded.pop("time_s"),
+        values=padded,
+        n=counts,
+        partitions=n_partitions.astype(np.int64),
+    )
+
+
+def to_timestamps(t0: pd.Timestamp, seconds: np.ndarray) -> pd.DatetimeIndex:
+    """Turn float seconds since ``t0`` into UTC timestamps (NaT for NaN or inf)."""
+    seconds = np.asarray(seconds, dtype=np.float64)
+    finite = np.isfinite(seconds)
+    nanos = np.where(finite, np.round(np.where(finite, seconds, 0.0) * 1e9), 0).astype(np.int64)
+    out = pd.DatetimeIndex(t0 + pd.to_timedelta(nanos, unit="ns"))
+    return out.where(finite, pd.NaT)
+
+
+def parse_window(window: object) -> pd.Timedelta | int | None:
+    """Read ``window``: None, a sample count (int) or a duration ("30min", Timedelta).
+
+    Raises
+    ------
+    KbpInputError
+        ``window`` is neither.
+    """
+    if window is None:
+        return None
+    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
+        if window < 2:
+            raise KbpInputError(f"window={window!r} must keep at least 2 samples.")
+        return int(window)
+    try:
+        span = pd.Timedelta(window)  # type: ignore[arg-type]
+    except (ValueError, TypeError):
+        raise KbpInputError(
+            f"window={window!r} is not a duration or a sample count; "
+            f"use e.g. window='30min', pd.Timedelta(minutes=30) or window=60 (samples)."
+        ) from None
+    if span <= pd.Timedelta(0):
+        raise KbpInputError(f"window={window!r} must be a positive duration.")
+    return span
+
+
+def compact(panel: Panel, keep: np.ndarray) -> Panel:
+    """Drop the samples where ``keep`` is False and left-align what remains."""
+    keep = keep & ~np.isnan(panel.time_s)
+    order = np.argsort(~keep, axis=1, kind="stable")
+    n = keep.sum(axis=1).astype(np.int64)
+    width = int(n.max(initial=0))
+    order = order[:, :width]
+    valid = np.arange(width)[None, :] < n[:, None]
+
+    def take(array: np.ndarray) -> np.ndarray:
+        out = np.take_along_axis(array, order, axis=1)
+        out[~valid] = np.nan
+        return out
+
+    return replace(
+        panel,
+        time_s=take(panel.time_s),
+        values={name: take(array) for name, array in panel.values.items()},
+        n=n,
+    )
+
+
+def apply_window(panel: Panel, window: object) -> Panel:
+    """Keep the last ``window`` of each series (a duration or a sample count)."""
+    span = parse_window(window)
+    if span is None:
+        return panel
+    if isinstance(span, int):
+        index = np.arange(panel.time_s.shape[1])[None, :]
+        keep = index >= (panel.n - span)[:, None]
+    else:
+        end = panel.last(panel.time_s)
+        keep = panel.time_s >= (end - span.total_seconds())[:, None]
+    return compact(panel, keep)
+
+
+def ols(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+    """Least-squares line per row, ignoring NaN pairs.
+
+    Returns
+    -------
+    dict
+        ``slope``, ``intercept``, ``n``, ``sxx`` (centred sum of squares of t),
+        ``sse`` and ``resid`` (``(K, T)``, NaN where not used).
+    """
+    mask = ~(np.isnan(t) | np.isnan(y))
+    n = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tz = np.where(mask, t, 0.0)
+        yz = np.where(mask, y, 0.0)
+        t_mean = tz.sum(axis=1) / n
+        y_mean = yz.sum(axis=1) / n
+        dt = np.where(mask, t - t_mean[:, None], 0.0)
+        dy = np.where(mask, y - y_mean[:, None], 0.0)
+        sxx = (dt * dt).sum(axis=1)
+        sxy = (dt * dy).sum(axis=1)
+        slope = np.where(sxx > 0, sxy / sxx, np.nan)
+        intercept = y_mean - slope * t_mean
+        resid = np.where(mask, y - (intercept[:, None] + slope[:, None] * t), np.nan)
+        sse = np.nansum(resid * resid, axis=1)
+    return {"slope": slope, "intercept": intercept, "n": n, "sxx": sxx, "sse": sse, "resid": resid}
+
+
+def lag1_autocorr(resid: np.ndarray) -> np.ndarray:
+    """Lag-1 autocorrelation of each row (NaN-aware, consecutive valid samples)."""
+    a = resid[:, :-1]
+    b = resid[:, 1:]
+    both = ~(np.isnan(a) | np.isnan(b))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.nanmean(np.where(np.isnan(resid), np.nan, resid), axis=1)
+        centred_a = np.where(both, a - mean[:, None], 0.0)
+        centred_b = np.where(both, b - mean[:, None], 0.0)
+        full = resid - mean[:, None]
+        denominator = np.nansum(full * full, axis=1)
+        numerator = (centred_a * centred_b).sum(axis=1)
+        return np.where(denominator > 0, numerator / denominator, 0.0)
+
+
+def variance_inflation(rho: np.ndarray, *, cap: float = 0.99) -> np.ndarray:
+    """AR(1) variance inflation ``(1 + rho) / (1 - rho)`` with rho clipped to ``[0, cap]``.
+
+    Negative autocorrelation is not allowed to shrink an interval (clipped at 0).
+    """
+    r = np.clip(np.nan_to_num(rho, nan=0.0), 0.0, cap)
+    return (1.0 + r) / (1.0 - r)
+
+
+def hinge_fit(
+    t: np.ndarray, y: np.ndarray, n: np.ndarray, *, candidates: int = 48, alpha: float = 0.01
+) -> dict[str, np.ndarray]:
+    """Best continuous two-segment line per row (one change of slope).
+
+    For each row, the model ``y = a + b t + c max(0, t - tau)`` is fitted for
+    ``tau`` at up to ``candidates`` sample times between the 10th and 90th
+    percentile of the samples, and the tau with the smallest squared error
+    is kept. Sums are built with reverse cumulative sums, so the cost is
+    ``O(K (T + candidates))`` plus ``K * candidates`` 3x3 solves.
+
+    The hinge is called ``significant`` when an F-test of the extra term,
+    with the residual degrees of freedom shrunk by the lag-1
+    autocorrelation of the hinge residuals (AR(1) effective sample size),
+    rejects at ``alpha``.
+
+    Parameters
+    ----------
+    t, y
+        Left-aligned ``(K, T)`` arrays (NaN padded).
+    n
+        ``(K,)`` number of samples per row.
+
+    Returns
+    -------
+    dict
+        ``tau`` (seconds, NaN where no fit), ``slope_before``, ``slope_after``,
+        ``f_stat``, ``significant`` (bool), and ``origin``, ``level`` so that
+        :func:`hinge_predict` can evaluate the fitted line.
+    """
+    k, width = t.shape
+    out_nan = np.full(k, np.nan)
+    if width < 6:
+        return {
+            "origin": out_nan.copy(),
+            "level": out_nan.copy(),
+            "tau": out_nan,
+            "slope_before": out_nan.copy(),
+            "slope_after": out_nan.copy(),
+            "f_stat": out_nan.copy(),
+            "significant": np.zeros(k, dtype=bool),
+        }
+    mask = ~(np.isnan(t) | np.isnan(y))
+    tz = np.where(mask, t, 0.0)
+    yz = np.where(mask, y, 0.0)
+    # Work relative to each row's first sample to keep sums well conditioned.
+    origin = tz[:, :1]
+    tz = np.where(mask, tz - origin, 0.0)
+    scale = np.where(n > 0, np.nanmax(np.where(mask, tz, np.nan), axis=1), 1.0)
+    scale = np.where(scale > 0, scale, 1.0)[:, None]
+    tz = tz / scale
+    m = mask.astype(np.float64)
+
+    def rcum(a: np.ndarray) -> np.ndarray:
+        return np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
+
+    r_n, r_t, r_tt, r_y, r_ty = rcum(m), rcum(tz), rcum(tz * tz), rcum(yz), rcum(tz * yz)
+    total = {name: a[:, 0] for name, a in (("n", r_n), ("t", r_t), ("tt", r_tt), ("y", r_y))}
+    total["ty"] = r_ty[:, 0]
+    total["yy"] = (yz * yz).sum(axis=1)
+    frac = np.linspace(0.1, 0.9, candidates)
+    idx = np.clip(np.floor(frac[None, :] * (n[:, None] - 1)).astype(np.int64), 1, width - 1)
+    tau = np.take_along_axis(tz, idx, axis=1)
+
+    def at(a: np.ndarray) -> np.ndarray:
+        return np.take_along_axis(a, idx, axis=1)
+
+    # Sums over samples after tau (index > idx, so t > tau for distinct times).
+    nxt = np.clip(idx + 1, 0, width - 1)
+    tail = idx + 1 < width
+
+    def after(a: np.ndarray) -> np.ndarray:
+        return np.where(tail, np.take_along_axis(a, nxt, axis=1), 0.0)
+
+    cn, ct, ctt, cy, cty = after(r_n), after(r_t), after(r_tt), after(r_y), after(r_ty)
+    h = ct - tau * cn  # sum (t - tau)+
+    hh = ctt - 2 * tau * ct + tau * tau * cn  # sum (t - tau)+^2
+    ht = ctt - tau * ct  # sum t (t - tau)+
+    hy = cty - tau * cy  # sum y (t - tau)+
+    n_ = total["n"][:, None]
+    s_t = total["t"][:, None]
+    s_tt = total["tt"][:, None]
+    s_y = total["y"][:, None]
+    s_ty = total["ty"][:, None]
+    mat = np.empty(tau.shape + (3, 3))
+    mat[..., 0, 0] = n_
+    mat[..., 0, 1] = mat[..., 1, 0] = s_t
+    mat[..., 0, 2] = mat[..., 2, 0] = h
+    mat[..., 1, 1] = s_tt
+    mat[..., 1, 2] = mat[..., 2, 1] = ht
+    mat[..., 2, 2] = hh
+    rhs = np.stack([np.broadcast_to(s_y, tau.shape), np.broadcast_to(s_ty, tau.shape), hy], -1)
+    good = (hh > 1e-12) & (cn >= 2) & ((n_ - cn) >= 2)
+    mat[~good] = np.eye(3)
+    rhs[~good] = 0.0
+    try:
+        beta = np.linalg.solve(mat, rhs[..., None])[..., 0]
+    except np.linalg.LinAlgError:
+        beta = np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(
+            mat.reshape(-1, 3, 3), rhs.reshape(-1, 3), strict=True)]).reshape(rhs.shape)
+    sse = total["yy"][:, None] - (beta * rhs).sum(axis=-1)
+    sse = np.where(good, sse, np.inf)
+    best = np.argmin(sse, axis=1)
+    rows = np.arange(k)
+    b_best = beta[rows, best]
+    sse2 = np.maximum(sse[rows, best], 0.0)
+    tau_best = tau[rows, best]
+    line = ols(tz, yz * np.where(mask, 1.0, np.nan))
+    sse1 = line["sse"]
+    resid2 = np.where(
+        mask,
+        yz - (b_best[:, 0:1] + b_best[:, 1:2] * tz + b_best[:, 2:3] * np.maximum(tz - tau_best[:, None], 0)),
+        np.nan,
+    )
+    rho = np.clip(np.nan_to_num(lag1_autocorr(resid2), nan=0.0), 0.0, 0.99)
+    n_eff = n * (1 - rho) / (1 + rho)
+    df = n_eff - 3
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f_stat = (sse1 - sse2) / (sse2 / df)
+        f_stat = np.where(sse2 > 0, f_stat, np.where(sse1 > 0, np.inf, 0.0))
+    crit = stats.f.ppf(1 - alpha, 1, np.maximum(df, 1.0))
+    fitted = np.isfinite(sse[rows, best]) & (n >= 6)
+    significant = fitted & (df >= 2) & (f_stat > crit)
+    unit = scale[:, 0]
+    return {
+        "origin": origin[:, 0],
+        "level": np.where(fitted, b_best[:, 0], np.nan),
+        "tau": np.where(fitted, tau_best * unit + origin[:, 0], np.nan),
+        "slope_before": np.where(fitted, b_best[:, 1] / unit, np.nan),
+        "slope_after": np.where(fitted, (b_best[:, 1] + b_best[:, 2]) / unit, np.nan),
+        "f_stat": np.where(fitted, f_stat, np.nan),
+        "significant": significant,
+    }
+
+
+def hinge_predict(fit: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
+    """Evaluate a :func:`hinge_fit` result at times ``t`` (``(K, T)``)."""
+    before = fit["slope_before"][:, None]
+    after = fit["slope_after"][:, None]
+    return (
+        fit["level"][:, None]
+        + before * (t - fit["origin"][:, None])
+        + (after - before) * np.maximum(t - fit["tau"][:, None], 0.0)
+    )
+
+
+def require_single_ok(
+    what: str, keys: pd.DataFrame, reasons: np.ndarray, ok: np.ndarray
+) -> None:
+    """Raise KbpDataError when a single-key call could not be computed.
+
+    Parameters
+    ----------
+    what
+        The analysis name, for the message.
+    keys
+        Key frame of the result.
+    reasons
+        Reason strings per key ("" where fine).
+    ok
+        Which keys were computed.
+    """
+    if len(keys) == 1 and not bool(ok[0]):
+        key = ", ".join(f"{name}={keys.iloc[0][name]!r}" for name in keys.columns)
+        raise KbpDataError(f"{what}: cannot compute for {key}: {reasons[0]}", key=key)
