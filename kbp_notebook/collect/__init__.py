@@ -2,10 +2,66 @@
 
 Every collector returns frames that pass ``kbp_notebook.frames`` validation,
 with timezone-aware UTC times. Nothing here computes statistics.
+
+* ``LagCollector`` — read-only lag snapshots and recordings (kafka-python admin client).
+* ``parse_consumer_groups`` — saved ``kafka-consumer-groups --describe`` output.
+* ``PrometheusSource`` — broker metrics and exporter lag history from PromQL.
+* ``client_metrics``, ``log_dir_usage`` — client-side and disk metrics.
+* ``load_sample``, ``list_samples``, ``sample_path`` — bundled recordings.
+* ``read_dataset``, ``write_dataset``, ``DatasetAppender`` — Dataset folders.
+
+Names are imported lazily so that reading a sample does not import kafka-python.
 """
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset, write_dataset
 
-__all__ = ["DatasetAppender", "read_dataset", "write_dataset"]
+_LAZY: dict[str, str] = {
+    "LagCollector": "kbp_notebook.collect.kafka_lag",
+    "parse_consumer_groups": "kbp_notebook.collect.consumer_groups_text",
+    "PrometheusSource": "kbp_notebook.collect.prometheus",
+    "client_metrics": "kbp_notebook.collect.clients",
+    "log_dir_usage": "kbp_notebook.collect.clients",
+    "load_sample": "kbp_notebook.collect.samples",
+    "list_samples": "kbp_notebook.collect.samples",
+    "sample_path": "kbp_notebook.collect.samples",
+}
+
+__all__ = [
+    "DatasetAppender",
+    "LagCollector",
+    "PrometheusSource",
+    "client_metrics",
+    "list_samples",
+    "load_sample",
+    "log_dir_usage",
+    "parse_consumer_groups",
+    "read_dataset",
+    "sample_path",
+    "write_dataset",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kbp_notebook.collect' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:  # pragma: no cover
+    from kbp_notebook.collect.clients import client_metrics, log_dir_usage
+    from kbp_notebook.collect.consumer_groups_text import parse_consumer_groups
+    from kbp_notebook.collect.kafka_lag import LagCollector
+    from kbp_notebook.collect.prometheus import PrometheusSource
+    from kbp_notebook.collect.samples import list_samples, load_sample, sample_path

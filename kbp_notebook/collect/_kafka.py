@@ -1,0 +1,174 @@
+"""Private helpers shared by the Kafka collectors: admin client, config hygiene, errors.
+
+Credentials handed to a collector (``sasl_plain_password``, ``ssl_password``,
+token providers) go to kafka-python and nowhere else: ``public_config``
+lists only keys that are safe to write into a recording, and ``redact``
+scrubs secret values out of any text we build from a third-party message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
+
+__all__ = [
+    "DEFAULT_CLIENT_CONFIG",
+    "PUBLIC_CONFIG_KEYS",
+    "connect_admin",
+    "public_config",
+    "redact",
+    "secret_values",
+    "translate_kafka_error",
+]
+
+#: Timeouts on every network call: a snapshot never hangs for kafka-python's 30 s defaults.
+DEFAULT_CLIENT_CONFIG: dict[str, Any] = {
+    "client_id": "kbp-notebook",
+    "request_timeout_ms": 10_000,
+    "bootstrap_timeout_ms": 10_000,
+    "reconnect_backoff_max_ms": 2_000,
+    "connections_max_idle_ms": 540_000,
+}
+
+#: Config keys whose values may be written into ``meta.json`` and events.
+PUBLIC_CONFIG_KEYS = frozenset(
+    {
+        "client_id",
+        "security_protocol",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "request_timeout_ms",
+        "bootstrap_timeout_ms",
+        "api_version",
+        "ssl_check_hostname",
+        "ssl_cafile",
+        "ssl_certfile",
+        "ssl_crlfile",
+    }
+)
+
+_SECRET_KEYS = ("password", "secret", "token", "credential", "ssl_context", "keyfile")
+
+
+def _is_secret_key(key: str) -> bool:
+    lowered = key.lower()
+    return any(word in lowered for word in _SECRET_KEYS)
+
+
+def public_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the subset of a kafka-python config that is safe to record."""
+    return {
+        key: (list(value) if isinstance(value, tuple) else value)
+        for key, value in sorted(config.items())
+        if key in PUBLIC_CONFIG_KEYS and not _is_secret_key(key)
+    }
+
+
+def secret_values(config: Mapping[str, Any]) -> list[str]:
+    """Return the string values of secret-looking keys (to scrub them from text)."""
+    return [
+        str(value)
+        for key, value in config.items()
+        if _is_secret_key(key) and isinstance(value, str) and value
+    ]
+
+
+def redact(text: str, secrets: Iterable[str]) -> str:
+    """Replace every occurrence of a secret value in ``text`` with ``***``."""
+    for secret in sorted(set(secrets), key=len, reverse=True):
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
+    """Return ``ExcType: message`` with secrets scrubbed."""
+    message = str(exc).strip()
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return redact(text, secrets)
+
+
+def translate_kafka_error(
+    exc: BaseException, address: str, action: str, secrets: Iterable[str] = ()
+) -> KbpError:
+    """Turn a kafka-python or socket error into a KbpError naming the address."""
+    import kafka.errors as kerr
+
+    detail = describe_exception(exc, secrets)
+    if isinstance(exc, kerr.KafkaConfigurationError | TypeError | ValueError):
+        return KbpInputError(
+            f"Invalid Kafka client settings for {address} while {action}: {detail}. "
+            f"Check the keyword arguments (kafka-python names, e.g. security_protocol=).",
+            address=address,
+        )
+    auth_errors: tuple[type[BaseException], ...] = tuple(
+        cls
+        for cls in (
+            getattr(kerr, "AuthenticationFailedError", None),
+            getattr(kerr, "SaslAuthenticationFailedError", None),
+            getattr(kerr, "AuthenticationMethodNotSupported", None),
+            getattr(kerr, "IllegalSaslStateError", None),
+            getattr(kerr, "UnsupportedSaslMechanismError", None),
+        )
+        if isinstance(cls, type)
+    )
+    if auth_errors and isinstance(exc, auth_errors):
+        return KbpConnectionError(
+            f"Kafka at {address} rejected the credentials while {action} ({detail}). "
+            f"Check the user name, password and sasl_mechanism (e.g. SCRAM-SHA-512).",
+            address=address,
+        )
+    authz = tuple(
+        cls
+        for cls in (
+            getattr(kerr, "GroupAuthorizationFailedError", None),
+            getattr(kerr, "TopicAuthorizationFailedError", None),
+            getattr(kerr, "ClusterAuthorizationFailedError", None),
+        )
+        if isinstance(cls, type)
+    )
+    if authz and isinstance(exc, authz):
+        return KbpConnectionError(
+            f"Kafka at {address} denied access while {action} ({detail}). The principal "
+            f"needs DESCRIBE on the groups and topics (and on the cluster to list groups).",
+            address=address,
+        )
+    return KbpConnectionError(
+        f"Cannot reach Kafka at {address} while {action} ({detail}). Check that the "
+        f"brokers are running, the address and port, the listener's security protocol, "
+        f"and firewalls.",
+        address=address,
+    )
+
+
+def connect_admin(bootstrap_servers: str | list[str], config: Mapping[str, Any]) -> Any:
+    """Create a ``KafkaAdminClient`` or raise a KbpError naming the address.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        ``host:port[,host:port...]`` or a list of them.
+    config
+        kafka-python client settings (merged over ``DEFAULT_CLIENT_CONFIG``).
+
+    Returns
+    -------
+    kafka.KafkaAdminClient
+        A connected admin client.
+    """
+    from kafka import KafkaAdminClient
+
+    address = _address(bootstrap_servers)
+    merged = {**DEFAULT_CLIENT_CONFIG, **config}
+    try:
+        return KafkaAdminClient(bootstrap_servers=bootstrap_servers, **merged)
+    except Exception as exc:  # kafka-python raises many unrelated types here
+        raise translate_kafka_error(exc, address, "connecting", secret_values(merged)) from None
+
+
+def _address(bootstrap_servers: str | list[str]) -> str:
+    if isinstance(bootstrap_servers, str):
+        return bootstrap_servers
+    return ",".join(bootstrap_servers)

@@ -1,0 +1,556 @@
+"""Read-only consumer-lag snapshots and recordings from a live Kafka cluster.
+
+``LagCollector`` talks to the cluster through kafka-python's
+``KafkaAdminClient`` only. It never joins a group, never commits, never
+creates topics: it sends ListGroups, DescribeGroups, OffsetFetch, Metadata
+and ListOffsets requests, batched so one snapshot costs a handful of round
+trips whatever the number of groups (one OffsetFetch per coordinator for all
+groups, one ListOffsets per partition leader for all partitions).
+
+Committed offsets are fetched *before* log-end offsets, so lag computed from
+one snapshot is never negative on a healthy log.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import os
+import threading
+import time as _time
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+import pandas as pd
+
+from kbp_notebook.collect._durations import parse_duration_s
+from kbp_notebook.collect._kafka import (
+    connect_admin,
+    describe_exception,
+    public_config,
+    secret_values,
+    translate_kafka_error,
+)
+from kbp_notebook.collect._progress import make_progress
+from kbp_notebook.collect.storage import DatasetAppender, read_dataset
+from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
+from kbp_notebook.frames import (
+    LAG_COLUMNS,
+    LAG_OPTIONAL_COLUMNS,
+    Dataset,
+    validate_lag_frame,
+)
+
+__all__ = ["LagCollector"]
+
+_OWNER_COLUMNS = ("consumer_id", "host", "client_id")
+#: Group protocol types the official tool lists as consumer groups.
+_CONSUMER_PROTOCOLS = ("consumer", "")
+
+
+def _events_frame(rows: list[tuple[pd.Timestamp, str, str]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "time": pd.Series([r[0] for r in rows], dtype="datetime64[ns, UTC]"),
+            "kind": pd.Series([r[1] for r in rows], dtype="string"),
+            "text": pd.Series([r[2] for r in rows], dtype="string"),
+        }
+    )
+
+
+def _member_partitions(member: dict[str, Any]) -> list[tuple[str, int]]:
+    """Return the (topic, partition) pairs a described group member owns."""
+    assignment = member.get("member_assignment")
+    if assignment is None or isinstance(assignment, bytes | bytearray):
+        return []
+    partitions = getattr(assignment, "partitions", None)
+    if callable(partitions):
+        return [(tp.topic, int(tp.partition)) for tp in partitions()]
+    pairs = getattr(assignment, "assigned_partitions", None) or []
+    return [(str(topic), int(p)) for topic, parts in pairs for p in parts]
+
+
+class LagCollector:
+    """Read consumer lag from a Kafka cluster without disturbing it.
+
+    Parameters
+    ----------
+    bootstrap_servers
+        ``host:port[,host:port...]`` of any brokers of the cluster.
+    cluster
+        Your name for the cluster; written into every row.
+    log_start_offsets
+        Also read each partition's log-start offset (one more ListOffsets
+        request per leader) into the optional ``log_start_offset`` column.
+    **kafka_config
+        kafka-python client settings, e.g. ``security_protocol="SASL_SSL"``,
+        ``sasl_mechanism="SCRAM-SHA-512"``, ``sasl_plain_username=...``,
+        ``sasl_plain_password=...``, ``ssl_cafile=...``,
+        ``request_timeout_ms=...``. Secrets are passed to the client and never
+        recorded.
+
+    Raises
+    ------
+    KbpConnectionError
+        No broker at ``bootstrap_servers`` answered (the message names the
+        address), or the credentials were rejected.
+    KbpInputError
+        An unknown client setting.
+
+    Examples
+    --------
+    >>> import kbp_notebook as kbp
+    >>> with kbp.LagCollector("127.0.0.1:9092", cluster="prod") as lc:  # doctest: +SKIP
+    ...     lag = lc.snapshot()
+    ...     ds = lc.record("recordings/incident", every="5s", duration="10m")
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str | list[str],
+        *,
+        cluster: str = "default",
+        log_start_offsets: bool = True,
+        **kafka_config: Any,
+    ) -> None:
+        if not bootstrap_servers:
+            raise KbpInputError(
+                "bootstrap_servers is empty; pass 'host:port' of at least one broker.",
+                column="bootstrap_servers",
+            )
+        self.bootstrap_servers = bootstrap_servers
+        self.address = (
+            bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
+        )
+        self.cluster = str(cluster)
+        self.log_start_offsets = bool(log_start_offsets)
+        self._kafka_config = dict(kafka_config)
+        self._secrets = secret_values(self._kafka_config)
+        self._lock = threading.Lock()
+        self._admin: Any = connect_admin(bootstrap_servers, self._kafka_config)
+        #: Problems met by the last snapshot (partitions without a leader, a broker
+        #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
+        self.last_problems: list[tuple[str, str]] = []
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the connections to the cluster."""
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            try:
+                admin.close()
+            except Exception:  # noqa: BLE001 - closing a broken client must not raise
+                pass
+
+    def __enter__(self) -> LagCollector:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "open" if self._admin is not None else "closed"
+        return f"LagCollector({self.address!r}, cluster={self.cluster!r}, {state})"
+
+    @property
+    def public_config(self) -> dict[str, Any]:
+        """The client settings that are safe to record (no secrets)."""
+        return public_config(self._kafka_config)
+
+    def _admin_client(self) -> Any:
+        if self._admin is None:
+            self._admin = connect_admin(self.bootstrap_servers, self._kafka_config)
+        return self._admin
+
+    def _error(self, exc: BaseException, action: str) -> KbpError:
+        if isinstance(exc, KbpError):
+            return exc
+        return translate_kafka_error(exc, self.address, action, self._secrets)
+
+    # -- snapshot ------------------------------------------------------------------
+
+    def snapshot(self, groups: Iterable[str] | str | None = None) -> pd.DataFrame:
+        """Return the lag of every partition of the given groups, now.
+
+        Parameters
+        ----------
+        groups
+            Group ids to read; ``None`` reads every consumer group on the cluster
+            (like ``kafka-consumer-groups --describe --all-groups``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            A validated LAG frame with one ``time`` for the whole snapshot and the
+            optional ``log_start_offset``, ``consumer_id``, ``host``, ``client_id``
+            columns. ``committed_offset`` and ``lag`` are NA where the group has no
+            commit; offsets are NA where a partition has no leader (see
+            ``last_problems``); owner columns are NA where no member owns the
+            partition (empty group, rebalancing).
+
+        Raises
+        ------
+        KbpConnectionError
+            The cluster could not be reached; the message names the address.
+        """
+        with self._lock:
+            try:
+                frame, problems = self._snapshot(groups)
+            except Exception as exc:
+                self.close()  # the next call reconnects from scratch
+                raise self._error(exc, "taking a lag snapshot") from None
+            self.last_problems = problems
+            return frame
+
+    def _group_ids(self, admin: Any, groups: Iterable[str] | str | None) -> list[str]:
+        if groups is None:
+            listed = admin.list_groups()
+            listed_ids = {
+                str(g["group_id"])
+                for g in listed
+                if g.get("protocol_type", "consumer") in _CONSUMER_PROTOCOLS
+            }
+            return sorted(listed_ids)
+        if isinstance(groups, str):
+            groups = [groups]
+        ids = list(dict.fromkeys(str(g) for g in groups))
+        return ids
+
+    def _committed(self, admin: Any, group_ids: list[str]) -> dict[str, dict[tuple[str, int], int]]:
+        try:
+            raw = admin.list_group_offsets({g: None for g in group_ids})
+        except Exception as exc:
+            if len(group_ids) == 1 or _is_connection_error(exc):
+                raise
+            # One group's error fails the batched request: ask per group to isolate it.
+            raw = {}
+            for group in group_ids:
+                try:
+                    raw.update(admin.list_group_offsets({group: None}))
+                except Exception as group_exc:
+                    if _is_connection_error(group_exc):
+                        raise
+                    raw[group] = {}
+        committed: dict[str, dict[tuple[str, int], int]] = {}
+        for group, offsets in raw.items():
+            committed[str(group)] = {
+                (tp.topic, int(tp.partition)): int(oam.offset)
+                for tp, oam in offsets.items()
+                if oam is not None and oam.offset is not None and oam.offset >= 0
+            }
+        return committed
+
+    def _leaders(
+        self, admin: Any, topics: list[str]
+    ) -> tuple[dict[tuple[str, int], int], list[str]]:
+        leaders: dict[tuple[str, int], int] = {}
+        problems: list[str] = []
+        for topic in admin.describe_topics(topics):
+            name = str(topic.get("name"))
+            if topic.get("error_code", 0) not in (0, None):
+                problems.append(f"topic {name!r} metadata error code {topic.get('error_code')}")
+                continue
+            for part in topic.get("partitions", ()):
+                leaders[(name, int(part["partition_index"]))] = int(part.get("leader_id", -1))
+        return leaders, problems
+
+    def _offsets(
+        self,
+        admin: Any,
+        tps: dict[tuple[str, int], int],
+        spec: int,
+        problems: list[tuple[str, str]],
+    ) -> dict[tuple[str, int], int]:
+        from kafka import TopicPartition
+
+        if not tps:
+            return {}
+        timeout_ms = int(self._kafka_config.get("request_timeout_ms", 10_000))
+        specs = {TopicPartition(t, p): spec for (t, p) in tps}
+        try:
+            raw = admin.list_partition_offsets(specs, timeout_ms=timeout_ms)
+        except Exception as exc:
+            if _is_fatal(exc):
+                raise
+            # Isolate the failing leader: ask each leader separately.
+            by_leader: dict[int, dict[Any, int]] = defaultdict(dict)
+            for tp, leader in ((tp, tps[(tp.topic, tp.partition)]) for tp in specs):
+                by_leader[leader][tp] = spec
+            raw = {}
+            for leader, subset in sorted(by_leader.items()):
+                try:
+                    raw.update(admin.list_partition_offsets(subset, timeout_ms=timeout_ms))
+                except Exception as leader_exc:
+                    if _is_fatal(leader_exc):
+                        raise
+                    problems.append(
+                        (
+                            "collector_error",
+                            f"Kafka at {self.address}: broker {leader} did not return offsets "
+                            f"for {len(subset)} partition(s) "
+                            f"({describe_exception(leader_exc, self._secrets)}); "
+                            f"their offsets are NA in this snapshot.",
+                        )
+                    )
+        return {(tp.topic, int(tp.partition)): int(value.offset) for tp, value in raw.items()}
+
+    def _snapshot(
+        self, groups: Iterable[str] | str | None
+    ) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+        admin = self._admin_client()
+        problems: list[tuple[str, str]] = []
+        time = pd.Timestamp.now(tz="UTC")
+        group_ids = self._group_ids(admin, groups)
+        if not group_ids:
+            return _empty_lag(), problems
+        descriptions = admin.describe_groups(group_ids)
+        # Committed offsets first, then log ends: lag is never negative.
+        committed = self._committed(admin, group_ids)
+
+        owners: dict[tuple[str, str, int], tuple[str, str, str]] = {}
+        wanted: dict[str, set[tuple[str, int]]] = {}
+        for group in group_ids:
+            description = descriptions.get(group) or {}
+            state = str(description.get("group_state") or "")
+            parts = set(committed.get(group, {}))
+            for member in description.get("members") or ():
+                owner = (
+                    str(member.get("member_id") or ""),
+                    str(member.get("client_host") or ""),
+                    str(member.get("client_id") or ""),
+                )
+                for tp in _member_partitions(member):
+                    owners[(group, *tp)] = owner
+                    parts.add(tp)
+            if not parts and groups is not None and state in ("Dead", ""):
+                problems.append(("collector_notice", f"Consumer group {group!r} does not exist."))
+            wanted[group] = parts
+
+        all_tps = sorted({tp for parts in wanted.values() for tp in parts})
+        leaders, metadata_problems = self._leaders(admin, sorted({t for t, _ in all_tps}))
+        for text in metadata_problems:
+            problems.append(("collector_error", f"Kafka at {self.address}: {text}."))
+        led = {tp: leaders[tp] for tp in all_tps if leaders.get(tp, -1) >= 0}
+        leaderless = [tp for tp in all_tps if tp in leaders and leaders[tp] < 0]
+        if leaderless:
+            shown = ", ".join(f"{t}-{p}" for t, p in leaderless[:10])
+            more = f" and {len(leaderless) - 10} more" if len(leaderless) > 10 else ""
+            problems.append(
+                (
+                    "collector_error",
+                    f"Kafka at {self.address}: {len(leaderless)} partition(s) have no leader "
+                    f"({shown}{more}); their log-end offsets are NA in this snapshot.",
+                )
+            )
+        log_end = self._offsets(admin, led, -1, problems)
+        log_start = self._offsets(admin, led, -2, problems) if self.log_start_offsets else {}
+
+        columns: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "group",
+                "topic",
+                "partition",
+                "committed_offset",
+                "log_end_offset",
+                "log_start_offset",
+                *_OWNER_COLUMNS,
+            )
+        }
+        for group in group_ids:
+            group_committed = committed.get(group, {})
+            for topic, partition in sorted(wanted[group]):
+                key = (topic, partition)
+                found = owners.get((group, topic, partition))
+                columns["group"].append(group)
+                columns["topic"].append(topic)
+                columns["partition"].append(partition)
+                columns["committed_offset"].append(group_committed.get(key))
+                columns["log_end_offset"].append(log_end.get(key))
+                columns["log_start_offset"].append(log_start.get(key))
+                for index, name in enumerate(_OWNER_COLUMNS):
+                    columns[name].append(found[index] if found else None)
+        frame = pd.DataFrame(
+            {
+                "time": pd.Series([time] * len(columns["group"]), dtype="datetime64[ns, UTC]"),
+                "cluster": pd.Series([self.cluster] * len(columns["group"]), dtype="string"),
+                "group": pd.Series(columns["group"], dtype="string"),
+                "topic": pd.Series(columns["topic"], dtype="string"),
+                "partition": pd.Series(columns["partition"], dtype="int32"),
+                "committed_offset": pd.Series(columns["committed_offset"], dtype="Int64"),
+                "log_end_offset": pd.Series(columns["log_end_offset"], dtype="Int64"),
+            }
+        )
+        frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
+        if self.log_start_offsets:
+            frame["log_start_offset"] = pd.Series(columns["log_start_offset"], dtype="Int64")
+        for name in _OWNER_COLUMNS:
+            frame[name] = pd.Series(columns[name], dtype="string")
+        return validate_lag_frame(frame), problems
+
+    # -- recording -----------------------------------------------------------------
+
+    def record(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        every: str | float | _dt.timedelta = "5s",
+        duration: str | float | _dt.timedelta | None = None,
+        groups: Iterable[str] | str | None = None,
+        progress: bool = True,
+        max_backoff_s: float = 60.0,
+        progress_stream: Any = None,
+    ) -> Dataset:
+        """Take a snapshot every ``every`` and append it to a Dataset folder.
+
+        The schedule is drift-free (snapshot k is due at ``start + k * every``;
+        a late snapshot skips the ticks it missed rather than bunching up).
+        Each interval is written as its own crash-safe part, so a process killed
+        with ``kill -9`` loses at most the interval in flight. An existing
+        folder is resumed. When the cluster cannot be reached the error is
+        written as an event (``kind="collector_error"``), the recorder retries
+        with exponential backoff up to ``max_backoff_s`` and carries on; no rows
+        are invented for the gap.
+
+        Parameters
+        ----------
+        path
+            Dataset folder (created, or resumed if it exists).
+        every
+            Sampling interval: seconds or text such as ``"5s"``, ``"500ms"``.
+        duration
+            How long to record (``"10m"``); ``None`` records until interrupted
+            (Ctrl-C / the notebook's stop button), which ends the recording cleanly.
+        groups
+            Group ids to record; ``None`` records every consumer group.
+        progress
+            Show progress (a widget in Jupyter, a bar or log lines on stderr).
+        max_backoff_s
+            Longest wait between retries while the cluster is unreachable.
+        progress_stream
+            Where the text progress goes (default ``sys.stderr``).
+
+        Returns
+        -------
+        Dataset
+            Everything in the folder, read back.
+
+        Examples
+        --------
+        >>> lc = kbp.LagCollector("127.0.0.1:9092")  # doctest: +SKIP
+        >>> ds = lc.record("recordings/today", every="5s", duration="10m")  # doctest: +SKIP
+        """
+        every_s = parse_duration_s(every, name="every")
+        duration_s = None if duration is None else parse_duration_s(duration, name="duration")
+        total = None if duration_s is None else max(1, math.ceil(duration_s / every_s - 1e-9))
+        group_list = (
+            None if groups is None else ([groups] if isinstance(groups, str) else list(groups))
+        )
+        started = pd.Timestamp.now(tz="UTC")
+        appender = DatasetAppender(path)
+        previous_meta = dict(appender.meta)
+        appender.update_meta(
+            source="kbp_notebook.LagCollector",
+            cluster=self.cluster,
+            bootstrap_servers=self.address,
+            kafka_config=self.public_config,
+            every_s=every_s,
+            groups=group_list,
+            started_at=previous_meta.get("started_at", started.isoformat()),
+            sessions=[*previous_meta.get("sessions", []), started.isoformat()],
+        )
+        display = make_progress(progress, total, stream=progress_stream)
+        done = rows = failures = 0
+        total_lag: int | None = None
+        failing = False
+        start_mono = _time.monotonic()
+        tick = 0
+        try:
+            while total is None or tick < total:
+                due = start_mono + tick * every_s
+                _sleep_until(due)
+                try:
+                    frame = self.snapshot(group_list)
+                except KbpError as exc:
+                    failures += 1
+                    now = pd.Timestamp.now(tz="UTC")
+                    text = str(exc) if failures == 1 else f"{exc} (attempt {failures})"
+                    appender.append(events=_events_frame([(now, "collector_error", text)]))
+                    failing = True
+                    display.update(done=done, rows=rows, total_lag=total_lag, status="unreachable")
+                    backoff_s = min(every_s * 2 ** (failures - 1), max(max_backoff_s, every_s))
+                    next_due = _time.monotonic() + backoff_s
+                    tick = max(tick + 1, math.ceil((next_due - start_mono) / every_s - 1e-9))
+                    continue
+                when = frame["time"].iloc[0] if len(frame) else pd.Timestamp.now(tz="UTC")
+                events = [(when, kind, text) for kind, text in self.last_problems]
+                if failing:
+                    events.append(
+                        (
+                            pd.Timestamp.now(tz="UTC"),
+                            "collector_recovered",
+                            f"Kafka at {self.address} answered again after {failures} failed "
+                            f"attempt(s).",
+                        )
+                    )
+                    failing = False
+                    failures = 0
+                appender.append(lag=frame, events=_events_frame(events) if events else None)
+                done += 1
+                rows += len(frame)
+                total_lag = int(frame["lag"].sum()) if len(frame) else 0
+                display.update(
+                    done=done,
+                    rows=rows,
+                    total_lag=total_lag,
+                    status="partial" if any(e[1] == "collector_error" for e in events) else "",
+                )
+                # Late (a slow snapshot)? Skip the ticks already missed instead of bunching.
+                elapsed_ticks = math.floor((_time.monotonic() - start_mono) / every_s)
+                tick = max(tick + 1, elapsed_ticks + 1)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            display.close()
+            appender.update_meta(stopped_at=pd.Timestamp.now(tz="UTC").isoformat())
+        return read_dataset(path)
+
+
+def _sleep_until(due_monotonic: float) -> None:
+    while True:
+        remaining = due_monotonic - _time.monotonic()
+        if remaining <= 0:
+            return
+        _time.sleep(min(remaining, 0.5))
+
+
+def _empty_lag() -> pd.DataFrame:
+    columns = {**LAG_COLUMNS, **LAG_OPTIONAL_COLUMNS}
+    return pd.DataFrame({name: pd.Series(dtype=dtype) for name, dtype in columns.items()})
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    import kafka.errors as kerr
+
+    connection_types = tuple(
+        cls
+        for cls in (
+            getattr(kerr, "KafkaConnectionError", None),
+            getattr(kerr, "NoBrokersAvailable", None),
+            getattr(kerr, "NodeNotReadyError", None),
+            getattr(kerr, "KafkaTimeoutError", None),
+            getattr(kerr, "RequestTimedOutError", None),
+        )
+        if isinstance(cls, type)
+    )
+    return isinstance(exc, connection_types + (OSError, TimeoutError))
+
+
+def _is_fatal(exc: BaseException) -> bool:
+    """Errors that mean the whole snapshot failed (not one leader)."""
+    import kafka.errors as kerr
+
+    auth = getattr(kerr, "AuthenticationFailedError", None)
+    return isinstance(exc, KbpConnectionError) or (isinstance(auth, type) and isinstance(exc, auth))

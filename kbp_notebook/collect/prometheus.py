@@ -1,0 +1,640 @@
+"""History from a Prometheus-compatible server (Prometheus, Thanos, Mimir, VictoriaMetrics).
+
+``PrometheusSource`` pushes the aggregation into PromQL (``rate()``,
+``sum by``) so only what a plot needs comes back, and splits long ranges so
+no query asks for more than Prometheus's 11,000 points per series.
+
+It speaks the HTTP API with the standard library (``urllib``): basic auth,
+bearer tokens, custom headers and TLS (CA file or ``verify=False``) are
+supported. Credentials are sent in headers and never appear in messages.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import json
+import math
+import re
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kbp_notebook.collect._durations import parse_duration_s
+from kbp_notebook.errors import KbpConnectionError, KbpInputError
+from kbp_notebook.frames import (
+    empty_lag_frame,
+    empty_metrics_frame,
+    validate_lag_frame,
+    validate_metrics_frame,
+)
+
+__all__ = ["BROKER_METRIC_QUERIES", "MAX_POINTS_PER_QUERY", "PrometheusSource"]
+
+#: Prometheus refuses range queries over 11,000 points per series; stay below it.
+MAX_POINTS_PER_QUERY = 10_000
+
+# Series names accepted with and without the ``_total`` suffix the 1.x JMX exporter adds.
+_C = "(_total)?"
+
+#: canonical metric -> PromQL candidates, tried in order until one returns data.
+#: ``{w}`` is the rate window, ``{by}`` the label(s) naming the broker.
+BROKER_METRIC_QUERIES: dict[str, tuple[str, ...]] = {
+    "messages_in_per_s": (
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_messagesinpersec_count'
+        + _C
+        + '",topic=""}}[{w}]))',
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_messagesinpersec_count'
+        + _C
+        + '"}}[{w}]))',
+        "sum by ({by}) (messages_in_per_s)",
+    ),
+    "bytes_in_per_s": (
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesinpersec_count'
+        + _C
+        + '",topic=""}}[{w}]))',
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesinpersec_count'
+        + _C
+        + '"}}[{w}]))',
+    ),
+    "bytes_out_per_s": (
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesoutpersec_count'
+        + _C
+        + '",topic=""}}[{w}]))',
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesoutpersec_count'
+        + _C
+        + '"}}[{w}]))',
+    ),
+    "log_flush_rate": (
+        'sum by ({by}) (rate({{__name__=~"kafka_log_logflushstats_logflushrateandtimems_count'
+        + _C
+        + '"}}[{w}]))',
+    ),
+    "log_flush_time_ms_mean": (
+        # mean over the window from the timer's running sum and count
+        'sum by ({by}) (rate({{__name__=~"kafka_log_logflushstats_logflushrateandtimems_sum'
+        + _C
+        + '"}}[{w}])) / sum by ({by}) (rate({{__name__=~'
+        '"kafka_log_logflushstats_logflushrateandtimems_count' + _C + '"}}[{w}]))',
+        "max by ({by}) (kafka_log_logflushstats_logflushrateandtimems_mean)",
+        'max by ({by}) (kafka_log_logflushstats_logflushrateandtimems{{quantile=~"0.50?"}})',
+    ),
+    "log_flush_time_ms_p99": (
+        'max by ({by}) (kafka_log_logflushstats_logflushrateandtimems{{quantile="0.99"}})',
+    ),
+    "under_replicated_partitions": (
+        "sum by ({by}) (kafka_server_replicamanager_underreplicatedpartitions)",
+        "sum by ({by}) (kafka_server_replicamanager_underreplicatedpartitions_value)",
+    ),
+    "produce_total_time_ms_p99": (
+        "max by ({by}) (kafka_network_requestmetrics_totaltimems"
+        '{{request="Produce",quantile="0.99"}})',
+    ),
+    "fetch_consumer_total_time_ms_p99": (
+        "max by ({by}) (kafka_network_requestmetrics_totaltimems"
+        '{{request="FetchConsumer",quantile="0.99"}})',
+    ),
+    "produce_request_queue_time_ms_p99": (
+        "max by ({by}) (kafka_network_requestmetrics_requestqueuetimems"
+        '{{request="Produce",quantile="0.99"}})',
+    ),
+    "request_handler_idle_ratio": (
+        # The gauge is an average since start; its _count is idle nanoseconds.
+        "sum by ({by}) (rate({{__name__=~"
+        '"kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_count'
+        + _C
+        + '"}}[{w}])) / 1e9 / count by ({by}) ({{__name__=~'
+        '"kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_count' + _C + '"}})',
+        "max by ({by}) "
+        "(kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_oneminuterate)",
+    ),
+    "network_processor_idle_ratio": (
+        "max by ({by}) (kafka_network_socketserver_networkprocessoravgidlepercent)",
+        "max by ({by}) (kafka_network_socketserver_networkprocessoravgidlepercent_value)",
+    ),
+}
+
+# kafka_exporter and kafka-lag-exporter series names -> LAG frame pieces.
+_LAG_SCHEMES: tuple[dict[str, str], ...] = (
+    {
+        "committed": "kafka_consumergroup_current_offset",
+        "log_end": "kafka_topic_partition_current_offset",
+        "lag": "kafka_consumergroup_lag",
+        "group_label": "consumergroup",
+    },
+    {
+        "committed": "kafka_consumergroup_group_offset",
+        "log_end": "kafka_partition_latest_offset",
+        "lag": "kafka_consumergroup_group_lag",
+        "group_label": "group",
+    },
+)
+
+_BROKER_LABELS = ("broker_id", "broker", "kafka_broker_id", "node_id", "instance")
+
+
+def _to_timestamp(value: Any, name: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise KbpInputError(
+            f"{name}={value!r} is not a time ({exc}); pass e.g. '2024-05-01T12:00Z' or a "
+            f"timezone-aware datetime.",
+            column=name,
+        ) from None
+    if pd.isna(stamp):
+        raise KbpInputError(f"{name} is missing; pass a time.", column=name)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def _public_url(url: str) -> str:
+    """Return the URL without any user:password@ part."""
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.hostname or ""
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+class PrometheusSource:
+    """Read Kafka history from a Prometheus-compatible HTTP API.
+
+    Parameters
+    ----------
+    url
+        Base URL, e.g. ``"http://127.0.0.1:9090"`` (a path prefix such as
+        ``/prometheus`` is kept).
+    cluster
+        Your name for the cluster, written into the frames.
+    timeout_s
+        Timeout of each HTTP request.
+    basic_auth
+        ``(user, password)`` for HTTP basic auth.
+    bearer_token
+        A bearer token (sent as ``Authorization: Bearer ...``).
+    verify
+        Verify the server's TLS certificate (``False`` to skip; avoid).
+    ca_file
+        CA bundle to verify the server's certificate with.
+    headers
+        Extra HTTP headers (e.g. ``{"X-Scope-OrgID": "tenant"}`` for Mimir).
+    broker_label
+        The label naming the broker in the series; default: the first of
+        ``broker_id``, ``broker``, ``kafka_broker_id``, ``node_id`` that the
+        series carry, else ``instance``.
+
+    Examples
+    --------
+    >>> prom = kbp.PrometheusSource("http://127.0.0.1:9090")  # doctest: +SKIP
+    >>> m = prom.broker_metrics("2024-05-01T10:00Z", "2024-05-01T12:00Z", "15s")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        cluster: str = "default",
+        timeout_s: float = 10.0,
+        basic_auth: tuple[str, str] | None = None,
+        bearer_token: str | None = None,
+        verify: bool = True,
+        ca_file: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        broker_label: str | None = None,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            raise KbpInputError(
+                f"Prometheus url {url!r} must start with http:// or https://, e.g. "
+                f"'http://127.0.0.1:9090'.",
+                column="url",
+            )
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.username and basic_auth is None:
+            basic_auth = (
+                urllib.parse.unquote(parsed.username),
+                urllib.parse.unquote(parsed.password or ""),
+            )
+        self.url = _public_url(url).rstrip("/")
+        self.cluster = str(cluster)
+        self.timeout_s = float(timeout_s)
+        self.broker_label = broker_label
+        self._headers = {"Accept": "application/json", "User-Agent": "kbp-notebook"}
+        self._headers.update(dict(headers or {}))
+        if basic_auth is not None:
+            user, password = basic_auth
+            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
+            self._headers["Authorization"] = f"Basic {token}"
+        if bearer_token is not None:
+            self._headers["Authorization"] = f"Bearer {bearer_token}"
+        self._ssl: ssl.SSLContext | None = None
+        if self.url.startswith("https://"):
+            self._ssl = ssl.create_default_context(cafile=ca_file)
+            if not verify:
+                self._ssl.check_hostname = False
+                self._ssl.verify_mode = ssl.CERT_NONE
+
+    def __repr__(self) -> str:
+        return f"PrometheusSource({self.url!r}, cluster={self.cluster!r})"
+
+    # -- HTTP -----------------------------------------------------------------
+
+    def _get(self, endpoint: str, params: Mapping[str, str], query: str) -> Any:
+        """POST a form to the API and return its ``data`` (errors become KbpErrors)."""
+        body = urllib.parse.urlencode(params).encode("utf-8")
+        request = urllib.request.Request(
+            f"{self.url}/api/v1/{endpoint}",
+            data=body,
+            headers={**self._headers, "Content-Type": "application/x-www-form-urlencoded"},
+            method="POST",
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout_s, context=self._ssl) as resp:
+                payload = resp.read()
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+            payload = exc.read() if exc.fp is not None else b""
+            if status in (401, 403):
+                raise KbpConnectionError(
+                    f"Prometheus at {self.url} refused the request (HTTP {status}); check "
+                    f"basic_auth / bearer_token and the permissions of that account.",
+                    address=self.url,
+                    status=status,
+                ) from None
+            if status == 404:
+                raise KbpConnectionError(
+                    f"Prometheus at {self.url} has no /api/v1/{endpoint} (HTTP 404); check the "
+                    f"URL and any path prefix (e.g. http://host:9090/prometheus).",
+                    address=self.url,
+                    status=status,
+                ) from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise KbpConnectionError(
+                f"Cannot reach Prometheus at {self.url} ({type(reason).__name__}: {reason}); "
+                f"check that it runs, the URL and port, and TLS settings (ca_file/verify).",
+                address=self.url,
+            ) from None
+        try:
+            document = json.loads(payload.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise KbpInputError(
+                f"Prometheus at {self.url} answered HTTP {status} with something that is not "
+                f"JSON ({exc}) for query {query!r}; is the URL a Prometheus API "
+                f"(not a proxy login page)?",
+                address=self.url,
+                query=query,
+            ) from None
+        if not isinstance(document, dict) or "status" not in document:
+            raise KbpInputError(
+                f"Prometheus at {self.url} answered with JSON that is not an API response "
+                f"(no 'status') for query {query!r}.",
+                address=self.url,
+                query=query,
+            )
+        if document.get("status") != "success":
+            message = document.get("error") or "unknown error"
+            error_type = document.get("errorType") or ""
+            if error_type in ("bad_data", "execution") or status in (400, 422):
+                raise KbpInputError(
+                    f"Prometheus at {self.url} rejected the query {query!r}: {message}"
+                    f" ({error_type or 'HTTP ' + str(status)}). Fix the PromQL.",
+                    address=self.url,
+                    query=query,
+                    prometheus_error=message,
+                )
+            raise KbpConnectionError(
+                f"Prometheus at {self.url} failed on query {query!r}: {message} "
+                f"({error_type or 'HTTP ' + str(status)}); retry or narrow the time range.",
+                address=self.url,
+                query=query,
+            )
+        data = document.get("data")
+        if endpoint == "series":
+            if not isinstance(data, list):
+                raise KbpInputError(
+                    f"Prometheus at {self.url} answered /series without a list of series.",
+                    address=self.url,
+                    query=query,
+                )
+            return data
+        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
+            raise KbpInputError(
+                f"Prometheus at {self.url} answered without data.result for query {query!r}.",
+                address=self.url,
+                query=query,
+            )
+        return data
+
+    # -- queries ----------------------------------------------------------------
+
+    def query_range(
+        self,
+        promql: str,
+        start: Any,
+        end: Any,
+        step: str | float | _dt.timedelta,
+    ) -> pd.DataFrame:
+        """Run a PromQL range query and return a long frame.
+
+        Parameters
+        ----------
+        promql
+            The expression.
+        start, end
+            Time range (timezone-aware, or naive taken as UTC; text accepted).
+        step
+            Resolution: seconds or text (``"15s"``).
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per (series, time): ``time`` (UTC), one column per label
+            (``__name__`` included when present), ``value`` (float64). Long
+            ranges are split so no query exceeds ``MAX_POINTS_PER_QUERY`` points
+            per series.
+
+        Raises
+        ------
+        KbpConnectionError
+            The server cannot be reached (the message names the URL).
+        KbpInputError
+            Prometheus rejected the query (its message and the query are given),
+            or the answer is not valid JSON.
+        """
+        t0 = _to_timestamp(start, "start")
+        t1 = _to_timestamp(end, "end")
+        step_s = parse_duration_s(step, name="step")
+        if t1 < t0:
+            raise KbpInputError(f"end ({t1}) is before start ({t0}); swap them.", column="end")
+        chunk_s = step_s * (MAX_POINTS_PER_QUERY - 1)
+        pieces: list[pd.DataFrame] = []
+        begin = t0.timestamp()
+        stop = t1.timestamp()
+        while True:
+            finish = min(begin + chunk_s, stop)
+            data = self._get(
+                "query_range",
+                {
+                    "query": promql,
+                    "start": _fmt(begin),
+                    "end": _fmt(finish),
+                    "step": _fmt(step_s),
+                },
+                promql,
+            )
+            pieces.append(_matrix_frame(data["result"]))
+            if finish >= stop:
+                break
+            begin = finish + step_s
+            if begin > stop:
+                break
+        frames = [p for p in pieces if len(p)]
+        if not frames:
+            return pd.DataFrame(
+                {
+                    "time": pd.Series(dtype="datetime64[ns, UTC]"),
+                    "value": pd.Series(dtype="float64"),
+                }
+            )
+        out = pd.concat(frames, ignore_index=True)
+        labels = [c for c in out.columns if c not in ("time", "value")]
+        out = out[["time", *labels, "value"]]
+        return out.sort_values([*labels, "time"], kind="stable").reset_index(drop=True)
+
+    def _broker_by(self, start: pd.Timestamp, end: pd.Timestamp) -> str:
+        if self.broker_label:
+            return self.broker_label
+        data = self._get(
+            "series",
+            {
+                "match[]": '{__name__=~"kafka_server_.*|kafka_log_.*|kafka_network_.*"}',
+                "start": _fmt(start.timestamp()),
+                "end": _fmt(end.timestamp()),
+            },
+            "series kafka_*",
+        )
+        seen: set[str] = set()
+        for series in data if isinstance(data, list) else []:
+            seen.update(series)
+        for label in _BROKER_LABELS:
+            if label in seen:
+                return label
+        return "instance"
+
+    def broker_metrics(
+        self,
+        start: Any,
+        end: Any,
+        step: str | float | _dt.timedelta,
+        *,
+        rate_window: str | None = None,
+        metrics: Sequence[str] | None = None,
+        queries: Mapping[str, Sequence[str]] | None = None,
+    ) -> pd.DataFrame:
+        """Read the canonical broker metrics over a time range.
+
+        Parameters
+        ----------
+        start, end
+            Time range.
+        step
+            Resolution (``"15s"``).
+        rate_window
+            Window of ``rate()``; default four steps, at least ``"1m"``.
+        metrics
+            Canonical names to read (default: all of ``BROKER_METRIC_QUERIES``).
+        queries
+            Override or add PromQL candidates per canonical name (``{w}`` is the
+            rate window, ``{by}`` the broker label).
+
+        Returns
+        -------
+        pandas.DataFrame
+            A validated METRICS frame; ``entity`` is ``broker-<id>`` (from the
+            broker label). Metrics for which no series exist are absent.
+        """
+        t0 = _to_timestamp(start, "start")
+        t1 = _to_timestamp(end, "end")
+        step_s = parse_duration_s(step, name="step")
+        window_s = (
+            parse_duration_s(rate_window, name="rate_window")
+            if rate_window is not None
+            else max(60.0, 4 * step_s)
+        )
+        window = f"{int(math.ceil(window_s))}s"
+        table = {**BROKER_METRIC_QUERIES, **{k: tuple(v) for k, v in (queries or {}).items()}}
+        wanted = list(metrics) if metrics is not None else list(table)
+        unknown = [name for name in wanted if name not in table]
+        if unknown:
+            raise KbpInputError(
+                f"Unknown broker metric(s) {unknown}; known: {sorted(table)} "
+                f"(or pass queries={{name: [promql, ...]}}).",
+                column="metrics",
+            )
+        by = self._broker_by(t0, t1)
+        frames = []
+        for name in wanted:
+            for template in table[name]:
+                promql = template.format(w=window, by=by)
+                result = self.query_range(promql, t0, t1, step_s)
+                if len(result) and by in result.columns:
+                    result = result[result["value"].notna()]
+                    frames.append(
+                        pd.DataFrame(
+                            {
+                                "time": result["time"],
+                                "cluster": self.cluster,
+                                "entity": _broker_entity(result[by]),
+                                "metric": name,
+                                "value": result["value"].astype("float64"),
+                            }
+                        )
+                    )
+                    break
+        if not frames:
+            return empty_metrics_frame()
+        return validate_metrics_frame(pd.concat(frames, ignore_index=True))
+
+    def lag(
+        self,
+        start: Any,
+        end: Any,
+        step: str | float | _dt.timedelta,
+        *,
+        groups: Sequence[str] | None = None,
+    ) -> pd.DataFrame:
+        """Read consumer lag history exported by kafka_exporter or kafka-lag-exporter.
+
+        Parameters
+        ----------
+        start, end
+            Time range.
+        step
+            Resolution (``"30s"``).
+        groups
+            Restrict to these group ids (default: all).
+
+        Returns
+        -------
+        pandas.DataFrame
+            A validated LAG frame. kafka_exporter's
+            ``kafka_consumergroup_current_offset`` and
+            ``kafka_topic_partition_current_offset`` are used, else
+            kafka-lag-exporter's ``kafka_consumergroup_group_offset`` and
+            ``kafka_partition_latest_offset``; where only a lag series exists,
+            ``log_end_offset`` is committed + lag. Negative offsets (the
+            exporters' "no commit") become NA.
+        """
+        t0 = _to_timestamp(start, "start")
+        t1 = _to_timestamp(end, "end")
+        for scheme in _LAG_SCHEMES:
+            group_label = scheme["group_label"]
+            matcher = ""
+            if groups:
+                pattern = "|".join(_regex_literal(str(g)) for g in groups)
+                matcher = f'{{{group_label}=~"{_promql_string(pattern)}"}}'
+            committed = self.query_range(scheme["committed"] + matcher, t0, t1, step)
+            if not len(committed):
+                continue
+            log_end = self.query_range(scheme["log_end"], t0, t1, step)
+            lag_series = (
+                self.query_range(scheme["lag"] + matcher, t0, t1, step)
+                if not len(log_end)
+                else None
+            )
+            return _lag_frame(committed, log_end, lag_series, group_label, self.cluster)
+        return empty_lag_frame()
+
+
+def _regex_literal(text: str) -> str:
+    """Escape RE2 metacharacters (not spaces, unlike re.escape)."""
+    return re.sub(r"([\\.^$|?*+()\[\]{}])", r"\\\1", text)
+
+
+def _promql_string(text: str) -> str:
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
+def _fmt(seconds: float) -> str:
+    return f"{seconds:.3f}"
+
+
+def _broker_entity(values: pd.Series) -> pd.Series:
+    text = values.astype("string")
+    digits = text.str.extract(r"(\d+)$", expand=False)
+    is_id = text.str.fullmatch(r"(broker-?)?\d+").fillna(False)
+    return ("broker-" + digits).where(is_id, "broker-" + text).astype("string")
+
+
+def _matrix_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
+    """Turn a ``matrix`` result into a long frame, one numpy block per series."""
+    frames = []
+    for series in result:
+        values = series.get("values") or []
+        if not values:
+            continue
+        array = np.asarray(values, dtype=object)
+        seconds = array[:, 0].astype("float64")
+        numbers = pd.to_numeric(pd.Series(array[:, 1]), errors="coerce").to_numpy("float64")
+        block = pd.DataFrame(
+            {
+                "time": pd.to_datetime(
+                    np.round(seconds * 1000).astype("int64"), unit="ms", utc=True
+                ),
+                "value": numbers,
+            }
+        )
+        for label, label_value in (series.get("metric") or {}).items():
+            column = f"label_{label}" if label in ("time", "value") else label
+            block[column] = label_value
+        frames.append(block)
+    if not frames:
+        return pd.DataFrame()
+    out = pd.concat(frames, ignore_index=True)
+    for column in out.columns:
+        if column not in ("time", "value"):
+            out[column] = out[column].astype("string")
+    out["time"] = out["time"].astype("datetime64[ns, UTC]")
+    return out
+
+
+def _lag_frame(
+    committed: pd.DataFrame,
+    log_end: pd.DataFrame,
+    lag_series: pd.DataFrame | None,
+    group_label: str,
+    cluster: str,
+) -> pd.DataFrame:
+    keys = ["time", "topic", "partition"]
+    left = committed.rename(columns={group_label: "group", "value": "committed_offset"})
+    left = left[["time", "group", "topic", "partition", "committed_offset"]]
+    if len(log_end):
+        renamed = log_end.rename(columns={"value": "log_end_offset"})
+        right = renamed.groupby(keys, as_index=False)["log_end_offset"].max()
+        merged = left.merge(right, on=keys, how="left")
+    elif lag_series is not None and len(lag_series):
+        lag_part = lag_series.rename(columns={group_label: "group", "value": "lag_value"})
+        merged = left.merge(
+            lag_part[["time", "group", "topic", "partition", "lag_value"]],
+            on=["time", "group", "topic", "partition"],
+            how="left",
+        )
+        merged["log_end_offset"] = merged["committed_offset"] + merged["lag_value"]
+        merged = merged.drop(columns=["lag_value"])
+    else:
+        merged = left.assign(log_end_offset=np.nan)
+    for column in ("committed_offset", "log_end_offset"):
+        values = merged[column].astype("float64")
+        merged[column] = values.where(values >= 0).round().astype("Int64")
+    merged = merged.drop_duplicates(["time", "group", "topic", "partition"], keep="last")
+    merged["lag"] = merged["log_end_offset"] - merged["committed_offset"]
+    merged["cluster"] = cluster
+    merged["partition"] = pd.to_numeric(merged["partition"]).astype("int32")
+    return validate_lag_frame(merged)
