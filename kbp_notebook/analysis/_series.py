@@ -40,7 +40,9 @@ __all__ = [
     "apply_window",
     "build_panel",
     "compact",
+    "drift_change",
     "hinge_fit",
+    "key_codes",
     "lag1_autocorr",
     "normalise_by",
     "ols",
@@ -153,7 +155,7 @@ def last_valid(array: np.ndarray, n: np.ndarray) -> np.ndarray:
     return out
 
 
-def _codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+def key_codes(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
     """Combine key columns into one int64 code per row (equal code == equal key)."""
     code = np.zeros(len(frame), dtype=np.int64)
     for name in columns:
@@ -228,7 +230,7 @@ def build_panel(
     data = {name: _float(lag[name]) for name in columns if name in lag.columns}
     if extra:
         data.update(extra)
-    code = _codes(lag, by)
+    code = key_codes(lag, by)
     prefix = by == KEY_ORDER[: len(by)]
     if "partition" in by:
         if prefix:
@@ -568,6 +570,84 @@ def hinge_fit(
         "slope_before": np.where(fitted, b_best[:, 1] / unit, np.nan),
         "slope_after": np.where(fitted, (b_best[:, 1] + b_best[:, 2]) / unit, np.nan),
         "f_stat": np.where(fitted, f_stat, np.nan),
+        "significant": significant,
+    }
+
+
+def drift_change(
+    t: np.ndarray, y: np.ndarray, n: np.ndarray, *, alpha: float = 0.01
+) -> dict[str, np.ndarray]:
+    """Most likely single change of drift (rate) per row, with a CUSUM test.
+
+    Works on the increments of ``y``: under "one constant drift" and
+    independent increments (a random walk with drift, which cumulative
+    offsets are) the centred cumulative sum of increments is a Brownian
+    bridge, so ``max |B| / (sigma sqrt(T))`` has the Kolmogorov distribution
+    (``scipy.stats.kstwobign``). Measurement noise on ``y`` makes increments
+    negatively correlated, which only makes the test conservative. A test on
+    levels (e.g. an F-test of a hinge) is not used here because a random
+    walk fits a spurious hinge a third of the time.
+
+    Parameters
+    ----------
+    t, y
+        Left-aligned ``(K, T)`` arrays without NaN inside the first ``n``.
+    n
+        ``(K,)`` sample counts.
+    alpha
+        Test level.
+
+    Returns
+    -------
+    dict
+        ``tau`` (time of the sample after which the drift changed),
+        ``index`` (its column), ``rate_before``, ``rate_after`` (per second),
+        ``statistic``, ``significant`` (bool; needs at least 8 samples).
+    """
+    k, width = t.shape
+    if width < 3:
+        nan = np.full(k, np.nan)
+        return {
+            "tau": nan,
+            "index": np.zeros(k, dtype=np.int64),
+            "rate_before": nan.copy(),
+            "rate_after": nan.copy(),
+            "statistic": nan.copy(),
+            "significant": np.zeros(k, dtype=bool),
+        }
+    d_y = np.diff(y, axis=1)
+    d_t = np.diff(t, axis=1)
+    ok = ~(np.isnan(d_y) | np.isnan(d_t))
+    d_y = np.where(ok, d_y, 0.0)
+    d_t = np.where(ok, d_t, 0.0)
+    total_t = d_t.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate = d_y.sum(axis=1) / total_t
+        resid = d_y - rate[:, None] * d_t
+        bridge = np.cumsum(resid, axis=1)
+        sigma2 = (resid * resid).sum(axis=1) / total_t
+        score = np.abs(bridge) / np.sqrt(sigma2 * total_t)[:, None]
+    score = np.where(ok, np.nan_to_num(score, nan=0.0, posinf=0.0), 0.0)
+    score[:, -1] = 0.0  # the full sum is zero by construction
+    best = np.argmax(score, axis=1)
+    statistic = score[np.arange(k), best]
+    index = best + 1  # the change happens after sample ``best + 1`` ... increments from here on
+    cum_y = np.cumsum(d_y, axis=1)
+    cum_t = np.cumsum(d_t, axis=1)
+    rows = np.arange(k)
+    y_before, t_before = cum_y[rows, best], cum_t[rows, best]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rate_before = y_before / t_before
+        rate_after = (cum_y[:, -1] - y_before) / (total_t - t_before)
+    critical = float(stats.kstwobign.ppf(1.0 - alpha))
+    significant = (n >= 8) & (statistic > critical) & np.isfinite(rate_after)
+    tau = np.take_along_axis(t, index[:, None], axis=1)[:, 0]
+    return {
+        "tau": tau,
+        "index": index,
+        "rate_before": rate_before,
+        "rate_after": rate_after,
+        "statistic": statistic,
         "significant": significant,
     }
 

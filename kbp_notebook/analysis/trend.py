@@ -33,12 +33,16 @@ of zero, never just the sign of the slope.
 ``slope_ols_per_s`` is the least-squares slope on all samples, for
 comparison (a large gap to the Theil--Sen slope means outliers).
 
-``onset`` is where growth began: the best continuous two-segment line
-(one hinge, see :func:`kbp_notebook.analysis._series.hinge_fit`), reported
-when the hinge is significant (F-test with the autocorrelation-shrunk
-degrees of freedom, 1%), the slope after it is positive and steeper than
+``onset`` is where growth began: the most likely single change of the
+lag's rate of change (a CUSUM test on the increments, 1% level, see
+:func:`kbp_notebook.analysis._series.drift_change`), reported when the
+change is significant and the rate after it is positive and higher than
 before. A series that grows from its first sample has no onset inside the
-data (NaT): growth began before the recording.
+data (NaT): growth began before the recording. (A test on the levels, such
+as an F-test of a segmented line, is not used: a random walk fits a
+spurious break a third of the time.) Where such a change is found, the
+residual autocorrelation for the interval is measured around the best
+continuous two-segment line instead of the straight line.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from kbp_notebook.analysis._series import (
     apply_window,
     build_panel,
     compact,
+    drift_change,
     hinge_fit,
     hinge_predict,
     lag1_autocorr,
@@ -266,7 +271,11 @@ def trend_arrays(panel: Panel, *, method: str, confidence: float) -> pd.DataFram
     if t.shape[1] == 0:
         t = np.full((len(n), 1), np.nan)
         y = t.copy()
+    change = drift_change(t, y, n)
     hinge = hinge_fit(t, y, n)
+    # A random walk fits a spurious hinge often; trust the hinge only where the
+    # increment-based CUSUM test also finds a change of rate.
+    hinge["significant"] = hinge["significant"] & change["significant"]
     robust = theil_sen(t, y, n, confidence=confidence, hinge=hinge)
     linear = ols_trend(t, y, confidence=confidence, hinge=hinge)
     chosen = robust if method == "theil-sen" else linear
@@ -284,11 +293,11 @@ def trend_arrays(panel: Panel, *, method: str, confidence: float) -> pd.DataFram
     status = np.where(low > 0, "growing", np.where(high < 0, "draining", "stable"))
     onset_ok = (
         ~thin
-        & hinge["significant"]
-        & (hinge["slope_after"] > 0)
-        & (hinge["slope_after"] > hinge["slope_before"])
+        & change["significant"]
+        & (change["rate_after"] > 0)
+        & (change["rate_after"] > change["rate_before"])
     )
-    onset = to_timestamps(panel.t0, np.where(onset_ok, hinge["tau"], np.nan))
+    onset = to_timestamps(panel.t0, np.where(onset_ok, change["tau"], np.nan))
     table = panel.keys.copy()
     table["slope_per_s"] = np.where(thin, np.nan, chosen["slope"])
     table["ci_low"] = low
