@@ -61,6 +61,7 @@ from kbp_notebook.analysis._series import (
     build_panel,
     compact,
     drift_change,
+    noise_components,
     normalise_by,
     parse_window,
     prepare_lag,
@@ -145,65 +146,6 @@ def interval_roots(
         low = np.where(flat, 0.0, low)
         high = np.where(flat, np.inf, high)
     return low, high
-
-
-def noise_components(
-    t: np.ndarray, lag: np.ndarray, net: np.ndarray, *, lags: int = 8
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split the lag's noise into measurement variance and random-walk variance per second.
-
-    Uses the variogram of the detrended lag: for a random walk (variance
-    ``sigma_w^2`` per second) seen through white measurement noise
-    (variance ``sigma_m^2``), ``E[(L(t + h) - L(t) + v h)^2] = 2 sigma_m^2 +
-    sigma_w^2 h (1 - h / T)`` (the last factor because ``v`` is fitted on the
-    same span ``T``). The empirical variogram at up to ``lags`` sample lags
-    (geometrically spaced up to a quarter of the series) is fitted by least
-    squares to that line; both parts are kept non-negative. Several lags
-    make the random-walk part far steadier than the lag-1 moments alone.
-
-    Returns
-    -------
-    tuple of numpy.ndarray
-        ``sigma_m2`` (messages^2) and ``sigma_w2`` (messages^2 per second).
-    """
-    k_rows, width = t.shape
-    span = np.nanmax(t, axis=1) - t[:, 0] if width else np.zeros(k_rows)
-    top = max(1, (width - 1) // 4)
-    steps = np.unique(np.round(np.geomspace(1, top, lags)).astype(np.int64))
-    gamma = np.full((k_rows, len(steps)), np.nan)
-    gap = np.full((k_rows, len(steps)), np.nan)
-    pairs = np.zeros((k_rows, len(steps)))
-    for column, step in enumerate(steps):  # a handful of lags, vectorised over all series
-        d_t = t[:, step:] - t[:, :-step]
-        d = lag[:, step:] - lag[:, :-step] + net[:, None] * d_t
-        ok = ~np.isnan(d)
-        count = ok.sum(axis=1)
-        pairs[:, column] = count
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gamma[:, column] = np.where(ok, d * d, 0.0).sum(axis=1) / count
-            # Detrending with the rate fitted on the same span ties the walk to its
-            # endpoints (a Brownian bridge): expected squared change is h (1 - h / T).
-            bridged = d_t * (1.0 - d_t / span[:, None])
-            gap[:, column] = np.where(ok, bridged, 0.0).sum(axis=1) / count
-    use = ~(np.isnan(gamma) | np.isnan(gap)) & (gamma > 0)
-    # Weighted least squares: a mean of squared h-step changes over n - h overlapping
-    # pairs has variance ~ 2 gamma^2 h / (n - h), so long lags count less.
-    weight = np.where(use, pairs / steps[None, :] ** 2, 0.0)
-    g = np.where(use, gamma, 0.0)
-    h = np.where(use, gap, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        w_sum = weight.sum(axis=1)
-        h_mean = (weight * h).sum(axis=1) / w_sum
-        g_mean = (weight * g).sum(axis=1) / w_sum
-        dh = np.where(use, h - h_mean[:, None], 0.0)
-        shh = (weight * dh * dh).sum(axis=1)
-        slope = np.where(shh > 0, (weight * dh * (g - g_mean[:, None])).sum(axis=1) / shh, 0.0)
-        intercept = g_mean - slope * h_mean
-        # constrained fits when one part comes out negative
-        through_origin = (weight * h * g).sum(axis=1) / (weight * h * h).sum(axis=1)
-        sigma_w2 = np.where(slope < 0, 0.0, np.where(intercept < 0, through_origin, slope))
-        sigma_m2 = np.where(slope < 0, g_mean / 2.0, np.where(intercept < 0, 0.0, intercept / 2.0))
-    return np.nan_to_num(sigma_m2), np.nan_to_num(sigma_w2)
 
 
 def drain_arrays(
