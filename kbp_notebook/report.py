@@ -302,6 +302,9 @@ def execute_notebook(
 
     path = Path(notebook)
     nb = nbformat.read(path, as_version=4)
+    for cell in nb.cells:  # papermill expects a tags list on every cell
+        cell.metadata.setdefault("tags", [])
+    nb.metadata.setdefault("papermill", {})
     if parameters:
         nb = parameterize_notebook(nb, dict(parameters), kernel_name=kernel_name)
     with _environment(KBP_REPORT="1", PYDEVD_DISABLE_FILE_VALIDATION="1"):

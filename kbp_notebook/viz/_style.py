@@ -9,6 +9,7 @@ from the cluster and are untrusted, so every user-named string goes through
 from __future__ import annotations
 
 import html
+import json
 import os
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -238,7 +239,9 @@ def figure_mimebundle(fig: go.Figure) -> dict[str, Any]:
     and Voilà; ``text/html`` (no plotly.js, no MathJax) is drawn by the
     html-manager of an exported report, which has plotly.js inlined once.
     """
-    as_json = fig.to_plotly_json()
+    # plotly's own encoder: numpy arrays, timestamps and NaN become plain JSON (widget comms
+    # refuse anything else).
+    as_json = json.loads(pio.to_json(fig, validate=False, remove_uids=True))
     html_text = pio.to_html(
         fig, include_plotlyjs=False, include_mathjax=False, full_html=False,
         default_width="100%", default_height=fig.layout.height or 460, validate=False,

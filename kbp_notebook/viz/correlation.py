@@ -31,6 +31,11 @@ def _shift_words(shift_s: float, x_name: str, y_name: str) -> str:
     return f"{y_name} leads {x_name} by {fmt_duration(-shift_s)}"
 
 
+def _short(label: str, limit: int = 34) -> str:
+    """Shorten and escape an axis label: axis titles do not wrap."""
+    return esc(label if len(label) <= limit else label[: limit - 1] + "…")
+
+
 def plot_correlation(result: Any, *, title: str | None = None) -> go.Figure:
     """Draw a ``Correlation``: both series on one time axis, and r by shift.
 
@@ -38,8 +43,9 @@ def plot_correlation(result: Any, *, title: str | None = None) -> go.Figure:
     Bottom: the correlation at every shift searched, the chosen shift marked,
     with the honest p-value (autocorrelation and the search accounted for).
     """
-    x_name = esc(getattr(result, "x_name", "x"))
-    y_name = esc(getattr(result, "y_name", "y"))
+    x_raw = str(getattr(result, "x_name", "x"))
+    y_raw = str(getattr(result, "y_name", "y"))
+    x_name, y_name = esc(x_raw), esc(y_raw)
     aligned = getattr(result, "aligned", None)
     table = getattr(result, "table", None)
     if table is None or not len(table):
@@ -57,12 +63,12 @@ def plot_correlation(result: Any, *, title: str | None = None) -> go.Figure:
                 f"p = {p:.3g} ({verdict}), effective n ≈ {n_eff:.0f}")
     fig = make_subplots(rows=2, cols=1, row_heights=[0.6, 0.4], vertical_spacing=0.14,
                         specs=[[{"secondary_y": True}], [{}]],
-                        subplot_titles=("both series on one time axis",
-                                        "correlation by shift (+: first leads second)"))
-    fig.update_layout(template="kbp", height=640,
+                        subplot_titles=("", "correlation by shift (+: first series leads)"))
+    fig.update_layout(template="kbp", height=660,
                       title={"text": f"{heading}<br><span style='font-size:12px'>{subtitle}"
-                                     "</span>"},
-                      margin={"t": 96})
+                                     "</span>", "y": 0.97, "yanchor": "top"},
+                      legend={"y": 1.0, "yanchor": "bottom"},
+                      margin={"t": 110, "l": 72, "r": 72})
     if isinstance(aligned, pd.DataFrame) and len(aligned):
         fig.add_trace(go.Scatter(x=aligned["time"], y=aligned["x"], name=x_name, mode="lines",
                                  line={"color": "#1f77b4", "width": 2},
@@ -72,10 +78,10 @@ def plot_correlation(result: Any, *, title: str | None = None) -> go.Figure:
                                  line={"color": "#ff7f0e", "width": 2},
                                  hovertemplate="%{y:,.3g}<extra>" + y_name + "</extra>"),
                       row=1, col=1, secondary_y=True)
-        fig.update_yaxes(title_text=x_name, row=1, col=1, secondary_y=False,
-                         title_font={"color": "#1f77b4"})
-        fig.update_yaxes(title_text=y_name, row=1, col=1, secondary_y=True,
-                         title_font={"color": "#ff7f0e"}, showgrid=False)
+        fig.update_yaxes(title_text=_short(x_raw), row=1, col=1, secondary_y=False,
+                         title_font={"color": "#1f77b4", "size": 11})
+        fig.update_yaxes(title_text=_short(y_raw), row=1, col=1, secondary_y=True,
+                         title_font={"color": "#ff7f0e", "size": 11}, showgrid=False)
     shifts = table["shift_s"].astype(float).to_numpy()
     values = table["r"].astype(float).to_numpy()
     fig.add_trace(go.Bar(x=shifts, y=values, name="r by shift", showlegend=False,

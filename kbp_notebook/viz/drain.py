@@ -19,7 +19,7 @@ from kbp_notebook.viz._style import (
     table_figure,
 )
 
-__all__ = ["plot_capacity", "plot_drain"]
+__all__ = ["plot_capacity", "plot_drain", "plot_what_if"]
 
 
 def _float(row: pd.Series, name: str) -> float:
@@ -210,4 +210,84 @@ def plot_capacity(result: Any, *, title: str | None = None) -> go.Figure:
     fig.update_layout(barmode="group", hovermode="closest")
     fig.update_yaxes(autorange="reversed")
     fig.update_xaxes(title_text="count", rangemode="tozero")
+    return fig
+
+
+def plot_what_if(
+    plan: Any,
+    *,
+    lag: pd.DataFrame | None = None,
+    max_keys: int = 6,
+    title: str | None = None,
+) -> go.Figure:
+    """Draw a ``CapacityPlan`` scenario: the backlog under the planned consumers, and the target.
+
+    From the last snapshot each key's backlog falls in a straight line to
+    zero at ``eta_s_at_plan``; where the planned consumers cannot keep up it
+    rises (dashed red) at produce rate minus planned capacity. A dotted line
+    marks the drain target. With ``lag`` the recorded history is drawn first.
+    """
+    table = getattr(plan, "table", plan)
+    if table is None or not len(table):
+        return empty_figure("What-if", "Nothing to plan: no rows.")
+    keys = [c for c in ("group", "topic") if c in table.columns]
+    now = pd.Timestamp(lag["time"].max()) if lag is not None and len(lag) else \
+        pd.Timestamp.now(tz="UTC").floor("s")
+    target_s = float(getattr(plan, "target_s", np.nan))
+    rows = table.assign(_lag=pd.to_numeric(table["lag"], errors="coerce").astype(float))
+    rows = rows.sort_values("_lag", ascending=False).head(max_keys)
+    etas = rows["eta_s_at_plan"].astype(float).to_numpy() if "eta_s_at_plan" in rows else \
+        np.array([np.nan])
+    finite = etas[np.isfinite(etas) & (etas > 0)]
+    horizon = max([v for v in (*finite, target_s) if np.isfinite(v)] or [3600.0]) * 1.2
+    t_s = np.linspace(0.0, horizon, 121)
+    x = now + pd.to_timedelta(t_s, unit="s")
+    fig = new_figure(esc(title or "What if: the backlog with the planned consumers"), height=460)
+    fig.update_yaxes(title_text="lag (messages)", rangemode="tozero")
+    fig.update_xaxes(title_text="time (UTC)")
+    if lag is not None and len(lag):
+        hist = lag.assign(lag=lag["lag"].astype("Float64").astype(float))
+        totals = hist.groupby([*keys, "time"], observed=True)["lag"].sum(min_count=1).reset_index()
+    else:
+        totals = None
+    for index, (_, row) in enumerate(rows.iterrows()):
+        colour = colour_for(index)
+        label = key_label(*(row[k] for k in keys))
+        if totals is not None:
+            mask = np.ones(len(totals), dtype=bool)
+            for k in keys:
+                mask &= (totals[k].astype(str) == str(row[k])).to_numpy()
+            past = totals[mask]
+            fig.add_trace(go.Scatter(x=past["time"], y=past["lag"], mode="lines",
+                                     line={"color": colour, "width": 1.5}, showlegend=False,
+                                     hovertemplate="%{y:,.0f} messages<extra>" + label
+                                     + "</extra>"))
+        lag0, eta = row["_lag"], _float(row, "eta_s_at_plan")
+        planned = _float(row, "consumers_planned")
+        if not np.isfinite(lag0):
+            continue
+        if np.isfinite(eta):
+            fig.add_trace(go.Scatter(
+                x=x, y=_curve(lag0, eta, np.nan, t_s), mode="lines",
+                name=f"{label}: {planned:.0f} consumers drain in {fmt_duration(eta)}",
+                line={"color": colour, "width": 2.5},
+                hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
+            ))
+        else:
+            net = _float(row, "produce_rate") - planned * _float(row, "per_consumer_rate")
+            fig.add_trace(go.Scatter(
+                x=x, y=_curve(lag0, np.inf, net, t_s), mode="lines",
+                name=f"{label}: {planned:.0f} consumers never drain ({net:+,.1f} msg/s)",
+                line={"color": "#d62728", "dash": "dash", "width": 2.5},
+                hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
+            ))
+    if np.isfinite(target_s):
+        fig.add_vline(x=now + pd.Timedelta(seconds=target_s),
+                      line={"color": "#444444", "dash": "dot", "width": 1},
+                      annotation_text=f"target {fmt_duration(target_s)}",
+                      annotation_position="top")
+    fig.add_vline(x=now, line={"color": "#888888", "dash": "dot", "width": 1},
+                  annotation_text="now", annotation_position="bottom right")
+    fig.update_layout(hovermode="closest", legend={"orientation": "v", "y": -0.2,
+                                                   "yanchor": "top"})
     return fig

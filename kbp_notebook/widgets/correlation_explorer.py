@@ -51,7 +51,7 @@ class CorrelationExplorer(Explorer):
                                                  description="± shift min",
                                                  continuous_update=False)
         self.method = widgets.ToggleButtons(options=["spearman", "pearson"], value="spearman",
-                                            style={"button_width": "80px"})
+                                            style={"button_width": "90px"})
         self.result: Any = None
         controls = [self.metric, self.target, self.group, self.max_shift_min, self.method]
         super().__init__(controls)

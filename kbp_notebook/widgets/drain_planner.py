@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import ipywidgets as widgets
@@ -83,10 +82,8 @@ class DrainPlanner(Explorer):
             self.plan = analysis.capacity_plan(self._rows(), target_s=self.target_min.value * 60)
             table = self.plan.table
             partitions = _first(table, ("partitions",))
-            consumers = _first(table, ("consumers", "consumers_now", "current_consumers",
-                                       "active_consumers"))
-            rate = _first(table, ("per_consumer_rate", "per_consumer_rate_per_s",
-                                  "consumer_rate_per_consumer"))
+            consumers = _first(table, ("consumers_now",))
+            rate = _first(table, ("per_consumer_rate",))
             high = int(max(2 * (partitions or 4), 8))
             with self.hold_trait_notifications():
                 self.consumers.max = high
@@ -126,12 +123,13 @@ class DrainPlanner(Explorer):
             )
         except KbpError as exc:
             return viz.plot_lag(self._rows()), message(str(exc), tone="warn")
-        table = getattr(self.scenario, "table", self.scenario)
-        eta = _first(table, ("eta_s",))
+        table = self.scenario.table
+        eta = _first(table, ("eta_s_at_plan",))
         self.eta_s = float(eta) if eta is not None else float("nan")
         needed = _first(table, ("consumers_needed",))
         partitions_needed = _first(table, ("partitions_needed",))
         partitions = _first(table, ("partitions",))
+        note = _first(table, ("note",))
         parts = [f"{self.consumers.value} consumers × {self.per_consumer_rate.value:,.1f} msg/s"
                  f", produce {self.produce_growth.value:+.0%}: "]
         if np.isfinite(self.eta_s):
@@ -140,24 +138,15 @@ class DrainPlanner(Explorer):
         else:
             parts.append("does not drain (consumers slower than producers)")
             tone = "error"
-        if needed is not None and not pd.isna(needed):
-            parts.append(f"; need {int(needed)} consumers to drain within "
+        if needed is not None:
+            parts.append(f"; {int(needed)} consumers needed to drain within "
                          f"{fmt_duration(target_s)}")
         if partitions_needed is not None and partitions is not None and \
-                float(partitions_needed) > float(partitions):
-            parts.append(f" — more than the {int(partitions)} partitions: add partitions "
-                         f"(≥ {int(partitions_needed)})")
-        figure = viz.plot_drain(self._forecast(self.scenario), lag=self._rows(),
-                                title=f"Drain forecast for {self.group.value} (what-if)")
+                int(partitions_needed) > int(partitions):
+            parts.append(f"; only {int(partitions)} partitions: add partitions "
+                         f"(to {int(partitions_needed)}) or speed up each consumer")
+        if note and not partitions_needed:
+            parts.append(f" ({note})")
+        figure = viz.plot_what_if(self.scenario, lag=self._rows(),
+                                  title=f"What if: {self.group.value}")
         return figure, message("".join(parts), tone=tone)
-
-    def _forecast(self, scenario: Any) -> Any:
-        """Return the scenario as something ``plot_drain`` draws (a table with ETA columns)."""
-        forecast = getattr(scenario, "forecast", None)
-        if forecast is not None:
-            return forecast
-        return scenario
-
-    @staticmethod
-    def _asdict(obj: Any) -> dict[str, Any]:
-        return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else dict(vars(obj))

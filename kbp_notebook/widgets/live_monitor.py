@@ -18,7 +18,7 @@ from kbp_notebook.frames import Dataset, empty_lag_frame
 from kbp_notebook.viz._style import fmt_duration
 from kbp_notebook.widgets._base import Explorer, message
 
-__all__ = ["LiveMonitor"]
+__all__ = ["LiveMonitor", "ReplayCollector"]
 
 
 class LiveMonitor(Explorer):
@@ -220,3 +220,28 @@ class LiveMonitor(Explorer):
         """Return the history kept in memory as a Dataset."""
         return Dataset(lag=self.history, meta={"cluster": self.cluster_name,
                                                "source": "LiveMonitor"})
+
+
+class ReplayCollector:
+    """Replay a recorded Dataset one snapshot per ``snapshot()`` call (a stand-in cluster).
+
+    Lets the live monitor notebook run on a bundled sample; once the
+    recording is exhausted, further calls return no rows.
+    """
+
+    def __init__(self, dataset: Dataset) -> None:
+        self._lag = dataset.lag
+        self._times = list(pd.Series(dataset.lag["time"].unique()).sort_values())
+        self._next = 0
+
+    def snapshot(self, groups: Iterable[str] | str | None = None) -> pd.DataFrame:
+        """Return the next recorded snapshot (optionally only some groups)."""
+        if self._next >= len(self._times):
+            return self._lag.iloc[0:0]
+        at = self._times[self._next]
+        self._next += 1
+        rows = self._lag[self._lag["time"] == at]
+        if groups is not None:
+            wanted = [groups] if isinstance(groups, str) else list(groups)
+            rows = rows[rows["group"].isin(wanted)]
+        return rows.reset_index(drop=True)
