@@ -24,7 +24,9 @@ lag-1 autocorrelation, a one-hinge segmented regression, windowing).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -48,6 +50,7 @@ __all__ = [
     "normalise_by",
     "ols",
     "prepare_lag",
+    "quiet",
     "to_timestamps",
 ]
 
@@ -55,6 +58,18 @@ __all__ = [
 KEY_ORDER: tuple[str, ...] = ("cluster", "group", "topic", "partition")
 
 NUMERIC_COLUMNS: tuple[str, ...] = ("committed_offset", "log_end_offset", "lag")
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Silence numpy's empty-slice and invalid-value warnings for padded arrays.
+
+    NaN padding is the design here (thin rows give NaN plus a ``reason``), so
+    "Mean of empty slice" and friends are expected, not news for the user.
+    """
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        yield
 
 
 def prepare_lag(lag: pd.DataFrame) -> pd.DataFrame:
@@ -89,6 +104,8 @@ def prepare_lag(lag: pd.DataFrame) -> pd.DataFrame:
 def normalise_by(by: str | Iterable[str]) -> tuple[str, ...]:
     """Return the key columns for ``by``: ``cluster`` first, then ``by`` in schema order.
 
+    ``"partition"`` implies ``"group"`` and ``"topic"``.
+
     Raises
     ------
     KbpInputError
@@ -102,6 +119,10 @@ def normalise_by(by: str | Iterable[str]) -> tuple[str, ...]:
             f"('group', 'topic', 'partition'), e.g. by=('group', 'topic').",
             column=unknown[0] if unknown else None,
         )
+    if "partition" in names:
+        # A partition number means nothing without its topic, and lag of one
+        # partition summed over different groups mixes unrelated consumers.
+        names = (*names, "group", "topic")
     return ("cluster", *[name for name in KEY_ORDER[1:] if name in names])
 
 

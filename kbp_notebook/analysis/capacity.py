@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from kbp_notebook.analysis._result import Result
-from kbp_notebook.analysis._series import build_panel, normalise_by, prepare_lag
+from kbp_notebook.analysis._series import build_panel, normalise_by, prepare_lag, quiet
 from kbp_notebook.analysis.drain import time_to_drain
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
@@ -158,6 +158,24 @@ def _plan(
     per_consumer_rate: float | None,
 ) -> CapacityPlan:
     _check(target_s, produce_growth, consumers, per_consumer_rate)
+    with quiet():
+        return _plan_rows(
+            basis,
+            target_s=target_s,
+            produce_growth=produce_growth,
+            consumers=consumers,
+            per_consumer_rate=per_consumer_rate,
+        )
+
+
+def _plan_rows(
+    basis: pd.DataFrame,
+    *,
+    target_s: float,
+    produce_growth: float,
+    consumers: int | None,
+    per_consumer_rate: float | None,
+) -> CapacityPlan:
     lag = basis["lag"].to_numpy(np.float64)
     produce = basis["produce_rate"].to_numpy(np.float64) * (1.0 + produce_growth)
     partitions = basis["partitions"].to_numpy(np.float64)
@@ -301,7 +319,8 @@ def capacity_plan(
     _check(target_s, produce_growth, consumers, per_consumer_rate)
     frame = prepare_lag(lag)
     drain = time_to_drain(frame, by=("group", "topic")).table
-    measured = _members_and_rates(frame)
+    with quiet():
+        measured = _members_and_rates(frame)
     basis = drain[[*KEYS, "lag", "produce_rate", "consume_rate", "partitions"]].merge(
         measured, on=list(KEYS), how="left"
     )

@@ -65,6 +65,7 @@ from kbp_notebook.analysis._series import (
     normalise_by,
     parse_window,
     prepare_lag,
+    quiet,
     require_single_ok,
     to_timestamps,
 )
@@ -296,7 +297,8 @@ def time_to_drain(
     if "log_start_offset" in frame.columns and frame["log_start_offset"].notna().any():
         columns.append("log_start_offset")
     panel = build_panel(frame, by=normalise_by(("group", "topic", "partition")), columns=columns)
-    result = drain_arrays(panel, confidence=confidence, window=window)
+    with quiet():
+        result = drain_arrays(panel, confidence=confidence, window=window)
     parts = panel.keys.copy()
     for name in ("lag", "produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s"):
         parts[name] = result[name]

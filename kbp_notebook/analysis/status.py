@@ -63,6 +63,7 @@ from kbp_notebook.analysis._series import (
     normalise_by,
     owner_flag,
     prepare_lag,
+    quiet,
     to_timestamps,
 )
 from kbp_notebook.errors import KbpDataError, KbpInputError
@@ -360,7 +361,8 @@ def status_timeline(
     """
     _check(window, allowed_lag)
     panel = _panel(lag)
-    return _timeline(panel, window=window, allowed_lag=allowed_lag, points=points)
+    with quiet():
+        return _timeline(panel, window=window, allowed_lag=allowed_lag, points=points)
 
 
 def _check(window: int, allowed_lag: int) -> None:
@@ -417,7 +419,8 @@ def lag_status(
     """
     _check(window, allowed_lag)
     panel = _panel(lag)
-    result = evaluate(panel, window=window, allowed_lag=allowed_lag)
+    with quiet():
+        result = evaluate(panel, window=window, allowed_lag=allowed_lag)
     partitions = _partition_table(panel, result)
     if len(partitions) == 0:
         raise KbpDataError(
@@ -427,11 +430,12 @@ def lag_status(
     groups = _group_table(partitions)
     if timeline == "auto":
         timeline = panel.size * min(timeline_points, panel.time_s.shape[1]) <= TIMELINE_BUDGET
-    series = (
-        _timeline(panel, window=window, allowed_lag=allowed_lag, points=timeline_points)
-        if timeline
-        else None
-    )
+    with quiet():
+        series = (
+            _timeline(panel, window=window, allowed_lag=allowed_lag, points=timeline_points)
+            if timeline
+            else None
+        )
     return LagStatus(
         table=groups,
         partitions=partitions,

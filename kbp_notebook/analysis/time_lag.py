@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from kbp_notebook.analysis._result import Result
-from kbp_notebook.analysis._series import key_codes, prepare_lag
+from kbp_notebook.analysis._series import key_codes, prepare_lag, quiet
 
 __all__ = ["TimeLag", "time_lag"]
 
@@ -160,7 +160,8 @@ def time_lag(lag: pd.DataFrame) -> TimeLag:
         log_end = log_end.groupby(partition_id).ffill().groupby(partition_id).bfill()
     log_end_values = log_end.fillna(0).to_numpy(dtype=np.int64)
     committed = frame["committed_offset"].astype("Float64").to_numpy(np.float64, na_value=np.nan)
-    seconds_behind, lower = time_lag_arrays(partition_id, seconds, committed, log_end_values)
+    with quiet():
+        seconds_behind, lower = time_lag_arrays(partition_id, seconds, committed, log_end_values)
     table = frame.copy()
     table["time_lag_s"] = seconds_behind
     table["time_lag_is_lower_bound"] = lower

@@ -69,6 +69,7 @@ from kbp_notebook.analysis._series import (
     normalise_by,
     ols,
     prepare_lag,
+    quiet,
     require_single_ok,
     to_timestamps,
     variance_inflation,
@@ -405,7 +406,8 @@ def lag_trend(
     keys = normalise_by(by)
     frame = prepare_lag(lag)
     panel = apply_window(build_panel(frame, by=keys, columns=("lag",)), window)
-    table = trend_arrays(panel, method=method, confidence=confidence)
+    with quiet():
+        table = trend_arrays(panel, method=method, confidence=confidence)
     require_single_ok(
         "lag_trend", table[list(keys)], table["reason"].to_numpy(), table["reason"].eq("").to_numpy()
     )
