@@ -180,3 +180,59 @@ def make_lag(
         out[name] = out[name].astype("string")
     out["time"] = pd.to_datetime(out["time"], utc=True)
     return out
+
+
+def drain_case(
+    *,
+    partitions: int = 200,
+    history: int = 60,
+    future: int = 800,
+    step_s: float = 5.0,
+    produce_rate: float = 100.0,
+    consume_rate: float = 120.0,
+    start_lag: float = 30_000.0,
+    rw_noise: float = 0.0,
+    noise: float = 0.0,
+    seed: int = 0,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """A recorded history and the true future drain time of each partition.
+
+    The process is simulated past the recording with the same rates and
+    noise; the truth is when the *latent* backlog (log end minus the
+    consumer's real position, before measurement noise) first reaches zero,
+    interpolated between samples, in seconds after the last recorded
+    snapshot (inf if not within ``future`` samples).
+    """
+    sim = simulate(
+        partitions=partitions,
+        n=history + future,
+        step_s=step_s,
+        produce_rate=produce_rate,
+        consume_rate=consume_rate,
+        start_lag=start_lag,
+        rw_noise=rw_noise,
+        noise=noise,
+        seed=seed,
+    )
+    backlog = (sim["log_end"] - sim["committed_true"])[:, history - 1 :]
+    done = backlog <= 0
+    hit = np.argmax(done, axis=1)
+    before = np.take_along_axis(backlog, np.clip(hit - 1, 0, None)[:, None], axis=1)[:, 0]
+    at = np.take_along_axis(backlog, hit[:, None], axis=1)[:, 0]
+    fraction = np.where(before > at, before / np.maximum(before - at, 1e-12), 1.0)
+    truth = np.where(done.any(axis=1), (hit - 1 + np.clip(fraction, 0, 1)) * step_s, np.inf)
+    truth = np.where(hit == 0, 0.0, truth)
+    t0 = pd.Timestamp("2026-01-01T00:00:00Z")
+    frame = pd.DataFrame(
+        {
+            "time": np.tile(t0 + pd.to_timedelta(sim["t_s"][:history], unit="s"), partitions),
+            "cluster": "test",
+            "group": "g",
+            "topic": "t",
+            "partition": np.repeat(np.arange(partitions, dtype=np.int32), history),
+            "committed_offset": sim["committed"][:, :history].ravel(),
+            "log_end_offset": sim["log_end"][:, :history].ravel(),
+        }
+    )
+    frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
+    return frame, truth
