@@ -17,7 +17,6 @@ import datetime as _dt
 import math
 import os
 import threading
-import time as _time
 from collections import defaultdict
 from collections.abc import Iterable
 from typing import Any
@@ -33,6 +32,7 @@ from kbp_notebook.collect._kafka import (
     translate_kafka_error,
 )
 from kbp_notebook.collect._progress import make_progress
+from kbp_notebook.collect._recorder import run_recording
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
 from kbp_notebook.frames import (
@@ -49,21 +49,17 @@ _OWNER_COLUMNS = ("consumer_id", "host", "client_id")
 _CONSUMER_PROTOCOLS = ("consumer", "")
 
 
-def _events_frame(rows: list[tuple[pd.Timestamp, str, str]]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "time": pd.Series([r[0] for r in rows], dtype="datetime64[ns, UTC]"),
-            "kind": pd.Series([r[1] for r in rows], dtype="string"),
-            "text": pd.Series([r[2] for r in rows], dtype="string"),
-        }
-    )
-
-
 def _member_partitions(member: dict[str, Any]) -> list[tuple[str, int]]:
     """Return the (topic, partition) pairs a described group member owns."""
     assignment = member.get("member_assignment")
-    if assignment is None or isinstance(assignment, bytes | bytearray):
+    if assignment is None or isinstance(assignment, bytes | bytearray | str):
         return []
+    if isinstance(assignment, dict):  # kafka-python 3 hands back to_dict() output
+        return [
+            (str(entry["topic"]), int(p))
+            for entry in assignment.get("assigned_partitions") or ()
+            for p in entry.get("partitions") or ()
+        ]
     partitions = getattr(assignment, "partitions", None)
     if callable(partitions):
         return [(tp.topic, int(tp.partition)) for tp in partitions()]
@@ -462,68 +458,25 @@ class LagCollector:
             sessions=[*previous_meta.get("sessions", []), started.isoformat()],
         )
         display = make_progress(progress, total, stream=progress_stream)
-        done = rows = failures = 0
-        total_lag: int | None = None
-        failing = False
-        start_mono = _time.monotonic()
-        tick = 0
+
+        def take() -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+            frame = self.snapshot(group_list)
+            return frame, list(self.last_problems)
+
         try:
-            while total is None or tick < total:
-                due = start_mono + tick * every_s
-                _sleep_until(due)
-                try:
-                    frame = self.snapshot(group_list)
-                except KbpError as exc:
-                    failures += 1
-                    now = pd.Timestamp.now(tz="UTC")
-                    text = str(exc) if failures == 1 else f"{exc} (attempt {failures})"
-                    appender.append(events=_events_frame([(now, "collector_error", text)]))
-                    failing = True
-                    display.update(done=done, rows=rows, total_lag=total_lag, status="unreachable")
-                    backoff_s = min(every_s * 2 ** (failures - 1), max(max_backoff_s, every_s))
-                    next_due = _time.monotonic() + backoff_s
-                    tick = max(tick + 1, math.ceil((next_due - start_mono) / every_s - 1e-9))
-                    continue
-                when = frame["time"].iloc[0] if len(frame) else pd.Timestamp.now(tz="UTC")
-                events = [(when, kind, text) for kind, text in self.last_problems]
-                if failing:
-                    events.append(
-                        (
-                            pd.Timestamp.now(tz="UTC"),
-                            "collector_recovered",
-                            f"Kafka at {self.address} answered again after {failures} failed "
-                            f"attempt(s).",
-                        )
-                    )
-                    failing = False
-                    failures = 0
-                appender.append(lag=frame, events=_events_frame(events) if events else None)
-                done += 1
-                rows += len(frame)
-                total_lag = int(frame["lag"].sum()) if len(frame) else 0
-                display.update(
-                    done=done,
-                    rows=rows,
-                    total_lag=total_lag,
-                    status="partial" if any(e[1] == "collector_error" for e in events) else "",
-                )
-                # Late (a slow snapshot)? Skip the ticks already missed instead of bunching.
-                elapsed_ticks = math.floor((_time.monotonic() - start_mono) / every_s)
-                tick = max(tick + 1, elapsed_ticks + 1)
-        except KeyboardInterrupt:
-            pass
+            run_recording(
+                take,
+                appender,
+                every_s=every_s,
+                total=total,
+                max_backoff_s=max_backoff_s,
+                display=display,
+                source=f"Kafka at {self.address}",
+            )
         finally:
             display.close()
             appender.update_meta(stopped_at=pd.Timestamp.now(tz="UTC").isoformat())
         return read_dataset(path)
-
-
-def _sleep_until(due_monotonic: float) -> None:
-    while True:
-        remaining = due_monotonic - _time.monotonic()
-        if remaining <= 0:
-            return
-        _time.sleep(min(remaining, 0.5))
 
 
 def _empty_lag() -> pd.DataFrame:

@@ -1,3 +1,4 @@
+# ruff: noqa: E501
 """parse_consumer_groups on hand-written layouts (real captured outputs: test_collect_captured)."""
 
 import pandas as pd

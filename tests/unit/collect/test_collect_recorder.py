@@ -1,0 +1,115 @@
+"""The recording loop with a scripted snapshot source (the Kafka side is in integration)."""
+
+import io
+import time
+
+import pandas as pd
+import pytest
+
+from kbp_notebook.collect._progress import make_progress
+from kbp_notebook.collect._recorder import run_recording
+from kbp_notebook.collect.storage import DatasetAppender, read_dataset
+from kbp_notebook.errors import KbpConnectionError
+
+
+def lag_row(committed):
+    return pd.DataFrame(
+        {
+            "time": [pd.Timestamp.now(tz="UTC")],
+            "cluster": ["c"],
+            "group": ["g"],
+            "topic": ["t"],
+            "partition": [0],
+            "committed_offset": [committed],
+            "log_end_offset": [committed + 3],
+            "lag": [3],
+        }
+    )
+
+
+class Script:
+    """Answers per call: an int -> a row with that committed offset, 'down' -> unreachable."""
+
+    def __init__(self, plan, delay_s=0.0):
+        self.plan = list(plan)
+        self.calls = []
+        self.delay_s = delay_s
+
+    def __call__(self):
+        self.calls.append(time.monotonic())
+        step = self.plan[min(len(self.calls) - 1, len(self.plan) - 1)]
+        time.sleep(self.delay_s)
+        if step == "down":
+            raise KbpConnectionError("Cannot reach Kafka at 127.0.0.1:1 (refused)", address="x")
+        problems = [("collector_error", "2 partition(s) have no leader")] if step == 7 else []
+        return lag_row(step), problems
+
+
+def record(tmp_path, script, *, every_s, total, max_backoff_s=60.0, stream=None):
+    appender = DatasetAppender(tmp_path / "rec")
+    stats = run_recording(
+        script,
+        appender,
+        every_s=every_s,
+        total=total,
+        max_backoff_s=max_backoff_s,
+        display=make_progress(stream is not None, total, stream=stream),
+        source="Kafka at 127.0.0.1:1",
+    )
+    return stats, read_dataset(tmp_path / "rec")
+
+
+def test_schedule_is_a_fixed_grid_even_when_snapshots_take_time(tmp_path):
+    script = Script(range(8), delay_s=0.05)
+    stats, ds = record(tmp_path, script, every_s=0.3, total=8)
+    assert stats.snapshots == 8 and ds.lag["time"].nunique() == 8
+    offsets = [t - script.calls[0] for t in script.calls]
+    # call k is due at k * every; the 50 ms snapshot (+ write) time does not accumulate
+    lateness = [offset - k * 0.3 for k, offset in enumerate(offsets)]
+    assert all(late > -0.005 for late in lateness)
+    assert max(lateness[4:]) < max(lateness[:4]) + 0.05
+
+
+def test_unreachable_intervals_become_events_not_rows_and_backoff_grows(tmp_path):
+    script = Script([1, 2, "down", "down", "down", 6, 7, 8])
+    stats, ds = record(tmp_path, script, every_s=0.25, total=14, max_backoff_s=1.0)
+    events = ds.events
+    errors = events[events["kind"] == "collector_error"]
+    assert stats.failures == 3
+    assert len(errors) == 4  # three failures + the partial-snapshot problem
+    assert errors["text"].iloc[:3].str.contains("Cannot reach Kafka at 127.0.0.1:1").all()
+    assert "no leader" in errors["text"].iloc[3]
+    assert "(attempt 2)" in errors["text"].iloc[1]
+    assert (events["kind"] == "collector_recovered").sum() == 1
+    # no invented rows: every row comes from a successful call
+    assert set(ds.lag["committed_offset"]) <= {1, 2, 6, 7, 8}
+    gaps = [b - a for a, b in zip(script.calls[2:5], script.calls[3:6], strict=True)]
+    assert gaps[0] < gaps[1] < gaps[2]  # 0.25, 0.5, 1.0 s on the 0.25 s grid
+    assert gaps[2] >= 0.99  # the third retry waited the capped backoff
+
+
+def test_ctrl_c_ends_the_recording_cleanly(tmp_path):
+    def take():
+        if take.n == 3:
+            raise KeyboardInterrupt
+        take.n += 1
+        return lag_row(take.n), []
+
+    take.n = 0
+    stats, ds = record(tmp_path, take, every_s=0.01, total=None)
+    assert stats.snapshots == 3 and ds.lag["time"].nunique() == 3
+
+
+def test_progress_lines_follow_the_intervals(tmp_path):
+    stream = io.StringIO()
+    record(tmp_path, Script([5, 6, 7]), every_s=0.2, total=3, stream=stream)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "kbp collect: 1/3 intervals, 1 rows, total lag 3"
+    assert lines[-1] == "kbp collect: 3/3 intervals, 3 rows, total lag 3 (partial)"
+
+
+@pytest.mark.parametrize("total", [1, 3])
+def test_resuming_adds_to_an_existing_folder(tmp_path, total):
+    record(tmp_path, Script([1, 2, 3]), every_s=0.2, total=total)
+    _, ds = record(tmp_path, Script([4, 5, 6]), every_s=0.2, total=total)
+    assert ds.lag["time"].nunique() == 2 * total
