@@ -1,0 +1,1504 @@
+"""A throwaway real Kafka cluster, with the JMX exporter and Prometheus, on loopback.
+
+Used by every integration test, scenario and benchmark of the project, and by
+``kbp sandbox up`` for people who want a cluster to point a notebook at.
+
+What runs
+---------
+* Apache Kafka 4.x (default :data:`DEFAULT_KAFKA_VERSION`, override with the
+  environment variable ``KBP_KAFKA_VERSION``), resolved from Maven Central by
+  ``mvn`` (:func:`fetch_jars`) and started with ``java`` (17 or newer; set
+  ``KBP_JAVA`` or ``JAVA_HOME`` to choose one). Each node is a KRaft
+  combined broker + controller; three brokers form a three-voter quorum.
+  Node ids are 1..N. Everything listens on 127.0.0.1 on free ports.
+* The Prometheus JMX exporter java agent in every broker JVM, with the rules in
+  ``sandbox_assets/jmx-exporter.yaml`` (only the MBeans listed there are read).
+* The Debian ``prometheus`` server (``/usr/bin/prometheus``, or ``KBP_PROMETHEUS``),
+  scraping every exporter each second, job ``kafka``, one label ``broker="<id>"``
+  per target. Its TSDB lives in the sandbox's temporary directory.
+
+Broker settings chosen for tests (``broker_config=`` overrides any of them):
+heap ``-Xmx256m`` with the serial GC; ``auto.create.topics.enable=true`` and
+``num.partitions=1`` (Kafka's defaults); ``group.initial.rebalance.delay.ms=0``;
+internal topics (offsets, transactions, share-group state) with 8 partitions
+and replication factor ``min(3, brokers)``, min ISR ``min(2, brokers)``;
+``log.segment.bytes`` 4 MiB.
+
+Prometheus series (exact names as stored, every one has ``job="kafka"``,
+``broker="<id>"`` and ``instance`` labels)
+-----------------------------------------------------------------------------
+Canonical metric (DESIGN.md) and where it comes from:
+
+``log_flush_rate``
+    ``rate(kafka_log_logflushstats_logflushrateandtimems_count_total[1m])``
+``log_flush_time_ms_mean``
+    ``kafka_log_logflushstats_logflushrateandtimems_mean``
+    (ms, mean since the broker started)
+``log_flush_time_ms_p99``
+    ``kafka_log_logflushstats_logflushrateandtimems{quantile="0.99"}`` (ms)
+``under_replicated_partitions``
+    ``kafka_server_replicamanager_underreplicatedpartitions``
+``produce_total_time_ms_p99``
+    ``kafka_network_requestmetrics_totaltimems{request="Produce",quantile="0.99"}`` (ms)
+``fetch_consumer_total_time_ms_p99``
+    ``kafka_network_requestmetrics_totaltimems{request="FetchConsumer",quantile="0.99"}``
+    (ms)
+``produce_request_queue_time_ms_p99``
+    ``kafka_network_requestmetrics_requestqueuetimems{request="Produce",quantile="0.99"}``
+    (ms)
+``request_handler_idle_ratio``
+    ``rate(kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_count_total[1m])``
+    divided by 1e9 (the counter is idle nanoseconds per handler thread)
+``network_processor_idle_ratio``
+    ``kafka_network_socketserver_networkprocessoravgidlepercent`` (a gauge in 0..1)
+``bytes_in_per_s``
+    ``rate(kafka_server_brokertopicmetrics_bytesin_total{topic=""}[1m])``
+``bytes_out_per_s``
+    ``rate(kafka_server_brokertopicmetrics_bytesout_total{topic=""}[1m])``
+``messages_in_per_s``
+    ``rate(kafka_server_brokertopicmetrics_messagesin_total{topic=""}[1m])``
+
+Details:
+
+* Quantile gauges carry ``quantile`` in ``"0.50" "0.75" "0.95" "0.98" "0.99"
+  "0.999"`` (Kafka's Yammer reservoirs, recent ~5 minutes, in ms for ``...ms``).
+  Every timer also has ``..._count_total`` (events) and ``..._mean``.
+* ``BrokerTopicMetrics`` counters exist once without a ``topic`` label (the
+  broker-wide total; ``{topic=""}`` selects it in PromQL) and once per topic with
+  ``topic="<name>"``. Also exported: ``kafka_server_brokertopicmetrics_bytesrejected_total``,
+  ``..._totalproducerequests_total``, ``..._totalfetchrequests_total``.
+* ``RequestMetrics`` series exist for ``request`` in Produce, FetchConsumer,
+  FetchFollower (``totaltimems``), Produce, FetchConsumer (``requestqueuetimems``) and
+  Produce (``localtimems``, ``remotetimems``).
+* Other gauges: ``kafka_server_replicamanager_{partitioncount,leadercount,
+  offlinereplicacount,underminisrpartitioncount,atminisrpartitioncount,...}``,
+  ``kafka_controller_kafkacontroller_{activecontrollercount,offlinepartitionscount,
+  globalpartitioncount,globaltopiccount,...}``,
+  ``kafka_network_requestchannel_requestqueuesize``,
+  ``kafka_network_requestchannel_responsequeuesize``,
+  ``kafka_server_delayedoperationpurgatory_purgatorysize{delayedoperation="Produce"|"Fetch"}``,
+  and the exporter's own ``jvm_*`` / ``process_*`` series.
+
+Examples
+--------
+>>> from kbp_notebook.sandbox import Sandbox
+>>> with Sandbox(brokers=1) as sb:  # doctest: +SKIP
+...     print(sb.bootstrap_servers, sb.prometheus_url)
+
+Orphans: processes started by a :class:`Sandbox` in the main thread get
+``PR_SET_PDEATHSIG`` (they die with the Python process, even on ``kill -9``);
+every running sandbox is also stopped at interpreter exit. ``kbp sandbox up``
+starts detached processes instead and ``kbp sandbox down`` stops them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import atexit
+import base64
+import contextlib
+import ctypes
+import fcntl
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+import weakref
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
+
+__all__ = [
+    "DEFAULT_KAFKA_VERSION",
+    "JMX_EXPORTER_VERSION",
+    "Sandbox",
+    "cache_dir",
+    "cli_main",
+    "fetch_jars",
+]
+
+DEFAULT_KAFKA_VERSION = "4.1.2"
+"""Kafka version used unless ``KBP_KAFKA_VERSION`` says otherwise."""
+
+JMX_EXPORTER_VERSION = "1.0.1"
+"""Version of ``io.prometheus.jmx:jmx_prometheus_javaagent``."""
+
+# Kafka 4 logs through slf4j 1.7 and ships log4j-core, but its published POM has
+# no slf4j binding: without this one the broker would log nothing at all.
+_LOG4J_SLF4J_BINDING = ("org.apache.logging.log4j", "log4j-slf4j-impl", "2.25.3")
+_MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+
+_BROKER_MAIN = "kafka.Kafka"
+_STORAGE_TOOL = "kafka.tools.StorageTool"
+_CONSUMER_GROUP_COMMAND = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+
+_BROKER_JVM_OPTS = (
+    "-Xms64m",
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-XX:MaxMetaspaceSize=160m",
+    "-XX:ReservedCodeCacheSize=64m",
+    "-XX:+ExitOnOutOfMemoryError",
+    "-Djava.awt.headless=true",
+)
+_TOOL_JVM_OPTS = (
+    "-Xmx256m",
+    "-XX:+UseSerialGC",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+)
+_SCRAM_MECHANISM = "SCRAM-SHA-512"
+_PROMETHEUS_JOB = "kafka"
+_STATE_FILE_NAME = "sandbox-state.json"
+_LOG_TAIL_LINES = 40
+
+# Characters that the --add-scram parser of kafka-storage treats as syntax.
+_SCRAM_FORBIDDEN = re.compile(r'[\s,\[\]="\\]')
+
+
+# --------------------------------------------------------------------------- jars
+
+
+def cache_dir() -> Path:
+    """Return the cache directory of kbp_notebook (``KBP_CACHE_DIR`` overrides).
+
+    Returns
+    -------
+    Path
+        ``$KBP_CACHE_DIR`` if set, else ``~/.cache/kbp_notebook``; created if missing.
+    """
+    root = os.environ.get("KBP_CACHE_DIR")
+    path = Path(root).expanduser() if root else Path.home() / ".cache" / "kbp_notebook"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _kafka_version(version: str | None = None) -> str:
+    chosen = version or os.environ.get("KBP_KAFKA_VERSION") or DEFAULT_KAFKA_VERSION
+    if not re.fullmatch(r"\d+\.\d+\.\d+(-[A-Za-z0-9.]+)?", chosen):
+        raise KbpInputError(
+            f"Kafka version {chosen!r} is not of the form 4.1.2; fix KBP_KAFKA_VERSION.",
+            version=chosen,
+        )
+    if int(chosen.split(".")[0]) < 4:
+        raise KbpInputError(
+            f"Kafka version {chosen} is too old: the sandbox runs KRaft-only Kafka 4.x or newer; "
+            "fix KBP_KAFKA_VERSION.",
+            version=chosen,
+        )
+    return chosen
+
+
+def _pom(kafka_version: str) -> str:
+    group, artifact, version = _LOG4J_SLF4J_BINDING
+    deps = [
+        ("org.apache.kafka", "kafka_2.13", kafka_version),
+        ("org.apache.kafka", "kafka-tools", kafka_version),
+        (group, artifact, version),
+    ]
+    body = "\n".join(
+        f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
+        f"<version>{v}</version></dependency>"
+        for g, a, v in deps
+    )
+    return (
+        '<project xmlns="http://maven.apache.org/POM/4.0.0">\n'
+        "  <modelVersion>4.0.0</modelVersion>\n"
+        "  <groupId>kbp-notebook</groupId><artifactId>sandbox-jars</artifactId>"
+        "<version>1</version>\n"
+        "  <dependencies>\n"
+        f"{body}\n"
+        "  </dependencies>\n"
+        "</project>\n"
+    )
+
+
+def _run_mvn(args: Sequence[str], *, cwd: Path, what: str) -> None:
+    mvn = os.environ.get("KBP_MVN") or shutil.which("mvn")
+    if mvn is None:
+        raise KbpError(
+            f"cannot fetch {what}: 'mvn' is not on PATH; install Maven "
+            "(apt-get install maven) or set KBP_MVN.",
+            artifact=what,
+        )
+    try:
+        proc = subprocess.run(
+            [mvn, "-B", "-q", *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise KbpError(
+            f"mvn took more than 15 minutes to fetch {what}; check that Maven Central "
+            "(repo.maven.apache.org) is reachable.",
+            artifact=what,
+        ) from exc
+    if proc.returncode != 0:
+        output = (proc.stdout + proc.stderr).strip().splitlines()
+        errors = [line for line in output if "ERROR" in line] or output
+        detail = "\n".join(errors[-8:])
+        raise KbpError(
+            f"mvn could not fetch {what} (exit {proc.returncode}); check that Maven Central "
+            f"is reachable and the version exists (KBP_KAFKA_VERSION).\n{detail}",
+            artifact=what,
+        )
+
+
+def fetch_jars(*, kafka_version: str | None = None) -> Path:
+    """Resolve the Kafka, kafka-tools and JMX exporter jars with ``mvn``, once.
+
+    The result is cached under :func:`cache_dir`; later calls return at once.
+    Only Maven Central has to be reachable (``~/.m2`` may be empty).
+
+    Parameters
+    ----------
+    kafka_version
+        Kafka version; default ``$KBP_KAFKA_VERSION`` or :data:`DEFAULT_KAFKA_VERSION`.
+
+    Returns
+    -------
+    Path
+        A directory with ``lib/*.jar`` (the broker and tools class path) and
+        ``agent/jmx_prometheus_javaagent.jar``.
+
+    Raises
+    ------
+    KbpError
+        If ``mvn`` is missing or cannot resolve an artifact (the message names it).
+    """
+    version = _kafka_version(kafka_version)
+    root = cache_dir() / "jars" / f"kafka-{version}_jmx-{JMX_EXPORTER_VERSION}"
+    if (root / ".complete").exists():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    lock_path = root.parent / f".{root.name}.lock"
+    with open(lock_path, "w") as lock:
+        # Two test sessions may fetch at once: one does the work, the other waits.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (root / ".complete").exists():
+            return root
+        staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
+        try:
+            (staging / "pom.xml").write_text(_pom(version))
+            _run_mvn(
+                [
+                    f"{_MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies",
+                    f"-DoutputDirectory={staging / 'lib'}",
+                    "-DincludeScope=runtime",
+                ],
+                cwd=staging,
+                what=f"org.apache.kafka:kafka_2.13:{version} and "
+                f"org.apache.kafka:kafka-tools:{version} (with their dependencies)",
+            )
+            agent = f"io.prometheus.jmx:jmx_prometheus_javaagent:{JMX_EXPORTER_VERSION}"
+            _run_mvn(
+                [
+                    f"{_MAVEN_DEPENDENCY_PLUGIN}:copy",
+                    f"-Dartifact={agent}",
+                    f"-DoutputDirectory={staging / 'agent'}",
+                    "-Dmdep.stripVersion=true",
+                ],
+                cwd=staging,
+                what=agent,
+            )
+            if not (staging / "lib" / f"kafka_2.13-{version}.jar").exists():
+                raise KbpError(
+                    f"mvn finished but kafka_2.13-{version}.jar is missing from {staging}; "
+                    "delete that directory and retry.",
+                    artifact=f"org.apache.kafka:kafka_2.13:{version}",
+                )
+            (staging / ".complete").write_text(version + "\n")
+            if root.exists():
+                shutil.rmtree(root)
+            staging.rename(root)
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
+    return root
+
+
+def _java() -> str:
+    explicit = os.environ.get("KBP_JAVA")
+    if explicit:
+        return explicit
+    home = os.environ.get("JAVA_HOME")
+    if home and (Path(home) / "bin" / "java").exists():
+        return str(Path(home) / "bin" / "java")
+    found = shutil.which("java")
+    if found is None:
+        raise KbpError(
+            "no 'java' found: Kafka 4 needs Java 17 or newer; install openjdk-17-jre-headless "
+            "or set KBP_JAVA / JAVA_HOME."
+        )
+    return found
+
+
+_JAVA_CHECKED: dict[str, int] = {}
+
+
+def _check_java(java: str) -> None:
+    if java in _JAVA_CHECKED:
+        return
+    try:
+        out = subprocess.run(
+            [java, "-version"], capture_output=True, text=True, timeout=60, check=False
+        ).stderr
+    except OSError as exc:
+        raise KbpError(f"cannot run {java!r}: {exc}; set KBP_JAVA to a Java 17+ binary.") from exc
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    major = int(match.group(1)) if match else 0
+    if major == 1 and match and match.group(2):
+        major = int(match.group(2))
+    if major < 17:
+        raise KbpError(
+            f"{java} is Java {major or 'unknown'}; Kafka 4 brokers need Java 17 or newer: "
+            "set KBP_JAVA or JAVA_HOME to one."
+        )
+    _JAVA_CHECKED[java] = major
+
+
+def _asset(name: str) -> Path:
+    path = Path(str(resources.files("kbp_notebook") / "sandbox_assets" / name))
+    if not path.exists():
+        raise KbpError(f"sandbox asset {name} is missing from the kbp_notebook installation.")
+    return path
+
+
+# ---------------------------------------------------------------------- processes
+
+_LIVE_SANDBOXES: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> Callable[[], None]:
+    """Return a ``preexec_fn`` that makes the child get SIGKILL when its parent dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
+
+    return preexec
+
+
+def _spawn(
+    cmd: Sequence[str], *, log_path: Path, cwd: Path, detached: bool
+) -> subprocess.Popen[bytes]:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    # PDEATHSIG follows the *thread* that forked: from a worker thread the child
+    # would die with that thread, so only the main thread uses it (atexit covers the rest).
+    use_pdeathsig = not detached and threading.current_thread() is threading.main_thread()
+    with open(log_path, "ab") as out:
+        return subprocess.Popen(
+            list(cmd),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            start_new_session=True,  # Ctrl-C in a terminal reaches pytest only; it stops us
+            preexec_fn=_die_with_parent(os.getpid()) if use_pdeathsig else None,
+        )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child still "exists"; treat it as dead.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _terminate(procs: Sequence[subprocess.Popen[bytes]], *, timeout_s: float) -> None:
+    """SIGTERM the processes, wait up to ``timeout_s`` together, then SIGKILL."""
+    for proc in procs:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+            proc.wait(timeout=30)
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            sockets.append(sock)
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            text = fh.read().decode("utf-8", "replace")
+    except OSError:
+        return f"(no log at {path})"
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _random_cluster_id() -> str:
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cid.startswith("-"):
+            return cid
+
+
+def _render_properties(props: Mapping[str, object]) -> str:
+    def esc(value: object) -> str:
+        text = "true" if value is True else "false" if value is False else str(value)
+        return text.replace("\\", "\\\\").replace("\n", "\\n")
+
+    return "".join(f"{key}={esc(value)}\n" for key, value in props.items())
+
+
+# ------------------------------------------------------------------------ sandbox
+
+
+@dataclass
+class _Node:
+    node_id: int
+    port: int
+    controller_port: int
+    sasl_port: int | None
+    exporter_port: int
+    directory: Path
+    proc: subprocess.Popen[bytes] | None = None
+    pid: int | None = None  # for detached nodes reattached from a state file
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "logs" / "server.log"
+
+    @property
+    def stdout_path(self) -> Path:
+        return self.directory / "logs" / "stdout.log"
+
+
+@dataclass
+class _Prometheus:
+    port: int
+    directory: Path
+    proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.directory / "prometheus.log"
+
+
+@dataclass
+class _Timings:
+    format_s: float = 0.0
+    brokers_ready_s: float = 0.0
+    prometheus_ready_s: float = 0.0
+    total_s: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+class Sandbox:
+    r"""A throwaway real Kafka 4 cluster (KRaft) with JMX exporter and Prometheus.
+
+    Parameters
+    ----------
+    brokers
+        1 or 3 nodes, each a combined broker + controller, ids 1..N.
+    prometheus
+        Also run a Prometheus server scraping every broker's exporter each second.
+    scram_users
+        ``{"name": "password"}``: adds a SASL_PLAINTEXT listener (SCRAM-SHA-512,
+        :attr:`sasl_bootstrap_servers`) and creates these users when the storage is
+        formatted. Names and passwords may not contain spaces, ``, [ ] = " \\``.
+    broker_config
+        Extra or overriding ``server.properties`` entries for every broker,
+        e.g. ``{"log.flush.interval.messages": 1}``.
+    workdir
+        Where data, configs and logs go. Default: a new temporary directory,
+        removed by :meth:`stop`; a given directory is left in place.
+    start_timeout_s
+        How long :meth:`start` waits for brokers and Prometheus.
+
+    Examples
+    --------
+    >>> with Sandbox(brokers=1) as sb:  # doctest: +SKIP
+    ...     sb.consumer_groups("--list").stdout
+    """
+
+    def __init__(
+        self,
+        brokers: int = 1,
+        *,
+        prometheus: bool = True,
+        scram_users: Mapping[str, str] | None = None,
+        broker_config: Mapping[str, object] | None = None,
+        workdir: str | os.PathLike[str] | None = None,
+        start_timeout_s: float = 180.0,
+        _detached: bool = False,
+    ) -> None:
+        if brokers not in (1, 3):
+            raise KbpInputError(f"brokers={brokers!r}: the sandbox runs 1 or 3 brokers.")
+        users = dict(scram_users or {})
+        for name, password in users.items():
+            if not name or _SCRAM_FORBIDDEN.search(name) or _SCRAM_FORBIDDEN.search(password):
+                raise KbpInputError(
+                    f"SCRAM user {name!r}: names and passwords may not be empty or contain "
+                    'spaces or any of , [ ] = " \\ (kafka-storage cannot take them); pick '
+                    "simpler ones.",
+                    user=name,
+                )
+        self._brokers = brokers
+        self._with_prometheus = prometheus
+        self._scram_users = users
+        self._broker_config = dict(broker_config or {})
+        self._given_workdir = Path(workdir) if workdir is not None else None
+        self._start_timeout_s = start_timeout_s
+        self._detached = _detached
+        self._workdir: Path | None = None
+        self._nodes: dict[int, _Node] = {}
+        self._prometheus: _Prometheus | None = None
+        self._jars: Path | None = None
+        self._java: str | None = None
+        self._cluster_id = _random_cluster_id()
+        self._started = False
+        self.timings = _Timings()
+
+    # ---------------------------------------------------------------- properties
+
+    def _require_started(self) -> None:
+        if not self._started:
+            raise KbpError("the sandbox is not running: call .start() (or use 'with Sandbox()').")
+
+    @property
+    def broker_ids(self) -> list[int]:
+        """Node ids of the brokers: ``[1]`` or ``[1, 2, 3]``."""
+        return list(range(1, self._brokers + 1))
+
+    @property
+    def bootstrap_servers(self) -> str:
+        """PLAINTEXT bootstrap servers, ``"127.0.0.1:PORT[,...]"``."""
+        self._require_started()
+        return ",".join(f"127.0.0.1:{n.port}" for n in self._nodes.values())
+
+    @property
+    def sasl_bootstrap_servers(self) -> str:
+        """SASL_PLAINTEXT (SCRAM-SHA-512) bootstrap servers; needs ``scram_users``."""
+        self._require_started()
+        if not self._scram_users:
+            raise KbpError(
+                "this sandbox has no SASL listener: create it with scram_users={'user': 'pw'}."
+            )
+        return ",".join(f"127.0.0.1:{n.sasl_port}" for n in self._nodes.values())
+
+    @property
+    def prometheus_url(self) -> str:
+        """Base URL of the sandbox's Prometheus, ``"http://127.0.0.1:PORT"``."""
+        self._require_started()
+        if self._prometheus is None:
+            raise KbpError("this sandbox runs without Prometheus: create it with prometheus=True.")
+        return f"http://127.0.0.1:{self._prometheus.port}"
+
+    @property
+    def exporter_urls(self) -> dict[int, str]:
+        """JMX exporter endpoint of each broker, ``{id: "http://127.0.0.1:PORT/metrics"}``."""
+        self._require_started()
+        return {i: f"http://127.0.0.1:{n.exporter_port}/metrics" for i, n in self._nodes.items()}
+
+    @property
+    def workdir(self) -> Path:
+        """Directory holding the brokers' data, configs and logs."""
+        self._require_started()
+        assert self._workdir is not None
+        return self._workdir
+
+    @property
+    def cluster_id(self) -> str:
+        """The KRaft cluster id the storage was formatted with."""
+        return self._cluster_id
+
+    @property
+    def is_running(self) -> bool:
+        """Whether :meth:`start` succeeded and :meth:`stop` has not run."""
+        return self._started
+
+    def broker_address(self, broker_id: int) -> str:
+        """PLAINTEXT ``host:port`` of one broker."""
+        return f"127.0.0.1:{self._node(broker_id).port}"
+
+    def broker_log(self, broker_id: int) -> Path:
+        """Path of one broker's ``server.log``."""
+        return self._node(broker_id).log_path
+
+    def broker_pid(self, broker_id: int) -> int | None:
+        """Process id of one broker's JVM, or None while it is stopped."""
+        node = self._node(broker_id)
+        if node.proc is not None and node.proc.poll() is None:
+            return node.proc.pid
+        return None
+
+    def scram_client_config(self, user: str | None = None) -> dict[str, Any]:
+        """Keyword arguments for kafka-python clients on the SASL listener.
+
+        Parameters
+        ----------
+        user
+            One of ``scram_users``; default the first.
+
+        Returns
+        -------
+        dict
+            ``bootstrap_servers``, ``security_protocol``, ``sasl_mechanism``,
+            ``sasl_plain_username``, ``sasl_plain_password``.
+        """
+        bootstrap = self.sasl_bootstrap_servers
+        name = user if user is not None else next(iter(self._scram_users))
+        if name not in self._scram_users:
+            raise KbpInputError(f"no SCRAM user {name!r} in this sandbox.", user=name)
+        return {
+            "bootstrap_servers": bootstrap,
+            "security_protocol": "SASL_PLAINTEXT",
+            "sasl_mechanism": _SCRAM_MECHANISM,
+            "sasl_plain_username": name,
+            "sasl_plain_password": self._scram_users[name],
+        }
+
+    def _node(self, broker_id: int) -> _Node:
+        self._require_started()
+        try:
+            return self._nodes[broker_id]
+        except KeyError:
+            raise KbpInputError(
+                f"no broker {broker_id!r} in this sandbox; ids are {self.broker_ids}.",
+                broker_id=broker_id,
+            ) from None
+
+    def __repr__(self) -> str:
+        if not self._started:
+            return f"Sandbox(brokers={self._brokers}, not running)"
+        prom = f", prometheus_url={self.prometheus_url!r}" if self._prometheus else ""
+        return (
+            f"Sandbox(brokers={self._brokers}, bootstrap_servers={self.bootstrap_servers!r}{prom})"
+        )
+
+    # ---------------------------------------------------------------- lifecycle
+
+    def __enter__(self) -> Sandbox:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def start(self) -> Sandbox:
+        """Start brokers (and Prometheus) and wait until they really answer.
+
+        Returns
+        -------
+        Sandbox
+            ``self``.
+
+        Raises
+        ------
+        KbpConnectionError
+            If a broker or Prometheus is not ready in time; the message has the tail
+            of the failing process's log. Everything started is stopped again.
+        KbpError
+            If jars cannot be fetched or Java is missing.
+        """
+        if self._started:
+            return self
+        t0 = time.monotonic()
+        self._jars = fetch_jars()
+        self._java = _java()
+        _check_java(self._java)
+        if self._given_workdir is not None:
+            self._workdir = self._given_workdir.resolve()
+            self._workdir.mkdir(parents=True, exist_ok=True)
+        else:
+            base = cache_dir() / "sandboxes" if self._detached else None
+            if base is not None:
+                base.mkdir(parents=True, exist_ok=True)
+            self._workdir = Path(tempfile.mkdtemp(prefix="kbp-sandbox-", dir=base))
+        self._started = True  # from here on stop() cleans up whatever exists
+        if not self._detached:
+            _LIVE_SANDBOXES.add(self)
+        try:
+            self._layout()
+            t1 = time.monotonic()
+            self._format_storage()
+            self.timings.format_s = time.monotonic() - t1
+            for node in self._nodes.values():
+                self._start_node(node)
+            if self._prometheus is not None:
+                self._start_prometheus()
+            t2 = time.monotonic()
+            deadline = t0 + self._start_timeout_s
+            self._wait_brokers(self.broker_ids, deadline=deadline)
+            self.timings.brokers_ready_s = time.monotonic() - t2
+            if self._prometheus is not None:
+                t3 = time.monotonic()
+                self._wait_prometheus_ready(deadline=deadline)
+                self.timings.prometheus_ready_s = time.monotonic() - t3
+        except BaseException:
+            self.stop()
+            raise
+        self.timings.total_s = time.monotonic() - t0
+        return self
+
+    def stop(self, *, timeout_s: float = 15.0) -> None:
+        """Stop every process this sandbox started and remove its temporary directory.
+
+        Only the sandbox's own child processes are signalled (SIGTERM, then SIGKILL
+        after ``timeout_s``). Safe to call twice.
+        """
+        if not self._started:
+            return
+        procs = [n.proc for n in self._nodes.values() if n.proc is not None]
+        if self._prometheus is not None and self._prometheus.proc is not None:
+            procs.append(self._prometheus.proc)
+        _terminate(procs, timeout_s=timeout_s)
+        for node in self._nodes.values():
+            node.proc = None
+        if self._prometheus is not None:
+            self._prometheus.proc = None
+        self._started = False
+        _LIVE_SANDBOXES.discard(self)
+        if (
+            self._given_workdir is None
+            and self._workdir is not None
+            and not os.environ.get("KBP_SANDBOX_KEEP")
+        ):
+            shutil.rmtree(self._workdir, ignore_errors=True)
+
+    def stop_broker(
+        self, broker_id: int, *, graceful: bool = True, timeout_s: float = 60.0
+    ) -> None:
+        """Stop one broker (SIGTERM: controlled shutdown; ``graceful=False``: SIGKILL).
+
+        Returns when the JVM has exited.
+        """
+        node = self._node(broker_id)
+        if node.proc is None or node.proc.poll() is not None:
+            node.proc = None
+            return
+        if graceful:
+            _terminate([node.proc], timeout_s=timeout_s)
+        else:
+            node.proc.kill()
+            node.proc.wait(timeout=30)
+        node.proc = None
+
+    def restart_stopped_brokers(self, *, timeout_s: float = 120.0) -> list[int]:
+        """Start every broker that is not running (after a fault test); return their ids."""
+        self._require_started()
+        stopped = [i for i in self.broker_ids if self.broker_pid(i) is None]
+        for broker_id in stopped:
+            self.start_broker(broker_id, timeout_s=timeout_s)
+        return stopped
+
+    def start_broker(self, broker_id: int, *, timeout_s: float = 120.0) -> None:
+        """Start a broker stopped by :meth:`stop_broker` and wait until it answers metadata.
+
+        Raises
+        ------
+        KbpConnectionError
+            If it does not come back within ``timeout_s`` (with the tail of its log).
+        """
+        node = self._node(broker_id)
+        if node.proc is not None and node.proc.poll() is None:
+            return
+        self._start_node(node)
+        self._wait_brokers([broker_id], deadline=time.monotonic() + timeout_s)
+
+    # ---------------------------------------------------------------- internals
+
+    def _layout(self) -> None:
+        assert self._workdir is not None
+        n = self._brokers
+        per_node = 4 if self._scram_users else 3
+        ports = _free_ports(per_node * n + (1 if self._with_prometheus else 0))
+        for i in self.broker_ids:
+            chunk = ports[(i - 1) * per_node : i * per_node]
+            self._nodes[i] = _Node(
+                node_id=i,
+                port=chunk[0],
+                controller_port=chunk[1],
+                exporter_port=chunk[2],
+                sasl_port=chunk[3] if self._scram_users else None,
+                directory=self._workdir / f"broker-{i}",
+            )
+        if self._with_prometheus:
+            self._prometheus = _Prometheus(port=ports[-1], directory=self._workdir / "prometheus")
+        voters = ",".join(f"{i}@127.0.0.1:{nd.controller_port}" for i, nd in self._nodes.items())
+        for node in self._nodes.values():
+            (node.directory / "logs").mkdir(parents=True, exist_ok=True)
+            (node.directory / "config").mkdir(parents=True, exist_ok=True)
+            props = self._server_properties(node, voters)
+            (node.directory / "config" / "server.properties").write_text(_render_properties(props))
+            shutil.copy(
+                _asset("jmx-exporter.yaml"), node.directory / "config" / "jmx-exporter.yaml"
+            )
+            shutil.copy(
+                _asset("broker-log4j2.properties"), node.directory / "config" / "log4j2.properties"
+            )
+        if self._prometheus is not None:
+            self._prometheus.directory.mkdir(parents=True, exist_ok=True)
+            (self._prometheus.directory / "prometheus.yml").write_text(self._prometheus_config())
+
+    def _server_properties(self, node: _Node, voters: str) -> dict[str, object]:
+        n = self._brokers
+        listeners = [f"PLAINTEXT://127.0.0.1:{node.port}"]
+        advertised = [f"PLAINTEXT://127.0.0.1:{node.port}"]
+        protocol_map = ["PLAINTEXT:PLAINTEXT", "CONTROLLER:PLAINTEXT"]
+        if node.sasl_port is not None:
+            listeners.append(f"SASL_PLAINTEXT://127.0.0.1:{node.sasl_port}")
+            advertised.append(f"SASL_PLAINTEXT://127.0.0.1:{node.sasl_port}")
+            protocol_map.append("SASL_PLAINTEXT:SASL_PLAINTEXT")
+        listeners.append(f"CONTROLLER://127.0.0.1:{node.controller_port}")
+        props: dict[str, object] = {
+            "process.roles": "broker,controller",
+            "node.id": node.node_id,
+            "controller.quorum.voters": voters,
+            "controller.listener.names": "CONTROLLER",
+            "listeners": ",".join(listeners),
+            "advertised.listeners": ",".join(advertised),
+            "listener.security.protocol.map": ",".join(protocol_map),
+            "inter.broker.listener.name": "PLAINTEXT",
+            "log.dirs": str(node.directory / "data"),
+            "num.partitions": 1,
+            "auto.create.topics.enable": True,
+            "default.replication.factor": 1,
+            "group.initial.rebalance.delay.ms": 0,
+            "offsets.topic.num.partitions": 8,
+            "offsets.topic.replication.factor": min(3, n),
+            "transaction.state.log.num.partitions": 8,
+            "transaction.state.log.replication.factor": min(3, n),
+            "transaction.state.log.min.isr": min(2, n),
+            "share.coordinator.state.topic.num.partitions": 8,
+            "share.coordinator.state.topic.replication.factor": min(3, n),
+            "share.coordinator.state.topic.min.isr": min(2, n),
+            "log.segment.bytes": 4 * 1024 * 1024,
+            "log.retention.check.interval.ms": 30_000,
+            "num.network.threads": 3,
+            "num.io.threads": 4,
+            "num.recovery.threads.per.data.dir": 1,
+        }
+        if node.sasl_port is not None:
+            props["sasl.enabled.mechanisms"] = _SCRAM_MECHANISM
+            props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] = (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required;"
+            )
+        props.update(self._broker_config)
+        return props
+
+    def _prometheus_config(self) -> str:
+        lines = [
+            "global:",
+            "  scrape_interval: 1s",
+            "  scrape_timeout: 1s",
+            "  evaluation_interval: 15s",
+            "scrape_configs:",
+            f"  - job_name: {_PROMETHEUS_JOB}",
+            "    static_configs:",
+        ]
+        for i, node in self._nodes.items():
+            lines += [
+                f"      - targets: ['127.0.0.1:{node.exporter_port}']",
+                "        labels:",
+                f"          broker: '{i}'",
+            ]
+        return "\n".join(lines) + "\n"
+
+    def _java_cmd(self, main_class: str, *, opts: Sequence[str], log4j: Path) -> list[str]:
+        assert self._jars is not None and self._java is not None
+        return [
+            self._java,
+            *opts,
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            str(self._jars / "lib" / "*"),
+            main_class,
+        ]
+
+    def _format_storage(self) -> None:
+        def fmt(node: _Node) -> None:
+            cmd = self._java_cmd(
+                _STORAGE_TOOL, opts=_TOOL_JVM_OPTS, log4j=_asset("tools-log4j2.properties")
+            )
+            cmd += [
+                "format",
+                "-t",
+                self._cluster_id,
+                "-c",
+                str(node.directory / "config" / "server.properties"),
+            ]
+            for name, password in self._scram_users.items():
+                cmd += ["--add-scram", f"{_SCRAM_MECHANISM}=[name={name},password={password}]"]
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
+            if proc.returncode != 0:
+                # The output can echo the --add-scram arguments: keep passwords out of it.
+                text = proc.stdout + proc.stderr
+                for password in self._scram_users.values():
+                    text = text.replace(password, "***")
+                raise KbpError(
+                    f"kafka-storage format failed for broker {node.node_id} "
+                    f"(exit {proc.returncode}) in {node.directory}:\n{text.strip()[-2000:]}",
+                    broker_id=node.node_id,
+                )
+
+        with ThreadPoolExecutor(max_workers=len(self._nodes)) as pool:
+            list(pool.map(fmt, self._nodes.values()))
+
+    def _start_node(self, node: _Node) -> None:
+        assert self._jars is not None
+        config = node.directory / "config"
+        agent = self._jars / "agent" / "jmx_prometheus_javaagent.jar"
+        opts = [
+            *_BROKER_JVM_OPTS,
+            f"-Dkafka.logs.dir={node.directory / 'logs'}",
+            f"-javaagent:{agent}=127.0.0.1:{node.exporter_port}:{config / 'jmx-exporter.yaml'}",
+        ]
+        cmd = self._java_cmd(_BROKER_MAIN, opts=opts, log4j=config / "log4j2.properties")
+        cmd.append(str(config / "server.properties"))
+        node.proc = _spawn(
+            cmd, log_path=node.stdout_path, cwd=node.directory, detached=self._detached
+        )
+
+    def _start_prometheus(self) -> None:
+        assert self._prometheus is not None
+        binary = (
+            os.environ.get("KBP_PROMETHEUS") or shutil.which("prometheus") or "/usr/bin/prometheus"
+        )
+        if not Path(binary).exists():
+            raise KbpError(
+                "no 'prometheus' binary: install it (apt-get install prometheus) or set "
+                "KBP_PROMETHEUS, or create the Sandbox with prometheus=False."
+            )
+        prom = self._prometheus
+        cmd = [
+            binary,
+            f"--config.file={prom.directory / 'prometheus.yml'}",
+            f"--storage.tsdb.path={prom.directory / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{prom.port}",
+            "--web.enable-lifecycle",
+            "--storage.tsdb.retention.time=7d",
+            "--log.level=warn",
+        ]
+        prom.proc = _spawn(cmd, log_path=prom.log_path, cwd=prom.directory, detached=self._detached)
+
+    def _failure(self, what: str, log_path: Path, address: str) -> KbpConnectionError:
+        return KbpConnectionError(
+            f"{what} at {address} was not ready in time; last lines of {log_path}:\n"
+            f"{_tail(log_path)}",
+            address=address,
+            log_path=str(log_path),
+        )
+
+    def _check_alive(self, node: _Node) -> None:
+        if node.proc is not None and node.proc.poll() is not None:
+            log = node.log_path if node.log_path.exists() else node.stdout_path
+            out = _tail(node.stdout_path, 15)
+            raise KbpConnectionError(
+                f"broker {node.node_id} (127.0.0.1:{node.port}) exited with code "
+                f"{node.proc.returncode} while starting; last lines of {log}:\n{_tail(log)}"
+                f"\n--- stdout/stderr ({node.stdout_path}):\n{out}",
+                address=f"127.0.0.1:{node.port}",
+                log_path=str(log),
+            )
+
+    def _wait_brokers(self, broker_ids: Sequence[int], *, deadline: float) -> None:
+        expected = set(self._nodes)
+        pending = list(broker_ids)
+        while pending:
+            node = self._nodes[pending[0]]
+            self._check_alive(node)
+            if _broker_ready(f"127.0.0.1:{node.port}", expected):
+                pending.pop(0)
+                continue
+            if time.monotonic() > deadline:
+                raise self._failure(
+                    f"broker {node.node_id}", node.log_path, f"127.0.0.1:{node.port}"
+                )
+            time.sleep(0.25)
+
+    def _wait_prometheus_ready(self, *, deadline: float) -> None:
+        assert self._prometheus is not None
+        query = (
+            f"count(kafka_server_replicamanager_underreplicatedpartitions"
+            f'{{job="{_PROMETHEUS_JOB}"}}) >= {self._brokers}'
+        )
+        while True:
+            proc = self._prometheus.proc
+            if proc is not None and proc.poll() is not None:
+                raise KbpConnectionError(
+                    f"prometheus exited with code {proc.returncode}; last lines of "
+                    f"{self._prometheus.log_path}:\n{_tail(self._prometheus.log_path)}",
+                    address=self.prometheus_url,
+                )
+            with contextlib.suppress(KbpConnectionError):
+                if self.query_prometheus(query):
+                    return
+            if time.monotonic() > deadline:
+                node = self._nodes[1]
+                raise KbpConnectionError(
+                    f"Prometheus at {self.prometheus_url} has no kafka series after waiting "
+                    f"(query {query!r}); last lines of {self._prometheus.log_path}:\n"
+                    f"{_tail(self._prometheus.log_path)}\n--- broker 1 stdout:\n"
+                    f"{_tail(node.stdout_path, 15)}",
+                    address=self.prometheus_url,
+                    query=query,
+                )
+            time.sleep(0.25)
+
+    # ---------------------------------------------------------------- prometheus
+
+    def query_prometheus(self, promql: str, *, time_s: float | None = None) -> list[dict[str, Any]]:
+        """Run an instant PromQL query on the sandbox's Prometheus.
+
+        Returns
+        -------
+        list of dict
+            Prometheus's ``data.result``: ``{"metric": {...}, "value": [t, "v"]}`` items.
+
+        Raises
+        ------
+        KbpConnectionError
+            If Prometheus does not answer or rejects the query.
+        """
+        params = {"query": promql}
+        if time_s is not None:
+            params["time"] = f"{time_s:.3f}"
+        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                payload = json.load(resp)
+        except urllib.error.HTTPError as exc:
+            body = exc.read().decode("utf-8", "replace")[:500]
+            raise KbpConnectionError(
+                f"Prometheus at {self.prometheus_url} rejected query {promql!r}: {body}",
+                address=self.prometheus_url,
+                query=promql,
+            ) from exc
+        except (OSError, ValueError) as exc:
+            raise KbpConnectionError(
+                f"Prometheus at {self.prometheus_url} did not answer ({exc}); "
+                "is the sandbox running?",
+                address=self.prometheus_url,
+                query=promql,
+            ) from exc
+        result: list[dict[str, Any]] = payload.get("data", {}).get("result", [])
+        return result
+
+    def wait_for_prometheus_series(
+        self, promql: str, timeout_s: float = 60, *, poll_s: float = 0.5
+    ) -> list[dict[str, Any]]:
+        """Poll Prometheus until the instant query ``promql`` returns data.
+
+        Parameters
+        ----------
+        promql
+            Any instant query, e.g.
+            ``'kafka_server_brokertopicmetrics_messagesin_total{topic="t"} > 0'``.
+        timeout_s
+            How long to wait.
+
+        Returns
+        -------
+        list of dict
+            The first non-empty ``data.result``.
+
+        Raises
+        ------
+        KbpConnectionError
+            If there is still no data after ``timeout_s`` (names the query and URL).
+        """
+        deadline = time.monotonic() + timeout_s
+        last_error: KbpConnectionError | None = None
+        while True:
+            try:
+                result = self.query_prometheus(promql)
+                if result:
+                    return result
+            except KbpConnectionError as exc:
+                last_error = exc
+            if time.monotonic() > deadline:
+                why = f" (last error: {last_error})" if last_error else ""
+                raise KbpConnectionError(
+                    f"no data for {promql!r} at {self.prometheus_url} after {timeout_s:g} s{why}; "
+                    "check the metric name against kbp_notebook.sandbox's docstring.",
+                    address=self.prometheus_url,
+                    query=promql,
+                )
+            time.sleep(poll_s)
+
+    def exporter_text(self, broker_id: int) -> str:
+        """Return the current Prometheus text exposition of one broker's JMX exporter."""
+        url = self.exporter_urls[broker_id]
+        try:
+            with urllib.request.urlopen(url, timeout=10) as resp:
+                body: bytes = resp.read()
+            return body.decode("utf-8", "replace")
+        except OSError as exc:
+            raise KbpConnectionError(
+                f"JMX exporter of broker {broker_id} at {url} did not answer ({exc}); "
+                "is the broker running?",
+                address=url,
+            ) from exc
+
+    # ---------------------------------------------------------------- tools
+
+    def run_tool(
+        self, main_class: str, *args: str, timeout_s: float = 180.0
+    ) -> subprocess.CompletedProcess[str]:
+        """Run any Kafka command-line tool class from the sandbox's jars.
+
+        Parameters
+        ----------
+        main_class
+            e.g. ``"org.apache.kafka.tools.TopicCommand"``.
+        *args
+            Its arguments (nothing is filled in).
+
+        Returns
+        -------
+        subprocess.CompletedProcess
+            With text ``stdout`` / ``stderr``; a non-zero exit code is not raised.
+        """
+        if self._jars is None:
+            self._jars = fetch_jars()
+        if self._java is None:
+            self._java = _java()
+            _check_java(self._java)
+        cmd = self._java_cmd(
+            main_class, opts=_TOOL_JVM_OPTS, log4j=_asset("tools-log4j2.properties")
+        )
+        cmd += list(args)
+        try:
+            return subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout_s, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise KbpConnectionError(
+                f"{main_class} did not finish within {timeout_s:g} s; is the sandbox running?",
+                tool=main_class,
+            ) from exc
+
+    def consumer_groups(
+        self,
+        *args: str,
+        command_config: Mapping[str, object] | str | os.PathLike[str] | None = None,
+        bootstrap_servers: str | None = None,
+        timeout_s: float = 180.0,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run the official ``kafka-consumer-groups`` tool with ``--bootstrap-server`` filled in.
+
+        Parameters
+        ----------
+        *args
+            The tool's arguments, e.g. ``"--describe", "--all-groups"``.
+        command_config
+            Client properties (a dict, or a path to a properties file) for
+            ``--command-config``. A dict with ``security.protocol`` SASL_* uses the
+            SASL listener.
+        bootstrap_servers
+            Override the bootstrap servers.
+
+        Returns
+        -------
+        subprocess.CompletedProcess
+            Text ``stdout`` / ``stderr``; a non-zero exit code is not raised.
+        """
+        self._require_started()
+        with contextlib.ExitStack() as stack:
+            extra: list[str] = []
+            bootstrap = bootstrap_servers
+            if isinstance(command_config, Mapping):
+                if bootstrap is None and str(
+                    command_config.get("security.protocol", "")
+                ).startswith("SASL"):
+                    bootstrap = self.sasl_bootstrap_servers
+                fd, name = tempfile.mkstemp(prefix="kbp-cmdcfg-", suffix=".properties")
+                stack.callback(os.unlink, name)
+                with os.fdopen(fd, "w") as fh:
+                    fh.write(_render_properties(command_config))
+                extra = ["--command-config", name]
+            elif command_config is not None:
+                extra = ["--command-config", os.fspath(command_config)]
+            bootstrap = bootstrap or self.bootstrap_servers
+            return self.run_tool(
+                _CONSUMER_GROUP_COMMAND,
+                "--bootstrap-server",
+                bootstrap,
+                *extra,
+                *args,
+                timeout_s=timeout_s,
+            )
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # ---------------------------------------------------------------- state file (CLI)
+
+    def _state(self) -> dict[str, Any]:
+        assert self._workdir is not None
+        return {
+            "workdir": str(self._workdir),
+            "remove_workdir": self._given_workdir is None,
+            "cluster_id": self._cluster_id,
+            "bootstrap_servers": self.bootstrap_servers,
+            "sasl_bootstrap_servers": self.sasl_bootstrap_servers if self._scram_users else None,
+            "prometheus_url": self.prometheus_url if self._prometheus else None,
+            "brokers": {
+                str(i): {
+                    "pid": n.proc.pid if n.proc else None,
+                    "port": n.port,
+                    "exporter_port": n.exporter_port,
+                    "log": str(n.log_path),
+                }
+                for i, n in self._nodes.items()
+            },
+            "prometheus": (
+                {
+                    "pid": self._prometheus.proc.pid if self._prometheus.proc else None,
+                    "port": self._prometheus.port,
+                }
+                if self._prometheus
+                else None
+            ),
+        }
+
+
+def _broker_ready(address: str, expected_ids: set[int]) -> bool:
+    """Tell whether ``address`` answers a metadata request listing all ``expected_ids``."""
+    from kafka import KafkaAdminClient  # lazy: kafka-python only when a sandbox runs
+
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=address,
+            client_id="kbp-sandbox-probe",
+            request_timeout_ms=5000,
+            connections_max_idle_ms=10_000,
+        )
+    except Exception:  # noqa: BLE001 - any failure to connect means "not yet"
+        return False
+    try:
+        cluster = admin.describe_cluster()
+        ids = {
+            int(b["broker_id"]) for b in cluster.get("brokers", []) if not b.get("is_fenced", False)
+        }
+        return expected_ids <= ids
+    except Exception:  # noqa: BLE001
+        return False
+    finally:
+        with contextlib.suppress(Exception):
+            admin.close()
+
+
+@atexit.register
+def _stop_live_sandboxes() -> None:
+    for sandbox in list(_LIVE_SANDBOXES):
+        with contextlib.suppress(Exception):
+            sandbox.stop(timeout_s=5)
+
+
+# ---------------------------------------------------------------------- CLI
+
+
+def _state_path() -> Path:
+    explicit = os.environ.get("KBP_SANDBOX_STATE")
+    return Path(explicit) if explicit else cache_dir() / _STATE_FILE_NAME
+
+
+def _owned(pid: int | None, marker: str) -> bool:
+    """Tell whether ``pid`` is alive and its command line mentions ``marker`` (our workdir)."""
+    if not pid or not _pid_alive(pid):
+        return False
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return False
+    return marker in cmdline
+
+
+def _state_pids(state: Mapping[str, Any]) -> list[tuple[str, int | None]]:
+    pids: list[tuple[str, int | None]] = [
+        (f"broker {i}", b.get("pid")) for i, b in state.get("brokers", {}).items()
+    ]
+    if state.get("prometheus"):
+        pids.append(("prometheus", state["prometheus"].get("pid")))
+    return pids
+
+
+def _down(state: Mapping[str, Any], *, timeout_s: float = 20.0) -> list[str]:
+    workdir = state["workdir"]
+    stopped = []
+    targets = [(name, pid) for name, pid in _state_pids(state) if pid and _owned(pid, workdir)]
+    for _name, pid in targets:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    for name, pid in targets:
+        assert pid is not None
+        while _pid_alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if _pid_alive(pid) and _owned(pid, workdir):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        stopped.append(f"{name} (pid {pid})")
+    if state.get("remove_workdir"):
+        shutil.rmtree(workdir, ignore_errors=True)
+    return stopped
+
+
+def cli_main(argv: Sequence[str]) -> int:
+    """Entry point of ``kbp sandbox fetch|up|status|down``.
+
+    Parameters
+    ----------
+    argv
+        Arguments after ``kbp sandbox``.
+
+    Returns
+    -------
+    int
+        Exit code.
+    """
+    parser = argparse.ArgumentParser(
+        prog="kbp sandbox",
+        description="A throwaway real Kafka + JMX exporter + Prometheus on 127.0.0.1.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("fetch", help="resolve the Kafka and JMX exporter jars with mvn (cached)")
+    up = sub.add_parser("up", help="start a detached sandbox and print its addresses")
+    up.add_argument("--brokers", type=int, choices=(1, 3), default=1)
+    up.add_argument("--scram-user", action="append", default=[], metavar="NAME:PASSWORD")
+    up.add_argument("--no-prometheus", action="store_true")
+    up.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="extra broker property"
+    )
+    up.add_argument("--workdir", default=None)
+    sub.add_parser("status", help="show the sandbox started by 'up'")
+    sub.add_parser("down", help="stop the sandbox started by 'up'")
+    args = parser.parse_args(list(argv))
+
+    if args.command == "fetch":
+        t0 = time.monotonic()
+        root = fetch_jars()
+        jars = sorted((root / "lib").glob("*.jar"))
+        size_mb = sum(p.stat().st_size for p in jars) / 1e6
+        print(f"Kafka {_kafka_version()} jars: {root / 'lib'} ({len(jars)} jars, {size_mb:.0f} MB)")
+        print(f"JMX exporter agent: {root / 'agent' / 'jmx_prometheus_javaagent.jar'}")
+        print(f"({time.monotonic() - t0:.1f} s)")
+        return 0
+
+    state_path = _state_path()
+    state = json.loads(state_path.read_text()) if state_path.exists() else None
+
+    if args.command == "up":
+        if state is not None and any(
+            _owned(pid, state["workdir"]) for _, pid in _state_pids(state)
+        ):
+            raise KbpError(
+                f"a sandbox is already up (state in {state_path}); run 'kbp sandbox down' first."
+            )
+        users = {}
+        for item in args.scram_user:
+            name, sep, password = item.partition(":")
+            if not sep:
+                raise KbpInputError(f"--scram-user {name!r}: expected NAME:PASSWORD.")
+            users[name] = password
+        extra: dict[str, object] = {}
+        for item in args.set:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise KbpInputError(f"--set {item!r}: expected KEY=VALUE.")
+            extra[key] = value
+        sb = Sandbox(
+            args.brokers,
+            prometheus=not args.no_prometheus,
+            scram_users=users or None,
+            broker_config=extra,
+            workdir=args.workdir,
+            _detached=True,
+        )
+        sb.start()
+        state_path.write_text(json.dumps(sb._state(), indent=2))
+        print(f"bootstrap servers: {sb.bootstrap_servers}")
+        if users:
+            print(f"SASL (SCRAM-SHA-512) bootstrap servers: {sb.sasl_bootstrap_servers}")
+        if sb._prometheus is not None:
+            print(f"Prometheus: {sb.prometheus_url}")
+        print(f"logs: {sb.workdir}  (started in {sb.timings.total_s:.1f} s)")
+        print("stop with: kbp sandbox down")
+        return 0
+
+    if args.command == "status":
+        if state is None:
+            print("no sandbox is up (start one with 'kbp sandbox up').")
+            return 1
+        alive_any = False
+        for name, pid in _state_pids(state):
+            alive = _owned(pid, state["workdir"])
+            alive_any |= alive
+            print(f"{name:<11} pid {pid}: {'running' if alive else 'not running'}")
+        print(f"bootstrap servers: {state['bootstrap_servers']}")
+        if state.get("sasl_bootstrap_servers"):
+            print(f"SASL bootstrap servers: {state['sasl_bootstrap_servers']}")
+        if state.get("prometheus_url"):
+            print(f"Prometheus: {state['prometheus_url']}")
+        return 0 if alive_any else 1
+
+    if args.command == "down":
+        if state is None:
+            print("no sandbox is up.")
+            return 0
+        stopped = _down(state)
+        state_path.unlink(missing_ok=True)
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        return 0
+    return 2  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(cli_main(sys.argv[1:]))
