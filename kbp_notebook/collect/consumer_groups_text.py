@@ -54,7 +54,7 @@ _NOTICE = re.compile(
       | log4j:.*
       | \[?\d{4}-\d\d-\d\d[\ T][\d:,.]+\]?\s+(?:trace|debug|info|warn|warning|error|fatal)\b.*
       | (?:caused\ by:).*
-      | at\ [\w$.<>]+\(.*\)
+      | at\ [\w$.<>/-]+\(.*\)
       | \.\.\.\ \d+\ more
       | (?:[a-z_$][\w$]*\.)+[\w$]*(?:exception|error)(?::.*)?
     )$""",

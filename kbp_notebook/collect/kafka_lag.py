@@ -191,6 +191,14 @@ class LagCollector:
         KbpConnectionError
             The cluster could not be reached; the message names the address.
         """
+        if groups is not None:
+            groups = [groups] if isinstance(groups, str) else [str(g) for g in groups]
+            if any(not g for g in groups):
+                raise KbpInputError(
+                    "groups contains an empty group id; pass the group ids to read, or "
+                    "groups=None for every group.",
+                    column="groups",
+                )
         with self._lock:
             try:
                 frame, problems = self._snapshot(groups)
