@@ -198,7 +198,7 @@ def test_snapshot_equals_the_official_tool_row_for_row(sandbox, scenario):
 def test_snapshot_shape_and_one_time(sandbox, scenario):
     with LagCollector(sandbox.bootstrap_servers) as collector:
         lag = collector.snapshot(list(scenario["groups"].values()))
-    assert lag["time"].nunique() == 1
+    assert len(set(lag["time"])) == 1
     assert str(lag["time"].dt.tz) == "UTC"
     assert {"log_start_offset", "consumer_id", "host", "client_id"} <= set(lag.columns)
     assert (lag["log_start_offset"] == 0).all()
