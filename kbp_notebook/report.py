@@ -4,9 +4,9 @@
 from ``notebooks/`` with papermill-style parameters on a fresh ``python3``
 kernel (nbclient) and exports it with a template extending JupyterLab's:
 
-* plotly.js is inlined once (the kernel uses :func:`kbp_notebook.viz.use_report_renderer`,
-  switched on by ``KBP_REPORT=1`` in the kernel's environment), and figures do
-  not ask a CDN for MathJax;
+* plotly.js is inlined once in the page head; the kernel draws figures with
+  :func:`kbp_notebook.viz.use_report_renderer` (switched on by ``KBP_REPORT=1``
+  in the kernel's environment): no plotly.js per figure, no MathJax CDN;
 * widget state is embedded and drawn by ``@jupyter-widgets/html-manager``'s
   ``dist/embed.js``, fetched once from the npm registry with ``npm pack`` at a
   pinned version and checked against its registry integrity hash, cached under
@@ -346,8 +346,12 @@ def export_html(
     exporter.register_preprocessor(remover, enabled=True)
     if title:
         nb.metadata["title"] = title
+    from plotly.offline import get_plotlyjs
+
     resources = {
         "kbp_widget_bundle_b64": base64.b64encode(widget_js.read_bytes()).decode("ascii"),
+        # "</script" cannot occur in plotly.js's minified source, but be sure.
+        "kbp_plotly_js": get_plotlyjs().replace("</script", "<\\/script"),
         "kbp_banner": banner,
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)

@@ -194,12 +194,17 @@ def unique_in_order(values: Iterable[Any]) -> list[Any]:
 
 
 class _ReportRenderer(pio.base_renderers.NotebookRenderer):  # type: ignore[misc]
-    """The ``notebook`` renderer without the MathJax CDN script each figure asks for.
+    """The ``notebook`` renderer for reports: no plotly.js, no MathJax CDN.
 
-    plotly's own ``notebook`` renderer inlines plotly.js once but adds
+    plotly's own ``notebook`` renderer adds
     ``<script src="https://cdnjs.cloudflare.com/.../mathjax...">`` to every
-    figure; a report opened offline must make no request at all.
+    figure, and inlines plotly.js only if a figure is shown before any widget;
+    the report template inlines plotly.js once in the page head instead, and a
+    report opened offline must make no request at all.
     """
+
+    def activate(self) -> None:
+        """Do nothing: the report template provides plotly.js."""
 
     def to_mimebundle(self, fig_dict: Any) -> dict[str, Any]:
         html_text = pio.to_html(
@@ -220,10 +225,10 @@ pio.renderers["kbp_report"] = _ReportRenderer(connected=False)
 
 
 def use_report_renderer() -> None:
-    """Make plotly inline plotly.js once and draw every figure with no network request.
+    """Draw figures as offline HTML for ``kbp report`` (plotly.js comes from its template).
 
     Keeps the ``application/vnd.plotly.v1+json`` bundle for JupyterLab next to
-    offline ``text/html`` for exported reports.
+    ``text/html`` without plotly.js or MathJax for the exported report.
     """
     pio.renderers.default = "plotly_mimetype+kbp_report"
 

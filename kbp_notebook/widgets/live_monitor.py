@@ -82,9 +82,9 @@ class LiveMonitor(Explorer):
         self.forecast: Any = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.start_button = widgets.Button(description="start", icon="play",
+        self.start_button = widgets.Button(description="▶ start",
                                            button_style="success")
-        self.stop_button = widgets.Button(description="stop", icon="stop", disabled=True)
+        self.stop_button = widgets.Button(description="■ stop", disabled=True)
         self.every = widgets.BoundedFloatText(value=float(every_s), min=1, max=3600, step=1,
                                               description="every (s)",
                                               layout=widgets.Layout(width="160px"))
