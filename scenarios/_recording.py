@@ -1,0 +1,363 @@
+"""Record a running scenario with the project's own collectors into a Dataset folder.
+
+A ``Recording`` samples, from one background thread:
+
+* the LAG frame with ``LagCollector.snapshot`` every ``lag_every_s``;
+* producer and consumer client metrics with ``client_metrics`` every
+  ``client_every_s`` (plus ``record_age_at_commit_s``: the age of the last
+  record each consumer committed, from the send time the producer wrote into
+  the message — the ground truth for time lag);
+* log directory usage with ``log_dir_usage`` every ``logdir_every_s``.
+
+It also takes real ``kafka-consumer-groups --describe`` captures on request
+(saved under ``captures/``), keeps the scenario's ground-truth ``EventLog``,
+and at the end asks the sandbox's Prometheus for the broker metrics of the
+whole time range (``PrometheusSource.broker_metrics``) before writing the
+Dataset with ``write_dataset``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kbp_notebook.collect import (
+    LagCollector,
+    PrometheusSource,
+    client_metrics,
+    log_dir_usage,
+    write_dataset,
+)
+from kbp_notebook.frames import Dataset
+
+from scenarios._workload import ConsumerGroupDriver, EventLog, RateProducer, utc_now
+
+log = logging.getLogger("scenarios")
+
+CLUSTER = "sandbox"
+
+
+class Recording:
+    """Sample a scenario while it runs and write it as a Dataset folder.
+
+    Parameters
+    ----------
+    sandbox
+        The running ``Sandbox``.
+    out
+        Dataset folder to write (replaced if it exists).
+    groups
+        Consumer groups to record.
+    producers, consumer_groups
+        The workload, sampled for client metrics (lists may grow while recording).
+    lag_every_s, client_every_s, logdir_every_s
+        Sampling periods.
+    meta
+        Facts about the scenario for ``meta.json``.
+    """
+
+    def __init__(
+        self,
+        sandbox: Any,
+        out: Path,
+        *,
+        groups: list[str],
+        producers: list[RateProducer],
+        consumer_groups: list[ConsumerGroupDriver],
+        lag_every_s: float = 1.5,
+        client_every_s: float = 5.0,
+        logdir_every_s: float = 10.0,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        self.sandbox = sandbox
+        self.out = Path(out)
+        self.groups = list(groups)
+        self.producers = producers
+        self.consumer_groups = consumer_groups
+        self.lag_every_s = lag_every_s
+        self.client_every_s = client_every_s
+        self.logdir_every_s = logdir_every_s
+        self.meta = dict(meta or {})
+        self.events = EventLog()
+        self.collector = LagCollector(sandbox.bootstrap_servers, cluster=CLUSTER)
+        self._lag: list[pd.DataFrame] = []
+        self._metrics: list[pd.DataFrame] = []
+        self._captures: list[dict[str, Any]] = []
+        self._capture_threads: list[threading.Thread] = []
+        self._latest: pd.DataFrame | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample_loop, name="recorder", daemon=True)
+        self.started: pd.Timestamp | None = None
+        self.ended: pd.Timestamp | None = None
+        self.sample_errors = 0
+
+    # ------------------------------------------------------------------ sampling
+
+    def start(self) -> Recording:
+        """Start sampling; the recording's time range begins now."""
+        if self.out.exists():
+            import shutil
+
+            shutil.rmtree(self.out)
+        (self.out / "captures").mkdir(parents=True)
+        self.started = utc_now()
+        self._thread.start()
+        return self
+
+    def _sample_loop(self) -> None:
+        next_lag = next_client = next_logdir = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_lag:
+                next_lag += self.lag_every_s
+                self._guard(self._sample_lag)
+            if now >= next_client:
+                next_client += self.client_every_s
+                self._guard(self._sample_clients)
+            if now >= next_logdir:
+                next_logdir += self.logdir_every_s
+                self._guard(self._sample_logdir)
+            wake = min(next_lag, next_client, next_logdir)
+            self._stop.wait(max(0.0, wake - time.monotonic()))
+
+    def _guard(self, sample: Callable[[], None]) -> None:
+        try:
+            sample()
+        except Exception:  # noqa: BLE001 - a missed sample must not end the recording
+            self.sample_errors += 1
+            log.exception("sampling failed")
+
+    def _sample_lag(self) -> None:
+        frame = self.collector.snapshot(groups=self.groups)
+        with self._lock:
+            self._lag.append(frame)
+            self._latest = frame
+
+    def _sample_clients(self) -> None:
+        frames = []
+        now = utc_now()
+        ages = []
+        for producer in list(self.producers):
+            frames.append(client_metrics(producer.producer, cluster=CLUSTER))
+        for driver in list(self.consumer_groups):
+            for worker in list(driver.workers):
+                frames.append(client_metrics(worker.consumer, cluster=CLUSTER))
+                if worker.last_record_age_s is not None:
+                    ages.append((f"consumer:{worker.client_id}", worker.last_record_age_s))
+        if ages:
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "time": [now] * len(ages),
+                        "cluster": CLUSTER,
+                        "entity": [entity for entity, _ in ages],
+                        "metric": "record_age_at_commit_s",
+                        "value": [age for _, age in ages],
+                    }
+                )
+            )
+        frames = [frame for frame in frames if len(frame)]
+        if frames:
+            with self._lock:
+                self._metrics.extend(frames)
+
+    def _sample_logdir(self) -> None:
+        frame = log_dir_usage(self.sandbox.bootstrap_servers, cluster=CLUSTER)
+        with self._lock:
+            self._metrics.append(frame)
+
+    # ------------------------------------------------------------------ queries
+
+    def latest_lag(self) -> pd.DataFrame | None:
+        """Return the most recent LAG snapshot, or None before the first."""
+        with self._lock:
+            return self._latest
+
+    def total_lag(self, group: str, *, partitions: list[int] | None = None) -> int | None:
+        """Return the summed lag of ``group`` in the latest snapshot (None if unknown)."""
+        frame = self.latest_lag()
+        if frame is None:
+            return None
+        rows = frame[frame["group"] == group]
+        if partitions is not None:
+            rows = rows[rows["partition"].isin(partitions)]
+        if rows.empty or rows["lag"].isna().all():
+            return None
+        return int(rows["lag"].sum())
+
+    def wait_until(
+        self, predicate: Callable[[], bool], *, timeout_s: float, poll_s: float = 0.5
+    ) -> bool:
+        """Wait until ``predicate()`` is true (checked every ``poll_s``) or ``timeout_s`` passes."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            time.sleep(poll_s)
+        return predicate()
+
+    def wait_for_baseline(
+        self, group: str, *, at_most: int, timeout_s: float, consecutive: int = 3
+    ) -> pd.Timestamp | None:
+        """Wait until ``group``'s total lag stays ≤ ``at_most`` for ``consecutive`` snapshots.
+
+        Returns the time of the first of those snapshots (the moment lag was
+        back at its baseline), or None on timeout.
+        """
+        deadline = time.monotonic() + timeout_s
+        run_start: pd.Timestamp | None = None
+        run = 0
+        seen: pd.Timestamp | None = None
+        while time.monotonic() < deadline:
+            frame = self.latest_lag()
+            if frame is not None and len(frame):
+                when = pd.Timestamp(frame["time"].iloc[0])
+                if when != seen:
+                    seen = when
+                    total = self.total_lag(group)
+                    if total is not None and total <= at_most:
+                        run += 1
+                        run_start = run_start or when
+                        if run >= consecutive:
+                            return run_start
+                    else:
+                        run, run_start = 0, None
+            time.sleep(0.25)
+        return None
+
+    # ------------------------------------------------------------------ captures
+
+    def capture(self, label: str, *, group: str) -> threading.Thread:
+        """Run ``kafka-consumer-groups --describe --group`` now, in the background.
+
+        The tool's stdout is saved verbatim as ``captures/<time>_<label>.txt``;
+        its stderr notices (such as "has no active members") go to
+        ``captures/index.csv`` with the start and end times.
+        """
+
+        def run() -> None:
+            started = utc_now()
+            result = self.sandbox.consumer_groups("--describe", "--group", group)
+            ended = utc_now()
+            name = f"{started:%Y%m%dT%H%M%S}Z_{label}.txt"
+            (self.out / "captures" / name).write_text(result.stdout, encoding="utf-8")
+            with self._lock:
+                self._captures.append(
+                    {
+                        "file": name,
+                        "label": label,
+                        "group": group,
+                        "started": started.isoformat(),
+                        "ended": ended.isoformat(),
+                        "returncode": result.returncode,
+                        "stderr": " ".join(result.stderr.split())[:500],
+                    }
+                )
+
+        thread = threading.Thread(target=run, name=f"capture-{label}", daemon=True)
+        thread.start()
+        self._capture_threads.append(thread)
+        return thread
+
+    # ------------------------------------------------------------------ finish
+
+    def stop_sampling(self) -> None:
+        """End the recorded time range (idempotent); call before stopping the workload."""
+        if self.ended is not None:
+            return
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=60)
+        for thread in self._capture_threads:
+            thread.join(timeout=120)
+        self.ended = utc_now()
+
+    def finish(self, *, prometheus_step: str = "2s", rate_window: str = "20s") -> Path:
+        """Stop sampling, fetch broker metrics for the whole range, write the Dataset."""
+        self.stop_sampling()
+        ended = self.ended
+        assert self.started is not None and ended is not None, "finish() before start()"
+        # Let Prometheus scrape the last seconds before asking for them.
+        time.sleep(6)
+        broker = PrometheusSource(self.sandbox.prometheus_url).broker_metrics(
+            self.started, ended, prometheus_step, rate_window=rate_window
+        )
+        with self._lock:
+            lag = pd.concat(self._lag, ignore_index=True)
+            metrics = pd.concat([*self._metrics, broker], ignore_index=True)
+            captures = sorted(self._captures, key=lambda row: row["started"])
+        events = self.events.frame()
+        meta = {
+            **self.meta,
+            "recorded_from": self.started.isoformat(),
+            "recorded_to": ended.isoformat(),
+            "duration_s": round((ended - self.started).total_seconds(), 1),
+            "cluster": CLUSTER,
+            "lag_every_s": self.lag_every_s,
+            "client_metrics_every_s": self.client_every_s,
+            "log_dir_every_s": self.logdir_every_s,
+            "prometheus_step": prometheus_step,
+            "prometheus_rate_window": rate_window,
+            "groups": self.groups,
+            "captures": [row["file"] for row in captures],
+            "sample_errors": self.sample_errors,
+        }
+        dataset = Dataset(lag=lag, metrics=metrics, events=events, meta=meta)
+        write_dataset(dataset, self.out, overwrite=True)
+        if captures:
+            with open(self.out / "captures" / "index.csv", "w", newline="", encoding="utf-8") as f:
+                writer = csv.DictWriter(f, fieldnames=list(captures[0]))
+                writer.writeheader()
+                writer.writerows(captures)
+        self.collector.close()
+        log.info(
+            "wrote %s: %d lag rows, %d metric rows, %d events, %d captures",
+            self.out, len(dataset.lag), len(dataset.metrics), len(dataset.events), len(captures),
+        )
+        return self.out
+
+
+def describe_meta(**facts: Any) -> dict[str, Any]:
+    """Return ``facts`` made JSON-safe (for ``meta.json``)."""
+    return json.loads(json.dumps(facts, default=str))
+
+
+def observe(recording: Recording, group: str, seconds: float) -> list[int]:
+    """Sleep ``seconds`` while collecting ``group``'s total lag at each new snapshot."""
+    totals: list[int] = []
+    seen: pd.Timestamp | None = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        frame = recording.latest_lag()
+        if frame is not None and len(frame):
+            when = pd.Timestamp(frame["time"].iloc[0])
+            if when != seen:
+                seen = when
+                total = recording.total_lag(group)
+                if total is not None:
+                    totals.append(total)
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+    return totals
+
+
+def baseline_ceiling(totals: list[int], *, floor: int) -> int:
+    """Return the lag level that counts as "back at baseline" after an incident.
+
+    Twice the 90th percentile of the healthy phase's total lag, and never
+    below ``floor`` (a healthy consumer committing per batch always shows
+    some in-flight lag).
+    """
+    if not totals:
+        return floor
+    ordered = sorted(totals)
+    p90 = ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))]
+    return max(floor, 2 * p90)

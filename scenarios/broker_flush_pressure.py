@@ -1,0 +1,147 @@
+"""broker-flush-pressure: slow fsyncs on the broker's disk make produce, commits and lag suffer.
+
+The broker flushes its logs after every message (``log.flush.interval.messages=1``,
+applied to every broker as a dynamic setting for the run, so it also covers
+``__consumer_offsets``: every offset commit is fsynced too). On a quiet
+disk an fsync takes well under a millisecond and nothing shows. Then a
+disk-heavy neighbour (``dd`` writers with direct I/O on the broker's data
+disk, bounded in time) competes for the disk: each fsync waits behind it,
+``LogFlushRateAndTimeMs`` p99 climbs, the request handlers spend their time
+in fsync, produce and commit requests slow down, and the consumer group —
+which commits synchronously after every small batch, as many services do —
+falls behind. When the neighbour stops, the backlog drains.
+
+Timeline (long form; ``--short`` scales the phases down):
+
+1. healthy — flushing on every message, quiet disk;
+2. ``flush_pressure_start`` — the neighbour starts writing;
+3. ``flush_pressure_end`` — the neighbour stops and its files are deleted;
+4. ``lag_baseline_reached`` — the group's total lag is back at its healthy level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._workload import (
+    ConsumerGroupDriver,
+    DiskNeighbour,
+    RateProducer,
+    alter_broker_config,
+    create_topic,
+    stop_all,
+)
+
+NAME = "broker-flush-pressure"
+FLUSH_CONFIG = {"log.flush.interval.messages": "1"}
+SANDBOX: dict[str, Any] = {"brokers": 1, "broker_config": {"num.io.threads": 2}}
+
+PARTITIONS = 4
+RATE_PER_S = 400.0
+CONSUMERS = 2
+DELAY_S = 0.0025
+MAX_POLL_RECORDS = 20
+NEIGHBOUR_WRITERS = 2
+PHASES_S = {
+    "long": {"healthy": 60, "pressure": 75, "drain_max": 150, "tail": 30},
+    "short": {"healthy": 15, "pressure": 25, "drain_max": 45, "tail": 4},
+}
+
+
+def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Path:
+    """Run the scenario on ``sandbox`` and write the recording to ``out``."""
+    phases = PHASES_S["short" if short else "long"]
+    topic = f"payments{suffix}"
+    group = f"fraud-scorer{suffix}"
+    bootstrap = sandbox.bootstrap_servers
+    create_topic(bootstrap, topic, partitions=PARTITIONS)
+    alter_broker_config(bootstrap, sandbox.broker_ids, dict(FLUSH_CONFIG))
+
+    consumers = ConsumerGroupDriver(
+        bootstrap, topic, group, delay_s=DELAY_S, max_poll_records=MAX_POLL_RECORDS
+    )
+    producer = RateProducer(
+        bootstrap, topic, rate_per_s=RATE_PER_S, client_id=f"payments-producer{suffix}"
+    )
+    neighbour = DiskNeighbour(
+        Path(sandbox.workdir) / "disk-neighbour",
+        writers=NEIGHBOUR_WRITERS,
+        max_seconds=phases["pressure"] + 30,
+    )
+    recording = Recording(
+        sandbox,
+        out,
+        groups=[group],
+        producers=[producer],
+        consumer_groups=[consumers],
+        meta={
+            "scenario": NAME,
+            "short": short,
+            "topic": topic,
+            "group": group,
+            "partitions": PARTITIONS,
+            "produce_rate_per_s": RATE_PER_S,
+            "processing_s_per_record": DELAY_S,
+            "max_poll_records": MAX_POLL_RECORDS,
+            "commit": "synchronous, after every poll",
+            "consumers": CONSUMERS,
+            "dynamic_broker_config": FLUSH_CONFIG,
+            "disk_neighbour": {
+                "tool": "dd if=/dev/zero bs=4M, alternately oflag=direct and conv=fsync; "
+                "file deleted after each pass",
+                "writers": NEIGHBOUR_WRITERS,
+                "file_mib": neighbour.file_mib,
+            },
+            "phases_s": phases,
+        },
+    )
+    try:
+        consumers.add(CONSUMERS)
+        consumers.wait_assigned()
+        recording.start()
+        producer.start()
+        recording.events.mark(
+            "steady_start",
+            f"producer at {RATE_PER_S:.0f} msg/s; {CONSUMERS} consumers committing every "
+            f"{MAX_POLL_RECORDS} records; broker flushes after every message",
+        )
+        healthy = observe(recording, group, phases["healthy"] * 0.5)
+        recording.capture("healthy", group=group)
+        healthy += observe(recording, group, phases["healthy"] * 0.5)
+        ceiling = baseline_ceiling(healthy, floor=300)
+
+        neighbour.start()
+        recording.events.mark(
+            "flush_pressure_start",
+            f"disk-heavy neighbour: {NEIGHBOUR_WRITERS} dd writers (direct I/O, and buffered + "
+            f"fsync) on the broker's data disk",
+        )
+        observe(recording, group, phases["pressure"] * 0.7)
+        recording.capture("pressure", group=group)
+        observe(recording, group, phases["pressure"] * 0.3)
+        neighbour.stop()
+        recording.events.mark(
+            "flush_pressure_end",
+            f"neighbour stopped after writing {neighbour.bytes_written / 2**20:.0f} MiB",
+        )
+        reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
+        if reached is not None:
+            recording.events.mark(
+                "lag_baseline_reached", f"total lag of {group} back at or below {ceiling}",
+                time=reached,
+            )
+        else:
+            recording.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
+        observe(recording, group, phases["tail"])
+        recording.capture("recovered", group=group)
+        recording.meta["baseline_ceiling_lag"] = ceiling
+        recording.meta["messages_produced"] = producer.sent
+        recording.meta["neighbour_mib_written"] = round(neighbour.bytes_written / 2**20)
+        recording.stop_sampling()
+    finally:
+        recording.stop_sampling()
+        stop_all([neighbour, producer, consumers])
+        alter_broker_config(bootstrap, sandbox.broker_ids, dict.fromkeys(FLUSH_CONFIG))
+    return recording.finish()

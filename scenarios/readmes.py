@@ -1,0 +1,206 @@
+"""README.md of each recorded sample: fixed prose plus figures read back from the recording.
+
+The prose (what the scenario does, which questions the data answers) is
+written here by hand; the timeline and the figures are computed from the
+Dataset folder just written, so a README never disagrees with its data.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from kbp_notebook.collect import read_dataset
+
+QUESTIONS: dict[str, list[str]] = {
+    "slow-consumer-then-scale-out": [
+        "When did lag start growing, and how fast (msg/s)? (`lag_trend`: onset vs `slowdown_start`)",
+        "Was the group keeping up before, and by how much did capacity fall short after?",
+        "How long would the backlog have taken to drain without scaling? With 6 consumers? "
+        "(`time_to_drain`, `capacity_plan`)",
+        "How far behind in seconds were the consumers at the peak? (`time_lag`; ground truth: "
+        "`record_age_at_commit_s` in the metrics)",
+    ],
+    "producer-burst": [
+        "Did lag grow because consumers slowed down or because producers sped up? "
+        "(compare `messages_in_per_s` with the consume rate)",
+        "How big did the backlog get and when will it drain with the same consumers? "
+        "(`time_to_drain` during the drain phase)",
+        "How much headroom does the group have at the base rate? (`capacity_plan`)",
+    ],
+    "broker-flush-pressure": [
+        "Did broker flush latency (`log_flush_time_ms_p99`) rise, when, and by how much "
+        "against its own baseline?",
+        "Does lag follow flush latency, and with what delay? (`correlate`, `flush_latency_vs_lag`)",
+        "Which request times moved with it (`produce_total_time_ms_p99`, producer "
+        "`producer_request_latency_avg_ms`)?",
+        "Did the consumers slow down although nothing changed in them? (`diagnose`)",
+    ],
+    "skewed-partition": [
+        "Which partition holds the lag, and is it one consumer's problem or the group's? "
+        "(per-partition `lag_status`, `lag_trend(by=('group','topic','partition'))`)",
+        "Would adding consumers help? (no: one partition is consumed by one member — "
+        "`capacity_plan` with `partitions`)",
+    ],
+    "stuck-consumer": [
+        "Burrow-style status over time: OK, then STALL (member present, offsets still), "
+        "then STOP (no member), then REWIND (committed offset moved back) — `lag_status`.",
+        "Is it the consumer or the cluster? (the control group `audit-archiver` stays OK)",
+        "How much was re-processed because of the reset, and how long did catching up take?",
+    ],
+}
+
+WHAT: dict[str, str] = {
+    "slow-consumer-then-scale-out": (
+        "A producer writes at a steady rate to a 6-partition topic. One consumer with headroom "
+        "keeps up; then its per-record processing time rises (a slow downstream call) so the group "
+        "consumes slower than the produce rate and lag grows linearly. Five more members join "
+        "(one per partition), the group rebalances and the backlog drains."
+    ),
+    "producer-burst": (
+        "Two consumers with about 2.5x headroom over the base produce rate. The produce rate jumps "
+        "above the group's capacity for a while (a batch job, a retry storm), lag builds, and after "
+        "the burst the same two consumers drain the backlog with their headroom."
+    ),
+    "broker-flush-pressure": (
+        "The broker flushes after every message (`log.flush.interval.messages=1`, set as a dynamic "
+        "broker config for the run, so offset commits are fsynced too) with 2 request handler "
+        "threads. On a quiet disk that costs little. Then a disk-heavy neighbour (`dd` writers: "
+        "direct I/O and buffered+fsync, bounded in time, files deleted) competes for the broker's "
+        "data disk: each fsync waits, `LogFlushRateAndTimeMs` p99 climbs, produce and commit "
+        "requests slow down, and the group — which commits synchronously after every 20 records — "
+        "falls behind. When the neighbour stops, lag drains."
+    ),
+    "skewed-partition": (
+        "A producer at a steady rate, keys spread over a 6-partition topic; three consumers (two "
+        "partitions each) with headroom. Then most messages carry one hot key, so the default "
+        "(murmur2) partitioner sends them all to one partition: the consumer owning it cannot keep "
+        "up and that partition's lag grows while the others stay near zero. When the hot key's "
+        "traffic spreads out again the backlog drains."
+    ),
+    "stuck-consumer": (
+        "Two groups read one 3-partition topic: `ledger-writer` gets stuck, `audit-archiver` is a "
+        "healthy control. The `ledger-writer` member first stalls (stays in the group, heartbeats, "
+        "re-commits the same offsets every 5 s, makes no progress), then shuts down and leaves "
+        "(empty group), then an operator rewinds its offsets with the official tool "
+        "(`kafka-consumer-groups --reset-offsets --shift-by -N --execute`; the tool clamps at the "
+        "log start), and a fresh member rejoins and drains the backlog."
+    ),
+}
+
+
+def _rel(time: pd.Timestamp, start: pd.Timestamp) -> str:
+    seconds = (time - start).total_seconds()
+    return f"{seconds:+.0f} s"
+
+
+def _figures(name: str, folder: Path) -> list[str]:
+    ds = read_dataset(folder)
+    lag = ds.lag
+    group = str(ds.meta.get("group"))
+    mine = lag[lag["group"] == group]
+    total = mine.groupby("time")["lag"].sum()
+    lines = [
+        f"- LAG frame: {len(lag)} rows, {lag['time'].nunique()} snapshots, "
+        f"{lag['partition'].nunique()} partitions, groups {sorted(lag['group'].unique())}",
+        f"- peak total lag of `{group}`: {int(total.max())} messages at "
+        f"{_rel(total.idxmax(), lag['time'].min())}",
+        f"- METRICS frame: {len(ds.metrics)} rows, entities "
+        f"{sorted(ds.metrics['entity'].str.split(':').str[0].unique())}, metrics: "
+        + ", ".join(f"`{m}`" for m in sorted(ds.metrics["metric"].unique())),
+    ]
+    if name == "broker-flush-pressure":
+        start = ds.events.loc[ds.events["kind"] == "flush_pressure_start", "time"].min()
+        end = ds.events.loc[ds.events["kind"] == "flush_pressure_end", "time"].min()
+        flush = ds.metrics[ds.metrics["metric"] == "log_flush_time_ms_p99"]
+        before = flush.loc[flush["time"] < start, "value"].median()
+        during = flush.loc[(flush["time"] >= start) & (flush["time"] <= end), "value"].max()
+        lines.append(
+            f"- `log_flush_time_ms_p99`: median {before:.1f} ms before the pressure window, "
+            f"peak {during:.1f} ms inside it"
+        )
+    if name == "skewed-partition":
+        hot = int(ds.meta["hot_partition"])
+        peak_time = total.idxmax()
+        at_peak = mine[mine["time"] == peak_time]
+        share = float(at_peak.loc[at_peak["partition"] == hot, "lag"].sum()) / max(
+            1.0, float(at_peak["lag"].sum())
+        )
+        lines.append(f"- hot partition {hot} holds {share:.0%} of the group's lag at the peak")
+    return lines
+
+
+def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
+    """Return the README.md text of the sample recorded in ``folder``."""
+    ds = read_dataset(folder)
+    start = ds.lag["time"].min()
+    events = "\n".join(
+        f"| {_rel(row.time, start)} | {row.time:%H:%M:%S} | `{row.kind}` | {row.text} |"
+        for row in ds.events.itertuples()
+    )
+    captures = sorted(p.name for p in (folder / "captures").glob("*.txt"))
+    settings = json.dumps(
+        {
+            key: meta.get(key)
+            for key in (
+                "kafka_version", "brokers", "sandbox_broker_config", "dynamic_broker_config",
+                "topic", "partitions", "group", "control_group", "produce_rate_per_s",
+                "processing_s_per_record", "consumers", "max_poll_records", "hot_key",
+                "hot_partition", "reset_shift_by", "disk_neighbour", "phases_s",
+            )
+            if meta.get(key) is not None
+        },
+        indent=2,
+    )
+    questions = "\n".join(f"- {q}" for q in QUESTIONS[name])
+    figures = "\n".join(_figures(name, folder))
+    return f"""# {name}
+
+{WHAT[name]}
+
+Recorded on the project's sandbox (real Apache Kafka {meta.get("kafka_version")} in KRaft mode,
+JMX exporter, Prometheus scraping every second) with real kafka-python producers and consumers,
+by `{meta.get("recorded_by")}` ({meta.get("duration_s")} s, {meta.get("recorded_from")} to
+{meta.get("recorded_to")}). Load it with `kbp.load_sample("{name}")`.
+
+## What happened, when (ground truth: the `events` frame, written by the scenario itself)
+
+Times are relative to the first LAG snapshot ({start:%Y-%m-%d %H:%M:%S} UTC).
+
+| t | UTC | kind | what |
+|---|---|---|---|
+{events}
+
+`lag_baseline_reached` is the first of three consecutive LAG snapshots with the group's total
+lag at or below `baseline_ceiling_lag` = {meta.get("baseline_ceiling_lag")} (twice the healthy
+phase's 90th percentile, with a floor).
+
+## What is in it
+
+{figures}
+- client metrics (`producer:*`, `consumer:*`) every {meta.get("client_metrics_every_s")} s from
+  `client_metrics`, plus `record_age_at_commit_s`: how old (send time written by the producer
+  into each message) the last record a consumer committed was — the ground truth for time lag;
+- broker metrics from Prometheus (`PrometheusSource.broker_metrics`, step
+  {meta.get("prometheus_step")}, rate window {meta.get("prometheus_rate_window")}), entity
+  `broker-1`; log-dir usage (`logdir:*`) every {meta.get("log_dir_every_s")} s;
+- `captures/`: real `kafka-consumer-groups --describe --group ...` output taken during the run
+  (file name = UTC start time and phase; `captures/index.csv` has start/end times and the
+  tool's stderr notices): {", ".join(f"`{c}`" for c in captures)}.
+
+LAG snapshots every {meta.get("lag_every_s")} s (`LagCollector.snapshot`). The cluster is called
+`{meta.get("cluster")}`.
+
+## Settings
+
+```json
+{settings}
+```
+
+## Questions this data can answer
+
+{questions}
+"""

@@ -1,0 +1,123 @@
+"""Record every scenario on a fresh sandbox and write the Dataset folders.
+
+Usage::
+
+    python -m scenarios.record_all [--short] [--only NAME ...] [--out DIR]
+
+Each scenario gets its own fresh ``Sandbox`` (one broker + Prometheus, with
+the scenario's ``SANDBOX`` options), so its broker metrics start from a
+clean slate; they run one after another. ``--out`` defaults to the
+repository's ``sample_data/`` for the long form and to
+``build/samples-short/`` for ``--short`` (the short form is for CI and for
+trying a change, not for shipping). The README.md of each shipped sample is
+written by hand-reviewed text in ``scenarios/readmes/`` and copied next to
+the data, with the figures of the new recording filled in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from scenarios import MODULES, scenario
+
+REPO = Path(__file__).resolve().parents[1]
+log = logging.getLogger("scenarios")
+
+
+def _kafka_version() -> str:
+    from kbp_notebook.sandbox import _kafka_version as version
+
+    return str(version())
+
+
+def record(name: str, out_root: Path, *, short: bool) -> tuple[Path, float]:
+    """Record scenario ``name`` on a fresh sandbox; return its folder and duration in s."""
+    from kbp_notebook.sandbox import Sandbox
+
+    module = scenario(name)
+    options = dict(module.SANDBOX)
+    started = time.monotonic()
+    with Sandbox(**options) as sandbox:
+        folder = module.run(sandbox, out_root / name, short=short)
+    elapsed = time.monotonic() - started
+    meta_file = folder / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta.update(
+        {
+            "description": (module.__doc__ or name).strip().splitlines()[0],
+            "kafka_version": _kafka_version(),
+            "brokers": options.get("brokers", 1),
+            "sandbox_broker_config": {
+                **_SANDBOX_DEFAULTS,
+                **{key: str(value) for key, value in options.get("broker_config", {}).items()},
+            },
+            "recorded_by": f"python -m scenarios.record_all --only {name}"
+            + (" --short" if short else ""),
+        }
+    )
+    meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    _write_readme(name, folder, meta)
+    return folder, elapsed
+
+
+# The sandbox's own settings that matter for reading the recordings (see kbp_notebook.sandbox).
+_SANDBOX_DEFAULTS = {
+    "num.io.threads": "4",
+    "num.network.threads": "3",
+    "log.segment.bytes": str(4 * 1024 * 1024),
+    "group.initial.rebalance.delay.ms": "0",
+    "offsets.topic.num.partitions": "8",
+    "broker heap": "-Xmx256m, serial GC",
+}
+
+
+def _write_readme(name: str, folder: Path, meta: dict[str, object]) -> None:
+    from scenarios.readmes import render
+
+    (folder / "README.md").write_text(render(name, folder, meta), encoding="utf-8")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point (``make samples``)."""
+    parser = argparse.ArgumentParser(prog="python -m scenarios.record_all", description=__doc__)
+    parser.add_argument("--short", action="store_true", help="the quick CI form of each scenario")
+    parser.add_argument(
+        "--only", action="append", choices=list(MODULES), metavar="NAME",
+        help=f"record only this scenario (repeatable): {', '.join(MODULES)}",
+    )  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None, help="folder for the Dataset folders")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    out = args.out or (REPO / ("build/samples-short" if args.short else "sample_data"))
+    out.mkdir(parents=True, exist_ok=True)
+    names = args.only or list(MODULES)
+    failures = []
+    for name in names:
+        log.info("recording %s%s -> %s", name, " (short)" if args.short else "", out / name)
+        try:
+            folder, elapsed = record(name, out, short=args.short)
+        except Exception:
+            log.exception("scenario %s failed", name)
+            failures.append(name)
+            continue
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        log.info("recorded %s in %.0f s, %.0f KiB", name, elapsed, size / 1024)
+    if failures:
+        log.error("failed: %s", ", ".join(failures))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""stuck-consumer: a member that stalls (STALL), then leaves (STOP), then offsets rewound (REWIND).
+
+Two groups read the same 3-partition topic: ``ledger-writer`` (the one that
+gets stuck) and ``audit-archiver`` (a healthy control group that keeps up
+throughout, so a reader can tell a consumer problem from a cluster problem).
+
+Timeline of ``ledger-writer`` (long form; ``--short`` scales the phases down):
+
+1. healthy — one member keeps up with a steady producer;
+2. ``stall_start`` — the member wedges (a poison record, a deadlock in the
+   handler): it stays in the group and keeps heartbeating, and it re-commits
+   the same offsets every 5 s, but it makes no progress. Committed offsets
+   stand still, ``consumer_id`` stays set, lag grows;
+3. ``member_left`` — the member is shut down and leaves the group; the group
+   is empty (``consumer_id`` is NA), committed offsets still stand still,
+   lag keeps growing;
+4. ``offsets_reset`` — an operator rewinds the group with the official tool
+   (``kafka-consumer-groups --reset-offsets --shift-by -N --execute``): the
+   committed offsets move backwards, lag jumps up;
+5. ``consumer_rejoined`` — a fresh member joins, reprocesses from the
+   rewound offsets and drains the backlog;
+6. ``lag_baseline_reached`` — the group's total lag is back at its healthy level.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+
+NAME = "stuck-consumer"
+SANDBOX: dict[str, Any] = {"brokers": 1}
+
+PARTITIONS = 3
+RATE_PER_S = 150.0
+DELAY_S = 0.001
+PHASES_S = {
+    "long": {"healthy": 45, "stall": 60, "stopped": 50, "drain_max": 120, "tail": 25},
+    "short": {"healthy": 10, "stall": 15, "stopped": 12, "drain_max": 40, "tail": 4},
+}
+SHIFT_BY = {"long": 3000, "short": 1000}
+
+
+def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Path:
+    """Run the scenario on ``sandbox`` and write the recording to ``out``."""
+    form = "short" if short else "long"
+    phases = PHASES_S[form]
+    shift_by = SHIFT_BY[form]
+    topic = f"ledger-entries{suffix}"
+    group = f"ledger-writer{suffix}"
+    control = f"audit-archiver{suffix}"
+    bootstrap = sandbox.bootstrap_servers
+    create_topic(bootstrap, topic, partitions=PARTITIONS)
+
+    stuck = ConsumerGroupDriver(bootstrap, topic, group, delay_s=DELAY_S)
+    healthy_group = ConsumerGroupDriver(bootstrap, topic, control, delay_s=DELAY_S)
+    producer = RateProducer(
+        bootstrap, topic, rate_per_s=RATE_PER_S, client_id=f"ledger-producer{suffix}"
+    )
+    recording = Recording(
+        sandbox,
+        out,
+        groups=[group, control],
+        producers=[producer],
+        consumer_groups=[stuck, healthy_group],
+        meta={
+            "scenario": NAME,
+            "short": short,
+            "topic": topic,
+            "group": group,
+            "control_group": control,
+            "partitions": PARTITIONS,
+            "produce_rate_per_s": RATE_PER_S,
+            "processing_s_per_record": DELAY_S,
+            "reset_shift_by": -shift_by,
+            "phases_s": phases,
+        },
+    )
+    try:
+        stuck.add(1)
+        healthy_group.add(1)
+        stuck.wait_assigned()
+        healthy_group.wait_assigned()
+        recording.start()
+        producer.start()
+        recording.events.mark(
+            "steady_start",
+            f"producer at {RATE_PER_S:.0f} msg/s; one member in {group} and one in {control}",
+        )
+        healthy = observe(recording, group, phases["healthy"] * 0.5)
+        recording.capture("healthy", group=group)
+        healthy += observe(recording, group, phases["healthy"] * 0.5)
+        ceiling = baseline_ceiling(healthy, floor=150)
+
+        member = stuck.workers[0]
+        member.stall()
+        recording.events.mark(
+            "stall_start",
+            f"{member.client_id} stops making progress but stays a member, heartbeating and "
+            f"re-committing the same offsets every 5 s",
+        )
+        observe(recording, group, phases["stall"] * 0.6)
+        recording.capture("stalled", group=group)
+        observe(recording, group, phases["stall"] * 0.4)
+
+        stuck.remove(member)
+        recording.events.mark(
+            "member_left", f"{member.client_id} shut down and left {group}; the group is empty"
+        )
+        observe(recording, group, phases["stopped"] * 0.5)
+        recording.capture("stopped", group=group)
+        observe(recording, group, phases["stopped"] * 0.5)
+
+        result = sandbox.consumer_groups(
+            "--reset-offsets", "--group", group, "--topic", topic,
+            "--shift-by", str(-shift_by), "--execute",
+        )  # fmt: skip
+        if result.returncode != 0:
+            raise RuntimeError(
+                f"kafka-consumer-groups --reset-offsets failed ({result.returncode}): "
+                f"{result.stderr.strip() or result.stdout.strip()}"
+            )
+        recording.events.mark(
+            "offsets_reset",
+            f"kafka-consumer-groups --reset-offsets --group {group} --topic {topic} "
+            f"--shift-by -{shift_by} --execute",
+        )
+        (recording.out / "captures" / "reset-offsets-output.txt").write_text(
+            result.stdout, encoding="utf-8"
+        )
+        observe(recording, group, 6)
+        recording.capture("rewound", group=group)
+        observe(recording, group, 4)
+
+        stuck.add(1)
+        recording.events.mark(
+            "consumer_rejoined", f"{stuck.workers[0].client_id} joined {group} and resumes"
+        )
+        reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
+        if reached is not None:
+            recording.events.mark(
+                "lag_baseline_reached", f"total lag of {group} back at or below {ceiling}",
+                time=reached,
+            )
+        else:
+            recording.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
+        observe(recording, group, phases["tail"])
+        recording.capture("recovered", group=group)
+        recording.meta["baseline_ceiling_lag"] = ceiling
+        recording.meta["messages_produced"] = producer.sent
+        recording.stop_sampling()
+    finally:
+        recording.stop_sampling()
+        stop_all([producer, stuck, healthy_group])
+    return recording.finish()
