@@ -14,17 +14,27 @@ shifts inflates ``|r|`` further. A t-test on ``n`` would call most such
 pairs "significant".
 
 The p-value here is a surrogate test of the statistic actually reported,
-``max over shifts of |r|``: ``x`` is replaced by ``n_surrogates`` series that
-keep its autocorrelation (phase-randomised *increments*, integrated back and
-rank-remapped onto the original values, so random walks, trends and heavy
-tails are preserved) but are independent of ``y`` by construction, and the
-p-value is the fraction of surrogates whose best ``|r|`` reaches the
-observed one. Randomising increments rather than levels is what keeps
-random walks honest: a level-phase surrogate of a random walk is stationary
-and would make every pair of random walks look related. A trend shared by
-both series is kept by the surrogates as well, so "both went up" alone is
-not reported as significant. The surrogates use a fixed seed, so the same
-input gives the same answer.
+``max over shifts of |r|``. One series is replaced by ``n_surrogates``
+copies that keep its least-squares trend exactly, the amplitude spectrum of
+its residual (so its autocorrelation) and its values (rank remapping), but
+whose Fourier phases are random, so they are independent of the other series
+by construction; the p-value is the share of copies whose best ``|r|``
+reaches the observed one. The residual's end points are pinned before
+the phases are drawn (its periodic extension then has no jump, which would
+otherwise make surrogates of a random walk rougher than the walk), and the
+trend is kept as it is (surrogates whose trend wandered would make a trend
+shared by both series look like evidence: "both went up" alone is not
+reported as significant).
+
+Phase surrogates are exact for stationary series and slightly liberal for
+random walks, so the test is run both ways -- randomising ``x`` while ``y``
+is kept, then ``y`` while ``x`` is kept -- and the larger p-value is
+reported. Measured on independent pairs of 360 samples searched over ±120
+shifts at ``alpha = 0.05`` (``tests/unit/analysis/test_correlate.py``
+prints the rates): random walks about 0.05, AR(1) with φ = 0.95 about 0.03,
+shared trend plus AR(1) about 0.03; one direction alone gave 0.08 for
+random walks. The surrogates use a fixed seed, so the same input gives the
+same answer.
 
 ``n_eff`` (Bartlett's effective sample size, ``n / (1 + 2 Σ ρx(k) ρy(k))``)
 is reported alongside, to say in numbers how much independent information
@@ -181,7 +191,7 @@ def _frame_to_series(frame: pd.DataFrame, what: str) -> pd.Series:
     else:
         times = frame.index.to_series()
         body = frame
-    if "metric" in body.columns and body["metric"].nunique() > 1:
+    if "metric" in body.columns and len(body["metric"].unique()) > 1:
         names = sorted(map(str, body["metric"].unique()))
         raise KbpInputError(
             f"{what} holds several metrics {names}; select one, e.g. "
@@ -201,8 +211,9 @@ def _frame_to_series(frame: pd.DataFrame, what: str) -> pd.Series:
             )
         values, how = body[numeric[0]], "mean"
     index = _utc_index(pd.DatetimeIndex(times), what)
-    series = pd.Series(pd.to_numeric(values, errors="coerce").to_numpy("float64", na_value=np.nan),
-                       index=index)
+    series = pd.Series(
+        pd.to_numeric(values, errors="coerce").to_numpy("float64", na_value=np.nan), index=index
+    )
     grouped = series.groupby(level=0)
     # Several entities or partitions at one time: lag adds up, other metrics average.
     return grouped.sum(min_count=1) if how == "sum" else grouped.mean()
@@ -230,20 +241,25 @@ def _to_series(obj: object, what: str) -> pd.Series:
             f"{what} has {len(series)} usable point(s); a correlation needs at least "
             f"{MIN_POINTS} aligned points. Record for longer.",
         )
-    return series
+    out: pd.Series = series
+    return out
+
+
+def _times_ns(series: pd.Series) -> np.ndarray:
+    return np.asarray(pd.DatetimeIndex(series.index).asi8)
 
 
 def _median_step_ns(series: pd.Series) -> int:
-    diffs = np.diff(series.index.asi8)
+    diffs = np.diff(_times_ns(series))
     diffs = diffs[diffs > 0]
     return int(np.median(diffs)) if len(diffs) else 0
 
 
 def _on_grid(series: pd.Series, grid_ns: np.ndarray, step_ns: int) -> np.ndarray:
     """Linear interpolation onto the grid, NaN where the series has a gap."""
-    t = series.index.asi8
-    v = series.to_numpy()
-    out = np.interp(grid_ns, t, v)
+    t = _times_ns(series)
+    v = series.to_numpy("float64")
+    out: np.ndarray = np.interp(grid_ns, t, v)
     hi = np.clip(np.searchsorted(t, grid_ns, side="left"), 0, len(t) - 1)
     lo = np.clip(hi - 1, 0, len(t) - 1)
     exact = t[hi] == grid_ns
@@ -265,7 +281,7 @@ def _standardise(values: np.ndarray) -> np.ndarray:
     mask = np.isfinite(values)
     centre = values[mask].mean()
     scale = values[mask].std()
-    return (values - centre) / (scale if scale > 0 else 1.0)
+    return np.asarray((values - centre) / (scale if scale > 0 else 1.0))
 
 
 class _CrossCorrelator:
@@ -321,7 +337,7 @@ def _fill_gaps(values: np.ndarray) -> np.ndarray:
     if mask.all():
         return values.copy()
     index = np.arange(len(values))
-    return np.interp(index, index[mask], values[mask])
+    return np.asarray(np.interp(index, index[mask], values[mask]))
 
 
 def _detrend_rows(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -363,10 +379,22 @@ def _surrogates(x: np.ndarray, count: int, rng: np.random.Generator, *, ranks: b
         phases[:, -1] = 0.0
     randomised = sp_fft.irfft(spectrum * np.exp(1j * phases), n, axis=-1)
     fake_residual = _detrend_rows(randomised)[1]
-    order = np.argsort(np.argsort(fake_residual, axis=-1, kind="stable"), axis=-1)
-    levels = line + np.sort(residual)[order]
+    levels: np.ndarray = line + _remap(fake_residual, np.sort(residual))
+    if ranks:
+        # Ranks again, with the original's tied (average) ranks as the values.
+        out: np.ndarray = np.full_like(levels, np.nan)
+        out[:, mask] = _remap(levels[:, mask], np.sort(x[mask]))
+        return out
     levels[:, ~mask] = np.nan
-    return _rank_valid(levels) if ranks else levels
+    return levels
+
+
+def _remap(rows: np.ndarray, values_sorted: np.ndarray) -> np.ndarray:
+    """Give each row ``values_sorted`` in the order of that row's own ranks."""
+    order = np.argsort(rows, axis=-1)
+    out = np.empty_like(rows)
+    np.put_along_axis(out, order, np.broadcast_to(values_sorted, rows.shape), axis=-1)
+    return out
 
 
 def _autocorrelation(values: np.ndarray, max_lag: int) -> np.ndarray:
@@ -534,14 +562,17 @@ def correlate(
     best = _best_index(r_by_shift, lags)
     observed = abs(float(r_by_shift[best]))
 
-    rng = np.random.default_rng(seed)
-    exceed = 0
-    for start_row in range(0, n_surrogates, _SURROGATE_BATCH):
-        rows = min(_SURROGATE_BATCH, n_surrogates - start_row)
-        fake = _surrogates(xv, rows, rng, ranks=method == "spearman")
-        best_fake = np.nanmax(np.abs(correlator.r(fake)), axis=-1)
-        exceed += int(np.sum(best_fake >= observed - 1e-12))
-    p_value = (exceed + 1) / (n_surrogates + 1)
+    ranks = method == "spearman"
+    # Randomise x keeping y, then y keeping x; keep the larger p-value. Both
+    # directions draw the same phases, so swapping x and y gives the same p.
+    p_x = _surrogate_p(
+        xv, correlator, observed, n_surrogates, np.random.default_rng(seed), ranks=ranks
+    )
+    reverse = _CrossCorrelator(xv, np.isfinite(yv), max_lag)
+    p_y = _surrogate_p(
+        yv, reverse, observed, n_surrogates, np.random.default_rng(seed), ranks=ranks
+    )
+    p_value = max(p_x, p_y)
 
     shift_td = pd.Timedelta(int(lags[best]) * step_ns)
     n_best = int(correlator.count[best])
@@ -577,6 +608,25 @@ def correlate(
     )
 
 
+def _surrogate_p(
+    series: np.ndarray,
+    correlator: _CrossCorrelator,
+    observed: float,
+    count: int,
+    rng: np.random.Generator,
+    *,
+    ranks: bool,
+) -> float:
+    """Share of surrogates of ``series`` whose best |r| reaches ``observed``."""
+    exceed = 0
+    for start_row in range(0, count, _SURROGATE_BATCH):
+        rows = min(_SURROGATE_BATCH, count - start_row)
+        fake = _surrogates(series, rows, rng, ranks=ranks)
+        best_fake = np.nanmax(np.abs(correlator.r(fake)), axis=-1)
+        exceed += int(np.sum(best_fake >= observed - 1e-12))
+    return (exceed + 1) / (count + 1)
+
+
 def _best_index(r_by_shift: np.ndarray, lags: np.ndarray) -> int:
     """Index of the largest |r|; ties go to the smallest |shift|."""
     strength = np.nan_to_num(np.abs(r_by_shift), nan=-1.0)
@@ -589,7 +639,11 @@ def _default_name(obj: object, fallback: str) -> str:
     name = getattr(obj, "name", None)
     if isinstance(obj, pd.Series) and name is not None:
         return str(name)
-    if isinstance(obj, pd.DataFrame) and "metric" in obj.columns and obj["metric"].nunique() == 1:
+    if (
+        isinstance(obj, pd.DataFrame)
+        and "metric" in obj.columns
+        and len(obj["metric"].unique()) == 1
+    ):
         return str(obj["metric"].iloc[0])
     if isinstance(obj, pd.DataFrame) and "lag" in obj.columns:
         return "lag"
@@ -602,9 +656,11 @@ def _split_pair(frame: object) -> tuple[pd.Series, pd.Series, tuple[str, str]]:
             "correlate(x) without y needs a frame with a time column (or DatetimeIndex) and "
             "two numeric columns; otherwise pass both x and y."
         )
-    body = frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame["time"]))) if (
-        "time" in frame.columns
-    ) else frame
+    body = (
+        frame.set_index(pd.DatetimeIndex(pd.to_datetime(frame["time"])))
+        if ("time" in frame.columns)
+        else frame
+    )
     numeric = [c for c in body.columns if c != "time" and pd.api.types.is_numeric_dtype(body[c])]
     if len(numeric) != 2:
         raise KbpInputError(
@@ -700,9 +756,7 @@ def flush_latency_vs_lag(
             f"(dataset.lag['group'].unique()).",
             column="group",
         )
-    total = (
-        selected.groupby("time")["lag"].sum(min_count=1).astype("float64").dropna().sort_index()
-    )
+    total = selected.groupby("time")["lag"].sum(min_count=1).astype("float64").dropna().sort_index()
     total.index = _utc_index(pd.DatetimeIndex(total.index), "lag")
     if target == "lag_growth":
         seconds = np.diff(total.index.asi8) / 1e9
@@ -784,7 +838,9 @@ def _fmt_td(value: pd.Timedelta) -> str:
     sign = "-" if seconds < 0 else ""
     seconds = abs(seconds)
     if seconds >= 3600 and seconds % 60 == 0:
-        return f"{sign}{seconds / 3600:g} h" if seconds % 3600 == 0 else f"{sign}{seconds / 60:g} min"
+        return (
+            f"{sign}{seconds / 3600:g} h" if seconds % 3600 == 0 else f"{sign}{seconds / 60:g} min"
+        )
     if seconds >= 60 and seconds % 60 == 0:
         return f"{sign}{seconds / 60:g} min"
     return f"{sign}{seconds:g} s"
