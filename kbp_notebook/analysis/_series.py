@@ -51,6 +51,9 @@ __all__ = [
     "ols",
     "prepare_lag",
     "quiet",
+    "run_starts",
+    "split_rows",
+    "sub_panel",
     "to_timestamps",
 ]
 
@@ -83,7 +86,12 @@ def prepare_lag(lag: pd.DataFrame) -> pd.DataFrame:
     Returns
     -------
     pandas.DataFrame
-        The normalised copy from :func:`kbp_notebook.frames.validate_lag_frame`.
+        The normalised copy from :func:`kbp_notebook.frames.validate_lag_frame`,
+        or the frame itself when it is already in that normal form (dtypes,
+        sort order, unique keys, consistent ``lag``, no negative offsets):
+        those invariants are checked here with a few vectorised passes, so a
+        frame validated once is not copied and re-sorted by every analysis.
+        Analyses never modify the frame they are given.
 
     Raises
     ------
@@ -92,13 +100,82 @@ def prepare_lag(lag: pd.DataFrame) -> pd.DataFrame:
     KbpDataError
         The frame has no rows.
     """
-    out = validate_lag_frame(lag)
+    out = lag if _already_normal(lag) else validate_lag_frame(lag)
     if len(out) == 0:
         raise KbpDataError(
             "LAG frame has no rows; record some snapshots first "
             "(LagCollector.record or load_sample)."
         )
     return out
+
+
+_STRING_KEYS = ("cluster", "group", "topic")
+
+
+def _already_normal(lag: object) -> bool:
+    """True if ``lag`` already satisfies everything validate_lag_frame guarantees."""
+    if not isinstance(lag, pd.DataFrame) or len(lag) == 0:
+        return False
+    from kbp_notebook.frames import LAG_COLUMNS, LAG_OPTIONAL_COLUMNS
+
+    for name, dtype in {**LAG_COLUMNS, **LAG_OPTIONAL_COLUMNS}.items():
+        if name not in lag.columns:
+            if name in LAG_COLUMNS:
+                return False
+            continue
+        actual = lag[name].dtype
+        if dtype == "string":
+            if not isinstance(actual, pd.StringDtype):
+                return False
+        elif str(actual) != dtype:
+            return False
+    if bool(lag["time"].isna().any()) or any(bool(lag[k].isna().any()) for k in _STRING_KEYS):
+        return False
+    for name in ("committed_offset", "log_end_offset", "log_start_offset"):
+        if name in lag.columns and bool((lag[name] < 0).fillna(False).any()):
+            return False
+    if bool((lag["partition"].to_numpy() < 0).any()):
+        return False
+    expected = lag["log_end_offset"] - lag["committed_offset"]
+    if bool(((lag["lag"] != expected).fillna(False) | (lag["lag"].isna() & expected.notna())).any()):
+        return False
+    keys = [*_STRING_KEYS, "partition"]
+    change = run_starts(lag, keys)
+    nanos = pd.DatetimeIndex(lag["time"]).asi8
+    if bool((np.diff(nanos)[~change[1:]] <= 0).any()):
+        return False  # time not strictly increasing within a key (unsorted or duplicated)
+    starts = lag.loc[change, keys].reset_index(drop=True)
+    ordered = starts.sort_values(keys, kind="stable").index
+    return bool((ordered == starts.index).all()) and not bool(starts.duplicated().any())
+
+
+def run_starts(frame: pd.DataFrame, columns: Sequence[str]) -> np.ndarray:
+    """Boolean per row: True where any of ``columns`` differs from the row before.
+
+    Compares neighbours instead of hashing, which is much cheaper for a
+    frame sorted by those columns (pyarrow strings are compared in C++).
+    """
+    change = np.zeros(len(frame), dtype=bool)
+    if len(frame) == 0:
+        return change
+    change[0] = True
+    for name in columns:
+        column = frame[name]
+        if isinstance(column.dtype, pd.CategoricalDtype):
+            values = column.cat.codes.to_numpy()
+            change[1:] |= values[1:] != values[:-1]
+            continue
+        if isinstance(column.dtype, pd.StringDtype) and column.dtype.storage == "pyarrow":
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            array = pa.chunked_array(pa.array(column.array))
+            differs = pc.not_equal(array.slice(1), array.slice(0, len(array) - 1))
+            change[1:] |= differs.to_numpy(zero_copy_only=False).astype(bool)
+            continue
+        values = column.to_numpy()
+        change[1:] |= values[1:] != values[:-1]
+    return change
 
 
 def normalise_by(by: str | Iterable[str]) -> tuple[str, ...]:
@@ -252,12 +329,15 @@ def build_panel(
     data = {name: _float(lag[name]) for name in columns if name in lag.columns}
     if extra:
         data.update(extra)
-    code = key_codes(lag, by)
     prefix = by == KEY_ORDER[: len(by)]
+    if prefix:
+        # Validated frames are sorted by (cluster, group, topic, partition, time),
+        # so each key is one contiguous run: neighbours tell where keys change.
+        code = np.cumsum(run_starts(lag, by)) - 1
+    else:
+        code = key_codes(lag, by)
     if "partition" in by:
         if prefix:
-            # Validated frames are sorted by (cluster, group, topic, partition, time),
-            # so each key is already one contiguous, time-ordered run.
             change = np.empty(len(code), dtype=bool)
             change[:1] = True
             change[1:] = code[1:] != code[:-1]
@@ -637,30 +717,28 @@ def drift_change(
             "statistic": nan.copy(),
             "significant": np.zeros(k, dtype=bool),
         }
-    d_y = np.diff(y, axis=1)
-    d_t = np.diff(t, axis=1)
-    ok = ~(np.isnan(d_y) | np.isnan(d_t))
-    d_y = np.where(ok, d_y, 0.0)
-    d_t = np.where(ok, d_t, 0.0)
-    total_t = d_t.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = d_y.sum(axis=1) / total_t
-        resid = d_y - rate[:, None] * d_t
-        bridge = np.cumsum(resid, axis=1)
-        sigma2 = (resid * resid).sum(axis=1) / total_t
-        score = np.abs(bridge) / np.sqrt(sigma2 * total_t)[:, None]
-    score = np.where(ok, np.nan_to_num(score, nan=0.0, posinf=0.0), 0.0)
-    score[:, -1] = 0.0  # the full sum is zero by construction
-    best = np.argmax(score, axis=1)
-    statistic = score[np.arange(k), best]
-    index = best + 1  # the change happens after sample ``best + 1`` ... increments from here on
-    cum_y = np.cumsum(d_y, axis=1)
-    cum_t = np.cumsum(d_t, axis=1)
+    t_f = fill_right(t, n)
+    y_f = fill_right(y, n)
+    d_y = np.diff(y_f, axis=1)
+    d_t = np.diff(t_f, axis=1)
+    total_t = t_f[:, -1] - t_f[:, 0]
     rows = np.arange(k)
-    y_before, t_before = cum_y[rows, best], cum_t[rows, best]
     with np.errstate(invalid="ignore", divide="ignore"):
+        rate = (y_f[:, -1] - y_f[:, 0]) / total_t
+        resid = d_y - rate[:, None] * d_t
+        sigma2 = np.einsum("ij,ij->i", resid, resid) / total_t
+        bridge = np.abs(np.cumsum(resid, axis=1))
+        # the full sum is zero by construction; ignore the last increment's partial sums
+        bridge[np.arange(width - 1)[None, :] >= (n - 2)[:, None]] = 0.0
+        bridge = np.nan_to_num(bridge, nan=0.0)
+        best = np.argmax(bridge, axis=1)
+        statistic = np.nan_to_num(bridge[rows, best] / np.sqrt(sigma2 * total_t), nan=0.0)
+    index = best + 1  # increments 0..best are "before": the change is at sample best + 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y_before = y_f[rows, index] - y_f[:, 0]
+        t_before = t_f[rows, index] - t_f[:, 0]
         rate_before = y_before / t_before
-        rate_after = (cum_y[:, -1] - y_before) / (total_t - t_before)
+        rate_after = (y_f[:, -1] - y_f[rows, index]) / (total_t - t_before)
     critical = float(stats.kstwobign.ppf(1.0 - alpha))
     significant = (n >= 8) & (statistic > critical) & np.isfinite(rate_after)
     tau = np.take_along_axis(t, index[:, None], axis=1)[:, 0]
@@ -672,6 +750,31 @@ def drift_change(
         "statistic": statistic,
         "significant": significant,
     }
+
+
+def fill_right(array: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Copy of a left-aligned array with each row's last value repeated past column ``n - 1``."""
+    if array.shape[1] == 0:
+        return array.copy()
+    last = np.take_along_axis(array, np.clip(n - 1, 0, None)[:, None], axis=1)
+    return np.where(np.arange(array.shape[1])[None, :] < n[:, None], array, last)
+
+
+def split_rows(size: int, chunk: int = 8192) -> list[slice]:
+    """Row slices of at most ``chunk`` rows (keeps temporaries cache-sized and memory bounded)."""
+    return [slice(lo, min(lo + chunk, size)) for lo in range(0, max(size, 1), chunk)]
+
+
+def sub_panel(panel: Panel, rows: slice) -> Panel:
+    """The panel restricted to a slice of its series (arrays are views)."""
+    return replace(
+        panel,
+        keys=panel.keys.iloc[rows].reset_index(drop=True),
+        time_s=panel.time_s[rows],
+        values={name: array[rows] for name, array in panel.values.items()},
+        n=panel.n[rows],
+        partitions=panel.partitions[rows],
+    )
 
 
 def noise_components(
@@ -694,24 +797,31 @@ def noise_components(
         ``sigma_m2`` (messages^2) and ``sigma_w2`` (messages^2 per second).
     """
     k_rows, width = t.shape
-    span = np.nanmax(t, axis=1) - t[:, 0] if width else np.zeros(k_rows)
+    n = (~np.isnan(t)).sum(axis=1)
+    # Rows are left-aligned; repeating each row's last value past its end makes
+    # every difference there zero, so plain sums need no masks.
+    t_f = fill_right(t, n)
+    level = fill_right(lag + net[:, None] * t, n)
+    span = t_f[:, -1] - t_f[:, 0] if width else np.zeros(k_rows)
+    cum_t = np.cumsum(t_f, axis=1)
     top = max(1, (width - 1) // 4)
     steps = np.unique(np.round(np.geomspace(1, top, lags)).astype(np.int64))
     gamma = np.full((k_rows, len(steps)), np.nan)
     gap = np.full((k_rows, len(steps)), np.nan)
     pairs = np.zeros((k_rows, len(steps)))
     for column, step in enumerate(steps):  # a handful of lags, vectorised over all series
-        d_t = t[:, step:] - t[:, :-step]
-        d = lag[:, step:] - lag[:, :-step] + net[:, None] * d_t
-        ok = ~np.isnan(d)
-        count = ok.sum(axis=1)
+        if step >= width:
+            continue
+        d = level[:, step:] - level[:, :-step]
+        count = np.maximum(n - step, 0)
         pairs[:, column] = count
         with np.errstate(invalid="ignore", divide="ignore"):
-            gamma[:, column] = np.where(ok, d * d, 0.0).sum(axis=1) / count
+            gamma[:, column] = np.einsum("ij,ij->i", d, d) / count
+            # sum over i < n - step of t[i + step] - t[i] = last `step` minus first `step` times
+            mean_gap = (cum_t[:, -1] - cum_t[:, -1 - step] - cum_t[:, step - 1]) / count
             # Detrending with the rate fitted on the same span ties the walk to its
             # endpoints (a Brownian bridge): expected squared change is h (1 - h / T).
-            bridged = d_t * (1.0 - d_t / span[:, None])
-            gap[:, column] = np.where(ok, bridged, 0.0).sum(axis=1) / count
+            gap[:, column] = mean_gap * (1.0 - mean_gap / span)
     use = ~(np.isnan(gamma) | np.isnan(gap)) & (gamma > 0)
     # Weighted least squares: a mean of squared h-step changes over n - h overlapping
     # pairs has variance ~ 2 gamma^2 h / (n - h), so long lags count less.

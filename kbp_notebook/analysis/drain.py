@@ -67,6 +67,8 @@ from kbp_notebook.analysis._series import (
     prepare_lag,
     quiet,
     require_single_ok,
+    split_rows,
+    sub_panel,
     to_timestamps,
 )
 from kbp_notebook.errors import KbpInputError
@@ -298,7 +300,11 @@ def time_to_drain(
         columns.append("log_start_offset")
     panel = build_panel(frame, by=normalise_by(("group", "topic", "partition")), columns=columns)
     with quiet():
-        result = drain_arrays(panel, confidence=confidence, window=window)
+        parts_ = [
+            drain_arrays(sub_panel(panel, rows), confidence=confidence, window=window)
+            for rows in split_rows(panel.size)
+        ]
+        result = {name: np.concatenate([part[name] for part in parts_]) for name in parts_[0]}
     parts = panel.keys.copy()
     for name in ("lag", "produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s"):
         parts[name] = result[name]

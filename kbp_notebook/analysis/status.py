@@ -63,6 +63,8 @@ from kbp_notebook.analysis._series import (
     normalise_by,
     owner_flag,
     prepare_lag,
+    split_rows,
+    sub_panel,
     quiet,
     to_timestamps,
 )
@@ -420,7 +422,11 @@ def lag_status(
     _check(window, allowed_lag)
     panel = _panel(lag)
     with quiet():
-        result = evaluate(panel, window=window, allowed_lag=allowed_lag)
+        chunks = [
+            evaluate(sub_panel(panel, rows), window=window, allowed_lag=allowed_lag)
+            for rows in split_rows(panel.size)
+        ]
+        result = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
     partitions = _partition_table(panel, result)
     if len(partitions) == 0:
         raise KbpDataError(

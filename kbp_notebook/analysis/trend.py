@@ -5,11 +5,11 @@ Method
 ``slope_per_s`` is the Theil--Sen slope of lag against time (the median of
 pairwise slopes), which shrugs off rebalance spikes and single bad samples.
 
-* Series of up to ``EXACT_SAMPLES`` (64) points use every pair, exactly like
+* Series of up to ``EXACT_SAMPLES`` (32) points use every pair, exactly like
   :func:`scipy.stats.theilslopes`.
 * Longer series are first reduced to ``EXACT_SAMPLES`` consecutive blocks,
   each summarised by its median time and median lag, and Theil--Sen runs on
-  those block medians. This bounds memory and time per series (2,016 pairs)
+  those block medians. This bounds memory and time per series (496 pairs)
   while staying robust (a spike moves a block median only if it fills half a
   block). It is a different estimator from all-pairs Theil--Sen on the raw
   samples; on a straight line with noise the two agree to well inside the
@@ -71,6 +71,8 @@ from kbp_notebook.analysis._series import (
     prepare_lag,
     quiet,
     require_single_ok,
+    split_rows,
+    sub_panel,
     to_timestamps,
     variance_inflation,
 )
@@ -79,7 +81,7 @@ from kbp_notebook.errors import KbpInputError
 __all__ = ["LagTrend", "lag_trend"]
 
 #: Longest series fitted with all pairs; longer ones use this many block medians.
-EXACT_SAMPLES = 64
+EXACT_SAMPLES = 32
 #: Fewest samples for a trend with an interval.
 MIN_SAMPLES = 4
 #: Series per chunk in the pairwise step (bounds memory to ~chunk * 2016 floats).
@@ -136,10 +138,18 @@ def _block_reduce(t: np.ndarray, y: np.ndarray, n: np.ndarray) -> tuple[np.ndarr
     yb = np.take_along_axis(y, index, axis=1).reshape(k, blocks, size)
     tb[~valid] = np.nan
     yb[~valid] = np.nan
-    with np.errstate(invalid="ignore"):
-        if size == 1:
-            return tb[:, :, 0], yb[:, :, 0]
-        return np.nanmedian(tb, axis=2), np.nanmedian(yb, axis=2)
+    if size == 1:
+        return tb[:, :, 0], yb[:, :, 0]
+    # median of each block: sort (NaN last) and average the middle one or two
+    count = valid.sum(axis=2)
+    low = np.clip((count - 1) // 2, 0, None)[:, :, None]
+    high = np.clip(count // 2, 0, None)[:, :, None]
+    out = []
+    for array in (tb, yb):
+        array.sort(axis=2)
+        median = 0.5 * (np.take_along_axis(array, low, 2) + np.take_along_axis(array, high, 2))
+        out.append(np.where(count > 0, median[:, :, 0], np.nan))
+    return out[0], out[1]
 
 
 def _theil_sen_rows(
@@ -311,10 +321,18 @@ def trend_arrays(panel: Panel, *, method: str, confidence: float) -> pd.DataFram
         t = np.full((len(n), 1), np.nan)
         y = t.copy()
     change = drift_change(t, y, n)
-    hinge = hinge_fit(t, y, n)
-    # A random walk fits a spurious hinge often; trust the hinge only where the
-    # increment-based CUSUM test also finds a change of rate.
-    hinge["significant"] = hinge["significant"] & change["significant"]
+    # A random walk fits a spurious hinge often; fit (and trust) the hinge only where
+    # the increment-based CUSUM test finds a change of rate -- usually few rows.
+    rows = np.flatnonzero(change["significant"])
+    hinge = {
+        "significant": np.zeros(len(n), dtype=bool),
+        **{name: np.full(len(n), np.nan) for name in
+           ("origin", "level", "tau", "slope_before", "slope_after", "f_stat")},
+    }
+    if len(rows):
+        fitted = hinge_fit(t[rows], y[rows], n[rows])
+        for name, values in fitted.items():
+            hinge[name][rows] = values
     robust = theil_sen(t, y, n, confidence=confidence, hinge=hinge)
     linear = ols_trend(t, y, confidence=confidence, hinge=hinge)
     chosen = robust if method == "theil-sen" else linear
@@ -407,7 +425,14 @@ def lag_trend(
     frame = prepare_lag(lag)
     panel = apply_window(build_panel(frame, by=keys, columns=("lag",)), window)
     with quiet():
-        table = trend_arrays(panel, method=method, confidence=confidence)
+        # chunks of series keep temporaries small; no loop per series
+        table = pd.concat(
+            [
+                trend_arrays(sub_panel(panel, rows), method=method, confidence=confidence)
+                for rows in split_rows(panel.size)
+            ],
+            ignore_index=True,
+        )
     require_single_ok(
         "lag_trend", table[list(keys)], table["reason"].to_numpy(), table["reason"].eq("").to_numpy()
     )

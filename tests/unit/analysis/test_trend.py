@@ -63,7 +63,7 @@ def test_theil_sen_ignores_rebalance_spikes_that_pull_ols():
 
 
 def test_matches_scipy_theilslopes_for_short_series():
-    lag = make_lag(n=50, produce_rate=120, consume_rate=100, noise=80, seed=6)
+    lag = make_lag(n=32, produce_rate=120, consume_rate=100, noise=80, seed=6)
     row = one(lag_trend(lag).table)
     x = (lag["time"] - lag["time"].min()).dt.total_seconds().to_numpy()
     reference = stats.theilslopes(lag["lag"].to_numpy(float), x)

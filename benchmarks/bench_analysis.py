@@ -1,0 +1,271 @@
+"""lag_trend + lag_status + time_to_drain, vectorised vs a naive per-series loop.
+
+Usage::
+
+    python benchmarks/bench_analysis.py [--partitions 100000] [--samples 500] [--naive 1000]
+
+Builds one LAG frame of ``partitions`` series x ``samples`` snapshots (100
+groups, one topic, mixed behaviours: growing, draining, stalled, rewound,
+noisy), then
+
+1. runs the three public functions per partition, as a user would (each
+   call validates the frame), timing each and the peak resident memory
+   above the frame itself (``/proc/self/clear_refs`` resets the high-water
+   mark after the frame is built);
+2. runs the naive way -- a Python loop over series calling scipy
+   (``theilslopes``, ``linregress``) and plain Python for the status and
+   drain rules -- on ``--naive`` series spread over the frame, and
+   extrapolates its time to all series (running it on 100,000 series would
+   take most of an hour; the extrapolation is printed as such);
+3. checks both give the same numbers on those series: slopes, OLS slopes,
+   onsets, Burrow statuses, produce/consume rates and ETAs.
+
+Prints the ratio (target >= 50x). Memory figures are resident set sizes
+from ``/proc/self/status``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "analysis"))
+
+from synthetic import simulate  # noqa: E402
+
+from kbp_notebook.analysis import lag_status, lag_trend, time_to_drain  # noqa: E402
+from kbp_notebook.analysis.trend import EXACT_SAMPLES  # noqa: E402
+from kbp_notebook.frames import validate_lag_frame  # noqa: E402
+
+GROUPS = 100
+
+
+def rss_mib(field: str = "VmRSS") -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def reset_peak() -> bool:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+        return True
+    except OSError:
+        return False
+
+
+def build_frame(partitions: int, samples: int, step_s: float = 5.0) -> pd.DataFrame:
+    """100 groups x one topic; behaviour varies by group."""
+    per_group = partitions // GROUPS
+    rows = partitions * samples
+    committed = np.empty(rows, dtype=np.int64)
+    log_end = np.empty(rows, dtype=np.int64)
+    at = 0
+    for g in range(GROUPS):
+        kind = g % 5
+        options = dict(
+            partitions=per_group,
+            n=samples,
+            step_s=step_s,
+            produce_rate=100.0,
+            consume_rate=[100.0, 120.0, 90.0, 100.0, 100.0][kind],
+            start_lag=[0.0, 30_000.0, 0.0, 5_000.0, 20_000.0][kind],
+            rw_noise=5.0,
+            noise=20.0,
+            stalls=[(samples * step_s * 0.8, 1e12)] if kind == 3 else [],
+            rewinds=[(samples * step_s * 0.95, 50_000.0)] if kind == 4 else [],
+            seed=g,
+        )
+        sim = simulate(**options)
+        size = per_group * samples
+        committed[at : at + size] = sim["committed"].ravel()
+        log_end[at : at + size] = sim["log_end"].ravel()
+        at += size
+    t0 = pd.Timestamp("2026-01-01T00:00:00Z")
+    times = t0 + pd.to_timedelta(np.arange(samples) * step_s, unit="s")
+    group_codes = np.repeat(np.arange(GROUPS), per_group * samples)
+    groups = pd.Categorical.from_codes(group_codes, [f"group-{g:03d}" for g in range(GROUPS)])
+    frame = pd.DataFrame(
+        {
+            "time": np.tile(times.to_numpy(), partitions),
+            "cluster": pd.Categorical.from_codes(np.zeros(rows, dtype=np.int8), ["bench"]),
+            "group": groups,
+            "topic": pd.Categorical.from_codes(np.zeros(rows, dtype=np.int8), ["orders"]),
+            "partition": np.tile(np.repeat(np.arange(per_group, dtype=np.int32), samples), GROUPS),
+            "committed_offset": committed,
+            "log_end_offset": log_end,
+            "lag": log_end - committed,
+        }
+    )
+    return validate_lag_frame(frame)
+
+
+# --------------------------------------------------------------------------- naive
+
+
+def naive_change(t: np.ndarray, y: np.ndarray) -> tuple[float, bool, float, float]:
+    d_y, d_t = np.diff(y), np.diff(t)
+    rate = d_y.sum() / d_t.sum()
+    resid = d_y - rate * d_t
+    bridge = np.cumsum(resid)
+    sigma2 = (resid**2).sum() / d_t.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = np.nan_to_num(np.abs(bridge) / np.sqrt(sigma2 * d_t.sum()), nan=0.0, posinf=0.0)
+    score[-1] = 0
+    best = int(np.argmax(score))
+    before = d_y[: best + 1].sum() / d_t[: best + 1].sum()
+    after = d_y[best + 1 :].sum() / d_t[best + 1 :].sum() if best + 1 < len(d_t) else np.nan
+    significant = len(y) >= 8 and score[best] > stats.kstwobign.ppf(0.99) and np.isfinite(after)
+    return float(t[best + 1]), bool(significant), float(before), float(after)
+
+
+def naive_trend(t: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    n = len(y)
+    if n > EXACT_SAMPLES:
+        b = np.arange(EXACT_SAMPLES)
+        start, end = b * n // EXACT_SAMPLES, (b + 1) * n // EXACT_SAMPLES
+        tb = np.array([np.median(t[i:j]) for i, j in zip(start, end, strict=True)])
+        yb = np.array([np.median(y[i:j]) for i, j in zip(start, end, strict=True)])
+    else:
+        tb, yb = t, y
+    slope = stats.theilslopes(yb, tb).slope
+    ols = stats.linregress(t, y).slope
+    tau, significant, before, after = naive_change(t, y)
+    onset = tau if significant and after > 0 and after > before else np.nan
+    return {"slope_per_s": slope, "slope_ols_per_s": ols, "onset_s": onset}
+
+
+def naive_status(t: np.ndarray, committed: np.ndarray, log_end: np.ndarray, window: int = 10) -> str:
+    commits = []
+    for i in range(len(committed)):
+        if i == 0 or committed[i] != committed[i - 1]:
+            commits.append((t[i], committed[i], log_end[i] - committed[i]))
+    win = commits[-window:]
+    if log_end[-1] - committed[-1] <= 0:
+        return "OK"
+    if t[-1] - win[-1][0] > win[-1][0] - win[0][0] and not any(e <= win[-1][1] for e in log_end[-window:]):
+        return "STOP"
+    if any(win[i][1] < win[i - 1][1] for i in range(1, len(win))) and win[-1][1] < max(c[1] for c in win):
+        return "REWIND"
+    if any(c[2] <= 0 for c in win):
+        return "OK"
+    if len(win) >= 2 and all(win[i][2] >= win[i - 1][2] for i in range(1, len(win))):
+        return "WARN"
+    return "OK"
+
+
+def naive_drain(t: np.ndarray, committed: np.ndarray, log_end: np.ndarray) -> dict[str, float]:
+    lag = log_end - committed
+    tau, significant, _, _ = naive_change(t, lag)
+    keep = (t >= tau) if significant else np.ones(len(t), dtype=bool)
+    keep[-4:] = True
+    t, committed, log_end, lag = t[keep], committed[keep], log_end[keep], lag[keep]
+    duration = t[-1] - t[0]
+    produce = (log_end[-1] - log_end[0]) / duration
+    consume = (committed[-1] - committed[0]) / duration
+    net = consume - produce
+    eta = 0.0 if lag[-1] <= 0 else (lag[-1] / net if net > 0 else np.inf)
+    return {"produce_rate": produce, "consume_rate": consume, "eta_s": eta}
+
+
+def run_naive(frame: pd.DataFrame, pick: np.ndarray, samples: int) -> tuple[pd.DataFrame, float]:
+    seconds = (frame["time"] - frame["time"].iloc[0]).dt.total_seconds().to_numpy()
+    committed = frame["committed_offset"].to_numpy(np.float64)
+    log_end = frame["log_end_offset"].to_numpy(np.float64)
+    start = time.perf_counter()
+    out = []
+    for series in pick:
+        s = slice(series * samples, (series + 1) * samples)
+        t, c, e = seconds[s], committed[s], log_end[s]
+        row = {"series": series}
+        row.update(naive_trend(t, e - c))
+        row["status"] = naive_status(t, c, e)
+        row.update(naive_drain(t, c, e))
+        out.append(row)
+    return pd.DataFrame(out), time.perf_counter() - start
+
+
+# --------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--partitions", type=int, default=100_000)
+    parser.add_argument("--samples", type=int, default=500)
+    parser.add_argument("--naive", type=int, default=1000, help="series timed in the naive loop")
+    args = parser.parse_args()
+    base = rss_mib()
+    t = time.perf_counter()
+    frame = build_frame(args.partitions, args.samples)
+    build_s = time.perf_counter() - t
+    gc.collect()
+    frame_mib = frame.memory_usage(deep=True).sum() / 2**20
+    after_build = rss_mib()
+    peak_ok = reset_peak()
+    print(f"frame: {len(frame):,} rows = {args.partitions:,} series x {args.samples} samples; "
+          f"{frame_mib:,.0f} MiB in memory (built + validated in {build_s:.1f} s; "
+          f"process RSS {after_build:,.0f} MiB, {base:,.0f} MiB before)")
+
+    by = ("group", "topic", "partition")
+    timings = {}
+    t = time.perf_counter()
+    validate_lag_frame(frame)
+    timings["validate (inside each call)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    trend = lag_trend(frame, by=by).table
+    timings["lag_trend"] = time.perf_counter() - t
+    t = time.perf_counter()
+    status = lag_status(frame, timeline=False).partitions
+    timings["lag_status"] = time.perf_counter() - t
+    t = time.perf_counter()
+    drain = time_to_drain(frame, by=by).table
+    timings["time_to_drain"] = time.perf_counter() - t
+    vector_s = timings["lag_trend"] + timings["lag_status"] + timings["time_to_drain"]
+    peak = rss_mib("VmHWM")
+    for name, seconds in timings.items():
+        print(f"  {name:<28} {seconds:8.1f} s")
+    print(f"vectorised total (3 public calls):  {vector_s:8.1f} s")
+    if peak_ok:
+        print(f"peak RSS during analysis: {peak:,.0f} MiB = {peak - after_build:,.0f} MiB above "
+              f"the loaded frame = {(peak - after_build) / frame_mib:.1f}x the frame's size")
+
+    rng = np.random.default_rng(0)
+    pick = np.sort(rng.choice(args.partitions, size=min(args.naive, args.partitions), replace=False))
+    naive, naive_s = run_naive(frame, pick, args.samples)
+    per_series = naive_s / len(pick)
+    naive_total = per_series * args.partitions
+    print(f"naive loop: {len(pick):,} series in {naive_s:.1f} s ({per_series * 1e3:.2f} ms/series); "
+          f"extrapolated to {args.partitions:,} series: {naive_total:,.0f} s (not run in full)")
+    print(f"RATIO naive / vectorised: {naive_total / vector_s:.0f}x (target >= 50x)")
+
+    got_trend = trend.iloc[pick].reset_index(drop=True)
+    got_status = status.iloc[pick].reset_index(drop=True)
+    got_drain = drain.iloc[pick].reset_index(drop=True)
+    onset_s = (got_trend["onset"] - frame["time"].iloc[0]).dt.total_seconds().to_numpy()
+    checks = {
+        "slope_per_s": np.allclose(got_trend["slope_per_s"], naive["slope_per_s"], rtol=1e-9, atol=1e-9),
+        "slope_ols_per_s": np.allclose(got_trend["slope_ols_per_s"], naive["slope_ols_per_s"], rtol=1e-7, atol=1e-9),
+        "onset": np.allclose(onset_s, naive["onset_s"], equal_nan=True),
+        "status": (got_status["status"].to_numpy() == naive["status"].to_numpy()).all(),
+        "produce_rate": np.allclose(got_drain["produce_rate"], naive["produce_rate"], rtol=1e-9),
+        "consume_rate": np.allclose(got_drain["consume_rate"], naive["consume_rate"], rtol=1e-9),
+        "eta_s": np.allclose(got_drain["eta_s"], naive["eta_s"], rtol=1e-9),
+    }
+    for name, ok in checks.items():
+        print(f"  same numbers: {name:<16} {'yes' if ok else 'NO'}")
+    counts = got_status["status"].value_counts().to_dict()
+    print(f"statuses on the checked series: {counts}; trend: "
+          f"{trend['status'].value_counts().to_dict()}")
+    return 0 if all(checks.values()) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
