@@ -47,6 +47,9 @@ _C = "(_total)?"
 #: ``{w}`` is the rate window, ``{by}`` the label(s) naming the broker.
 BROKER_METRIC_QUERIES: dict[str, tuple[str, ...]] = {
     "messages_in_per_s": (
+        # JMX exporter 1.x with counter rules (the sandbox): ..._messagesin_total
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_messagesin(_total)?",'
+        'topic=""}}[{w}]))',
         'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_messagesinpersec_count'
         + _C
         + '",topic=""}}[{w}]))',
@@ -56,6 +59,9 @@ BROKER_METRIC_QUERIES: dict[str, tuple[str, ...]] = {
         "sum by ({by}) (messages_in_per_s)",
     ),
     "bytes_in_per_s": (
+        # JMX exporter 1.x with counter rules (the sandbox): ..._bytesin_total
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesin(_total)?",'
+        'topic=""}}[{w}]))',
         'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesinpersec_count'
         + _C
         + '",topic=""}}[{w}]))',
@@ -64,6 +70,9 @@ BROKER_METRIC_QUERIES: dict[str, tuple[str, ...]] = {
         + '"}}[{w}]))',
     ),
     "bytes_out_per_s": (
+        # JMX exporter 1.x with counter rules (the sandbox): ..._bytesout_total
+        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesout(_total)?",'
+        'topic=""}}[{w}]))',
         'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesoutpersec_count'
         + _C
         + '",topic=""}}[{w}]))',
@@ -109,8 +118,7 @@ BROKER_METRIC_QUERIES: dict[str, tuple[str, ...]] = {
         "sum by ({by}) (rate({{__name__=~"
         '"kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_count'
         + _C
-        + '"}}[{w}])) / 1e9 / count by ({by}) ({{__name__=~'
-        '"kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_count' + _C + '"}})',
+        + '"}}[{w}])) / 1e9',
         "max by ({by}) "
         "(kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_oneminuterate)",
     ),
@@ -437,6 +445,7 @@ class PrometheusSource:
         rate_window: str | None = None,
         metrics: Sequence[str] | None = None,
         queries: Mapping[str, Sequence[str]] | None = None,
+        request_handler_pools: int = 1,
     ) -> pd.DataFrame:
         """Read the canonical broker metrics over a time range.
 
@@ -453,6 +462,11 @@ class PrometheusSource:
         queries
             Override or add PromQL candidates per canonical name (``{w}`` is the
             rate window, ``{by}`` the broker label).
+        request_handler_pools
+            How many request-handler pools mark the ``RequestHandlerAvgIdlePercent``
+            meter in one JVM. A KRaft node running broker *and* controller in one
+            process (combined mode, as in the sandbox) has two pools marking the same
+            meter, so its raw idle ratio reaches 2; pass 2 there. Dedicated brokers: 1.
 
         Returns
         -------
@@ -486,6 +500,8 @@ class PrometheusSource:
                 result = self.query_range(promql, t0, t1, step_s)
                 if len(result) and by in result.columns:
                     result = result[result["value"].notna()]
+                    if name == "request_handler_idle_ratio" and request_handler_pools > 1:
+                        result = result.assign(value=result["value"] / request_handler_pools)
                     frames.append(
                         pd.DataFrame(
                             {

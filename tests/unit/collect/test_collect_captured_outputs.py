@@ -81,7 +81,7 @@ def test_repeated_runs_log_becomes_a_time_series():
     lag = parse_consumer_groups(read("repeated_runs.log"))
     times = sorted(lag["time"].unique())
     assert len(times) == 3
-    assert all(later > earlier for earlier, later in zip(times, times[1:]))
+    assert times == sorted(set(times))
     first_partition = lag[lag["partition"] == 0].sort_values("time")
     assert list(first_partition["log_end_offset"]) == EXPECTED["repeated_runs_orders_0_log_end"]
     assert list(first_partition["lag"]) == EXPECTED["repeated_runs_orders_0_log_end"]
