@@ -66,8 +66,10 @@ class LagExplorer(Explorer):
             times = times[np.linspace(0, len(times) - 1, _MAX_TIME_OPTIONS).round().astype(int)]
         stamps = [pd.Timestamp(t) for t in times]
         self._times = stamps
+        same_day = stamps[0].normalize() == stamps[-1].normalize()
+        label = "%H:%M:%S" if same_day else "%m-%d %H:%M"
         self.time_range = widgets.SelectionRangeSlider(
-            options=[(f"{t:%m-%d %H:%M:%S}", t) for t in stamps],
+            options=[(f"{t:{label}}", t) for t in stamps],
             index=(0, len(stamps) - 1), description="time", continuous_update=False,
             layout=widgets.Layout(width="520px"),
         )
