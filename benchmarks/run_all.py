@@ -1,0 +1,340 @@
+"""Run every benchmark once and write ``benchmarks/RESULTS.md`` (``make bench``).
+
+Sections (each a plain script that can also run alone):
+
+1. ``backtest_drain.py`` -- drain ETA of ``time_to_drain`` vs naive,
+   predict_linear and Burrow, on recordings with a drain (bundled samples;
+   fresh short scenario runs on the sandbox with ``--fresh``, or
+   automatically when no bundled sample has a drain) and on synthetic data
+   (labelled).
+2. ``time_lag_accuracy.py`` -- ``time_lag`` vs kafka-lag-exporter's method
+   against the truth read from the records (real workload on the sandbox).
+3. Speed and scale: ``bench_snapshot.py`` (collectors' snapshot vs the
+   official tool as a process) and ``bench_analysis.py`` (vectorised vs naive
+   loop), run as subprocesses with their output kept verbatim;
+   ``bench_notebook.py`` (demo render, first and warm); ``bench_memory.py``
+   (memory per million LAG rows).
+
+A section that fails or is missing is reported as such in RESULTS.md; the
+others still run. Run: ``python benchmarks/run_all.py [--fresh] [--out PATH]
+[--skip NAME ...]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+for extra in (HERE, ROOT, ROOT / "tests" / "unit" / "analysis"):
+    if str(extra) not in sys.path:
+        sys.path.insert(0, str(extra))
+
+SECTIONS = ("backtest", "time_lag", "snapshot", "analysis", "notebook", "memory")
+#: Timeouts for the other helpers' scripts, run as subprocesses.
+SUBPROCESS_TIMEOUT_S = 600
+#: Arguments for bench_analysis.py (its defaults are 100,000 partitions x 500 samples).
+ANALYSIS_ARGS: list[str] = []
+
+
+def machine_description() -> list[str]:
+    """Lines describing this machine, the software, and how busy it was."""
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = ""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                memory = f"{int(line.split()[1]) / 2**20:.0f} GiB RAM"
+    except OSError:
+        pass
+    versions = []
+    for name in ("pandas", "numpy", "scipy", "pyarrow", "kafka"):
+        try:
+            module = __import__(name)
+            versions.append(f"{name} {getattr(module, '__version__', '?')}")
+        except ImportError:
+            continue
+    try:
+        from kbp_notebook.sandbox import DEFAULT_KAFKA_VERSION
+
+        versions.append(
+            f"Apache Kafka {os.environ.get('KBP_KAFKA_VERSION', DEFAULT_KAFKA_VERSION)}"
+        )
+    except ImportError:
+        pass
+    load = os.getloadavg()
+    return [
+        f"- Date: {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M UTC}",
+        f"- Machine: {platform.node()}, {platform.system()} {platform.release()}, {cpu}, "
+        f"{os.cpu_count()} logical CPUs, {memory}",
+        f"- Software: Python {platform.python_version()}, {', '.join(versions)}",
+        f"- Load average at start: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min) "
+        "— other work was running on this machine; wall-clock timings are noisy, ratios measured "
+        "side by side in the same run are the figures to read.",
+    ]
+
+
+def run_script(name: str, args: list[str] | None = None) -> tuple[str, int | None, float]:
+    """Run ``benchmarks/<name>`` as a subprocess.
+
+    Returns (output, exit code or None if the script is absent, seconds).
+    """
+    path = HERE / name
+    if not path.exists():
+        return "", None, 0.0
+    started = time.perf_counter()
+    try:
+        proc = subprocess.run(
+            [sys.executable, str(path), *(args or [])],
+            capture_output=True, text=True, cwd=ROOT, timeout=SUBPROCESS_TIMEOUT_S, check=False,
+        )  # fmt: skip
+        output = proc.stdout + (f"\n[stderr]\n{proc.stderr[-3000:]}" if proc.returncode else "")
+        code: int | None = proc.returncode
+    except subprocess.TimeoutExpired as exc:
+        output = (
+            (exc.stdout or b"").decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        )
+        output += f"\n[timed out after {SUBPROCESS_TIMEOUT_S} s]"
+        code = -1
+    return output, code, time.perf_counter() - started
+
+
+def ratios_in(text: str) -> list[str]:
+    """Lines of a script's output that state a ratio (``12x``, ``12×``, ``RATIO``)."""
+    pattern = re.compile(r"(RATIO|ratio|\d[\d,.]*\s*[x×](\b|\s|$))")
+    return [line.strip() for line in text.splitlines() if pattern.search(line)]
+
+
+def external_section(title: str, script: str, args: list[str], owner: str) -> tuple[str, dict]:
+    """Markdown for another helper's benchmark script, called as a subprocess."""
+    output, code, seconds = run_script(script, args)
+    lines = [f"## {title}", ""]
+    figures: dict[str, object] = {}
+    if code is None:
+        lines.append(f"**Not run: `benchmarks/{script}` ({owner}) is not in the repository yet.**")
+        figures["missing"] = True
+        return "\n".join(lines), figures
+    status = "ok" if code == 0 else f"FAILED (exit {code})"
+    lines.append(
+        f"`python benchmarks/{script} {' '.join(args)}`".replace(" `", "`")
+        + f" ({owner}): {status}, {seconds:.0f} s. Its output, verbatim:"
+    )
+    lines.extend(["", "```", output.strip(), "```"])
+    figures["ratio_lines"] = ratios_in(output)
+    figures["exit"] = code
+    return "\n".join(lines), figures
+
+
+def guarded(name: str, func: Callable[[], dict]) -> tuple[str, dict, float]:
+    """Run one in-process section; a failure becomes a visible note in RESULTS.md."""
+    started = time.perf_counter()
+    print(f"[bench] {name} ...", file=sys.stderr, flush=True)
+    try:
+        result = func()
+        markdown, figures = result["markdown"], result["figures"]
+    except Exception as exc:  # noqa: BLE001 - one broken section must not hide the others
+        markdown = (
+            f"## {name}\n\n**FAILED**: `{type(exc).__name__}: {exc}`\n\n<details><summary>traceback"
+            f"</summary>\n\n```\n{traceback.format_exc()[-4000:]}\n```\n\n</details>"
+        )
+        figures = {"failed": True}
+    seconds = time.perf_counter() - started
+    print(f"[bench] {name} done in {seconds:.0f} s", file=sys.stderr, flush=True)
+    return markdown, figures, seconds
+
+
+def _pct(value: object) -> str:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if number != number else f"{number:.0%}"
+
+
+def _x(value: object) -> str:
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "n/a"
+    return "n/a" if number != number else f"{number:.2f}×"
+
+
+def summary_table(figures: dict[str, dict]) -> list[str]:
+    """The targets, each with what this run measured and met/MISSED."""
+    rows = ["| target | measured in this run | verdict |", "|---|---|---|"]
+    backtest = figures.get("backtest", {})
+    for prefix, label in (("real_", "real recordings"), ("synthetic_", "SYNTHETIC data")):
+        ratio = backtest.get(f"{prefix}error_ratio_best_baseline_over_ours")
+        cov = backtest.get(f"{prefix}coverage")
+        if ratio is None:
+            rows.append(
+                f"| drain ETA ≥ 2× better than best baseline ({label}) | not measured | – |"
+            )
+            continue
+        rows.append(
+            f"| drain ETA median abs error ≥ 2× smaller than best baseline ({label}) | "
+            f"best baseline / ours = {_x(ratio)} | {'met' if ratio >= 2 else 'MISSED'} |"
+        )
+        rows.append(
+            f"| ETA interval coverage within 10 points of 90% ({label}) | {_pct(cov)} | "
+            f"{'met' if cov is not None and abs(cov - 0.9) <= 0.10 else 'MISSED'} |"
+        )
+    tl = figures.get("time_lag", {})
+    if "all_ours_5s_max_rel_error" in tl:
+        ours, exp = tl["all_ours_5s_max_rel_error"], tl["all_exporter_max_rel_error"]
+        rows.append(
+            "| time_lag never > 20% off where it gives a figure (true lag ≥ 10 s), "
+            "exporter worse | "
+            f"ours max {_pct(ours)} (5 s snapshots), {_pct(tl.get('all_ours_30s_max_rel_error'))} "
+            f"(30 s); exporter max {_pct(exp)} | "
+            f"{'met' if ours <= 0.2 and exp > ours else 'MISSED'} |"
+        )
+    else:
+        rows.append("| time_lag never > 20% off | not measured (section failed) | – |")
+    for key, label, target in (
+        ("snapshot", "snapshot ≥ 10× faster than the official tool as a process", "see §3a"),
+        ("analysis", "vectorised analysis ≥ 50× the naive loop", "see §3a"),
+    ):
+        info = figures.get(key, {})
+        if info.get("missing"):
+            rows.append(f"| {label} | script not in the repository yet | – |")
+        else:
+            measured = "; ".join(info.get("ratio_lines", [])[-2:]) or target
+            rows.append(
+                f"| {label} | {measured} | {'see output' if info.get('exit') == 0 else 'FAILED'} |"
+            )
+    nb = figures.get("notebook", {})
+    if "warm_s" in nb:
+        rows.append(
+            f"| demo render < 60 s warm | first {nb['first_s']:.1f} s, warm {nb['warm_s']:.1f} s | "
+            f"{'met' if nb['warm_s'] < 60 else 'MISSED'} |"
+        )
+    else:
+        rows.append("| demo render < 60 s warm | render failed (see §3b) | MISSED |")
+    mem = figures.get("memory", {})
+    if "memory_mib_per_million_rows" in mem:
+        rows.append(
+            "| memory per million LAG rows (no target) | "
+            f"{mem['memory_mib_per_million_rows']:.0f} MiB "
+            f"in memory, {mem['parquet_mib_per_million_rows']:.1f} MiB zstd Parquet "
+            f"({mem['memory_over_parquet']:.0f}× smaller on disk) | – |"
+        )
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks and write RESULTS.md."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--fresh", action="store_true", help="backtest fresh short scenario runs too"
+    )
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    parser.add_argument("--skip", action="append", default=[], choices=SECTIONS)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+    header = machine_description()
+    sections: dict[str, str] = {}
+    figures: dict[str, dict] = {}
+    timings: dict[str, float] = {}
+
+    def backtest() -> dict:
+        import backtest_drain
+
+        import kbp_notebook as kbp
+
+        fresh = args.fresh
+        if not fresh and not kbp.list_samples():
+            fresh = (
+                True  # no bundled recording yet: make fresh ones rather than report synthetic only
+            )
+        only = None if args.fresh else ["slow-consumer-then-scale-out", "producer-burst"]
+        return backtest_drain.run(fresh=fresh, fresh_only=only if fresh else None)
+
+    def time_lag() -> dict:
+        import time_lag_accuracy
+
+        return time_lag_accuracy.run()
+
+    def notebook() -> dict:
+        import bench_notebook
+
+        return bench_notebook.run()
+
+    def memory() -> dict:
+        import bench_memory
+
+        return bench_memory.run()
+
+    if "snapshot" not in args.skip:
+        t0 = time.perf_counter()
+        sections["snapshot"], figures["snapshot"] = external_section(
+            "3a. Snapshot speed (collectors' benchmark)",
+            "bench_snapshot.py",
+            [],
+            "collectors helper",
+        )
+        timings["snapshot"] = time.perf_counter() - t0
+    if "analysis" not in args.skip:
+        t0 = time.perf_counter()
+        sections["analysis"], figures["analysis"] = external_section(
+            "3a. Vectorised analysis vs naive loop (analysis benchmark)",
+            "bench_analysis.py",
+            ANALYSIS_ARGS,
+            "analysis helper",
+        )
+        timings["analysis"] = time.perf_counter() - t0
+    for name, func in (
+        ("memory", memory),
+        ("notebook", notebook),
+        ("backtest", backtest),
+        ("time_lag", time_lag),
+    ):
+        if name in args.skip:
+            continue
+        sections[name], figures[name], timings[name] = guarded(name, func)
+
+    total = time.perf_counter() - started
+    lines = [
+        "# Benchmark results",
+        "",
+        "Generated by `make bench` (`benchmarks/run_all.py`) in one run.",
+        "",
+    ]
+    lines.extend(header)
+    lines.append(
+        f"- Wall time of this run: {total / 60:.1f} min ("
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+        + ")"
+    )
+    if args.skip:
+        lines.append(f"- Skipped on request: {', '.join(args.skip)}")
+    lines.extend(["", "## Targets", ""])
+    lines.extend(summary_table(figures))
+    lines.append("")
+    for name in ("backtest", "time_lag", "snapshot", "analysis", "notebook", "memory"):
+        if name in sections:
+            lines.extend([sections[name], ""])
+    Path(args.out).write_text("\n".join(lines), encoding="utf-8")
+    print(f"wrote {args.out} in {total / 60:.1f} min", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
