@@ -37,7 +37,6 @@ from kbp_notebook.collect import (
     write_dataset,
 )
 from kbp_notebook.frames import Dataset
-
 from scenarios._workload import ConsumerGroupDriver, EventLog, RateProducer, utc_now
 
 log = logging.getLogger("scenarios")
@@ -274,11 +273,12 @@ class Recording:
         """End the recorded time range (idempotent); call before stopping the workload."""
         if self.ended is not None:
             return
+        # Captures first, so the LAG snapshots bracket every capture's moment.
+        for thread in self._capture_threads:
+            thread.join(timeout=120)
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=60)
-        for thread in self._capture_threads:
-            thread.join(timeout=120)
         self.ended = utc_now()
 
     def finish(self, *, prometheus_step: str = "2s", rate_window: str = "20s") -> Path:
@@ -321,7 +321,11 @@ class Recording:
         self.collector.close()
         log.info(
             "wrote %s: %d lag rows, %d metric rows, %d events, %d captures",
-            self.out, len(dataset.lag), len(dataset.metrics), len(dataset.events), len(captures),
+            self.out,
+            len(dataset.lag),
+            len(dataset.metrics),
+            len(dataset.events),
+            len(captures),
         )
         return self.out
 

@@ -145,7 +145,9 @@ def spread_keys(distinct: int = 1000) -> KeyFunction:
     return key
 
 
-def skewed_keys(hot_key: bytes, hot_share: float, *, distinct: int = 1000, seed: int = 7) -> KeyFunction:
+def skewed_keys(
+    hot_key: bytes, hot_share: float, *, distinct: int = 1000, seed: int = 7
+) -> KeyFunction:
     """Return a key function sending ``hot_share`` of the messages to ``hot_key``."""
     rng = random.Random(seed)
 
@@ -516,12 +518,17 @@ class DiskNeighbour:
     def start(self) -> DiskNeighbour:
         """Start the writers."""
         if shutil.which("dd") is None:
-            raise RuntimeError("dd is not installed; the flush-pressure neighbour needs coreutils dd")
+            raise RuntimeError(
+                "dd is not installed; the flush-pressure neighbour needs coreutils dd"
+            )
         self.directory.mkdir(parents=True, exist_ok=True)
         deadline = time.monotonic() + self.max_seconds
         for index in range(self.writers):
             thread = threading.Thread(
-                target=self._loop, args=(index, deadline), name=f"disk-neighbour-{index}", daemon=True
+                target=self._loop,
+                args=(index, deadline),
+                name=f"disk-neighbour-{index}",
+                daemon=True,
             )
             thread.start()
             self._threads.append(thread)

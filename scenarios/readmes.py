@@ -17,7 +17,8 @@ from kbp_notebook.collect import read_dataset
 
 QUESTIONS: dict[str, list[str]] = {
     "slow-consumer-then-scale-out": [
-        "When did lag start growing, and how fast (msg/s)? (`lag_trend`: onset vs `slowdown_start`)",
+        "When did lag start growing, and how fast (msg/s)? "
+        "(`lag_trend`: onset vs `slowdown_start`)",
         "Was the group keeping up before, and by how much did capacity fall short after?",
         "How long would the backlog have taken to drain without scaling? With 6 consumers? "
         "(`time_to_drain`, `capacity_plan`)",
@@ -61,9 +62,9 @@ WHAT: dict[str, str] = {
         "(one per partition), the group rebalances and the backlog drains."
     ),
     "producer-burst": (
-        "Two consumers with about 2.5x headroom over the base produce rate. The produce rate jumps "
-        "above the group's capacity for a while (a batch job, a retry storm), lag builds, and after "
-        "the burst the same two consumers drain the backlog with their headroom."
+        "Two consumers with about 2.5x headroom over the base produce rate. The produce rate "
+        "jumps above the group's capacity for a while (a batch job, a retry storm), lag builds, "
+        "and after the burst the same two consumers drain the backlog with their headroom."
     ),
     "broker-flush-pressure": (
         "The broker flushes after every message (`log.flush.interval.messages=1`, set as a dynamic "
@@ -146,10 +147,23 @@ def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
         {
             key: meta.get(key)
             for key in (
-                "kafka_version", "brokers", "sandbox_broker_config", "dynamic_broker_config",
-                "topic", "partitions", "group", "control_group", "produce_rate_per_s",
-                "processing_s_per_record", "consumers", "max_poll_records", "hot_key",
-                "hot_partition", "reset_shift_by", "disk_neighbour", "phases_s",
+                "kafka_version",
+                "brokers",
+                "sandbox_broker_config",
+                "dynamic_broker_config",
+                "topic",
+                "partitions",
+                "group",
+                "control_group",
+                "produce_rate_per_s",
+                "processing_s_per_record",
+                "consumers",
+                "max_poll_records",
+                "hot_key",
+                "hot_partition",
+                "reset_shift_by",
+                "disk_neighbour",
+                "phases_s",
             )
             if meta.get(key) is not None
         },

@@ -19,6 +19,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import shutil
 import sys
 import time
 from collections.abc import Sequence
@@ -36,20 +38,30 @@ def _kafka_version() -> str:
     return str(version())
 
 
-def record(name: str, out_root: Path, *, short: bool) -> tuple[Path, float]:
-    """Record scenario ``name`` on a fresh sandbox; return its folder and duration in s."""
+def record(name: str, out_root: Path, *, short: bool, verify: bool = True) -> tuple[Path, float]:
+    """Record scenario ``name`` on a fresh sandbox; return its folder and duration in s.
+
+    The recording is written to ``<out_root>/.<name>.recording`` and only moves
+    to ``<out_root>/<name>`` once it passes ``scenarios.expectations.check``
+    (with ``verify``), so a run on a machine too busy to show the incident
+    never replaces a good sample; the failed recording stays for inspection.
+    """
+    from kbp_notebook.collect import read_dataset
     from kbp_notebook.sandbox import Sandbox
+    from scenarios.expectations import check
 
     module = scenario(name)
     options = dict(module.SANDBOX)
+    staging = out_root / f".{name}.recording"
     started = time.monotonic()
     with Sandbox(**options) as sandbox:
-        folder = module.run(sandbox, out_root / name, short=short)
+        module.run(sandbox, staging, short=short)
     elapsed = time.monotonic() - started
-    meta_file = folder / "meta.json"
+    meta_file = staging / "meta.json"
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
     meta.update(
         {
+            "scenario": name,
             "description": (module.__doc__ or name).strip().splitlines()[0],
             "kafka_version": _kafka_version(),
             "brokers": options.get("brokers", 1),
@@ -59,11 +71,18 @@ def record(name: str, out_root: Path, *, short: bool) -> tuple[Path, float]:
             },
             "recorded_by": f"python -m scenarios.record_all --only {name}"
             + (" --short" if short else ""),
+            "record_wall_time_s": round(elapsed),
         }
     )
     meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
-    _write_readme(name, folder, meta)
-    return folder, elapsed
+    _write_readme(name, staging, meta)
+    if verify:
+        check(read_dataset(staging), name)
+    final = out_root / name
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(staging, final)
+    return final, elapsed
 
 
 # The sandbox's own settings that matter for reading the recordings (see kbp_notebook.sandbox).
@@ -92,6 +111,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         help=f"record only this scenario (repeatable): {', '.join(MODULES)}",
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="folder for the Dataset folders")
+    parser.add_argument(
+        "--no-verify", action="store_true",
+        help="keep a recording even if it does not pass scenarios.expectations",
+    )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
@@ -106,9 +129,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in names:
         log.info("recording %s%s -> %s", name, " (short)" if args.short else "", out / name)
         try:
-            folder, elapsed = record(name, out, short=args.short)
+            folder, elapsed = record(name, out, short=args.short, verify=not args.no_verify)
         except Exception:
-            log.exception("scenario %s failed", name)
+            log.exception("scenario %s failed (see %s)", name, out / f".{name}.recording")
             failures.append(name)
             continue
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())

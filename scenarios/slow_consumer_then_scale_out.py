@@ -100,7 +100,8 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
         if reached is not None:
             recording.events.mark(
-                "lag_baseline_reached", f"total lag of {group} back at or below {ceiling}",
+                "lag_baseline_reached",
+                f"total lag of {group} back at or below {ceiling}",
                 time=reached,
             )
         else:
