@@ -13,12 +13,15 @@ noisy), then
    above the frame itself (``/proc/self/clear_refs`` resets the high-water
    mark after the frame is built);
 2. runs the naive way -- a Python loop over series calling scipy
-   (``theilslopes``, ``linregress``) and plain Python for the status and
-   drain rules -- on ``--naive`` series spread over the frame, and
+   (``theilslopes``, ``linregress``, ``norm``/``t``/``f`` quantiles,
+   ``np.linalg.solve`` per hinge candidate, ``np.roots`` for the ETA
+   interval) and plain Python for the Burrow rules, computing the same
+   outputs (slopes, intervals, p-values, onsets, statuses, rates, ETAs and
+   their intervals) -- on ``--naive`` series spread over the frame, and
    extrapolates its time to all series (running it on 100,000 series would
    take most of an hour; the extrapolation is printed as such);
-3. checks both give the same numbers on those series: slopes, OLS slopes,
-   onsets, Burrow statuses, produce/consume rates and ETAs.
+3. checks both give the same numbers on those series (to 1e-9 relative for
+   slopes, rates and ETAs, 1e-6 for intervals and p-values).
 
 Prints the ratio (target >= 50x). Memory figures are resident set sizes
 from ``/proc/self/status``.
@@ -127,20 +130,129 @@ def naive_change(t: np.ndarray, y: np.ndarray) -> tuple[float, bool, float, floa
     return float(t[best + 1]), bool(significant), float(before), float(after)
 
 
-def naive_trend(t: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    n = len(y)
-    if n > EXACT_SAMPLES:
+def naive_lag1(r: np.ndarray) -> float:
+    full = r - r.mean()
+    den = (full**2).sum()
+    return float((full[:-1] * full[1:]).sum() / den) if den > 0 else 0.0
+
+
+def naive_noise(t: np.ndarray, lag: np.ndarray, net: float) -> tuple[float, float]:
+    """Variogram split into measurement and random-walk variance, one series."""
+    n = len(t)
+    level = lag + net * t
+    span = t[-1] - t[0]
+    top = max(1, (n - 1) // 4)
+    steps = [2**k for k in range(64) if 2**k <= top]
+    g, h, w = [], [], []
+    for step in steps:
+        if step >= n:
+            continue
+        d = level[step:] - level[:-step]
+        gamma = (d * d).mean()
+        gap = (t[step:] - t[:-step]).mean()
+        if gamma > 0:
+            g.append(gamma)
+            h.append(gap * (1 - gap / span))
+            w.append((n - step) / step**2)
+    g, h, w = np.array(g), np.array(h), np.array(w)
+    if len(g) == 0:
+        return 0.0, 0.0
+    h_mean, g_mean = (w * h).sum() / w.sum(), (w * g).sum() / w.sum()
+    shh = (w * (h - h_mean) ** 2).sum()
+    slope = (w * (h - h_mean) * (g - g_mean)).sum() / shh if shh > 0 else 0.0
+    intercept = g_mean - slope * h_mean
+    if slope < 0:
+        return g_mean / 2, 0.0
+    if intercept < 0:
+        return 0.0, (w * h * g).sum() / (w * h * h).sum()
+    return intercept / 2, slope
+
+
+def naive_hinge(t: np.ndarray, y: np.ndarray) -> tuple[bool, np.ndarray]:
+    """Best one-hinge line by trying each candidate with lstsq; F-test with AR(1) df."""
+    n = len(t)
+    tz = (t - t[0]) / ((t[-1] - t[0]) or 1.0)
+    idx = np.clip(np.floor(np.linspace(0.1, 0.9, 48) * (n - 1)).astype(int), 1, n - 1)
+    best = (np.inf, None, None)
+    for i in idx:
+        tau = tz[i]
+        h = np.maximum(tz - tau, 0.0)
+        if (h * h).sum() <= 1e-12 or n - i - 1 < 2 or i + 1 < 2:
+            continue
+        x = np.column_stack([np.ones(n), tz, h])
+        beta = np.linalg.solve(x.T @ x, x.T @ y)
+        sse = float((y * y).sum() - beta @ (x.T @ y))
+        if sse < best[0]:
+            best = (sse, beta, tau)
+    sse2, beta, tau = best
+    if beta is None:
+        return False, np.zeros(n)
+    sse2 = max(sse2, 0.0)
+    line = stats.linregress(tz, y)
+    sse1 = float(((y - line.intercept - line.slope * tz) ** 2).sum())
+    fitted_z = beta[0] + beta[1] * tz + beta[2] * np.maximum(tz - tau, 0)
+    rho = min(max(naive_lag1(y - fitted_z), 0.0), 0.99)
+    df = n * (1 - rho) / (1 + rho) - 3
+    f_stat = (sse1 - sse2) / (sse2 / df) if sse2 > 0 else (np.inf if sse1 > 0 else 0.0)
+    significant = df >= 2 and f_stat > stats.f.ppf(0.99, 1, max(df, 1.0))
+    scale = (t[-1] - t[0]) or 1.0
+
+    def predict(times: np.ndarray) -> np.ndarray:
+        z = (times - t[0]) / scale
+        return beta[0] + beta[1] * z + beta[2] * np.maximum(z - tau, 0)
+
+    return bool(significant), predict
+
+
+def naive_trend(t: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    n_all = len(y)
+    if n_all > EXACT_SAMPLES:
         b = np.arange(EXACT_SAMPLES)
-        start, end = b * n // EXACT_SAMPLES, (b + 1) * n // EXACT_SAMPLES
+        start, end = b * n_all // EXACT_SAMPLES, (b + 1) * n_all // EXACT_SAMPLES
         tb = np.array([np.median(t[i:j]) for i, j in zip(start, end, strict=True)])
         yb = np.array([np.median(y[i:j]) for i, j in zip(start, end, strict=True)])
     else:
         tb, yb = t, y
+    n = len(tb)
     slope = stats.theilslopes(yb, tb).slope
-    ols = stats.linregress(t, y).slope
-    tau, significant, before, after = naive_change(t, y)
-    onset = tau if significant and after > 0 and after > before else np.nan
-    return {"slope_per_s": slope, "slope_ols_per_s": ols, "onset_s": onset}
+    i, j = np.triu_indices(n, 1)
+    pair_slopes = np.sort((yb[j] - yb[i]) / (tb[j] - tb[i]))
+    m = len(pair_slopes)
+    intercept = np.median(yb - slope * tb)
+    rho = naive_lag1(yb - (intercept + slope * tb))
+    tau, changed, before, after = naive_change(t, y)
+    if changed:
+        significant, predict = naive_hinge(t, y)
+        if significant:
+            rho = min(rho, naive_lag1(yb - predict(tb)))
+    rho = min(max(rho, 0.0), 0.99)
+    var_s = n * (n - 1) * (2 * n + 5) / 18.0 * (1 + rho) / (1 - rho)
+    sigma = np.sqrt(var_s)
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    upper = int(min(np.round((m + z * sigma) / 2), m - 1))
+    lower = int(max(np.round((m - z * sigma) / 2) - 1, 0))
+    ci_low, ci_high = pair_slopes[lower], pair_slopes[upper]
+    s = np.sign(yb[j] - yb[i]).sum()
+    p_value = 2 * stats.norm.sf(abs((s - np.sign(s)) / sigma)) if var_s > 0 else 1.0
+    # random-walk + measurement-noise floor on the interval
+    sigma_m2, sigma_w2 = naive_noise(t, y, -slope)
+    se = np.sqrt(1.2 * sigma_w2 / (t[-1] - t[0]) + sigma_m2 / ((t - t.mean()) ** 2).sum())
+    dof = max((n_all - 2) / 3, 1.0)
+    half = stats.t.ppf(0.5 + confidence / 2, dof) * se
+    ci_low, ci_high = min(ci_low, slope - half), max(ci_high, slope + half)
+    if se > 0:
+        p_value = max(p_value, 2 * stats.t.sf(abs(slope) / se, dof))
+    status = "growing" if ci_low > 0 else ("draining" if ci_high < 0 else "stable")
+    onset = tau if changed and after > 0 and after > before else np.nan
+    return {
+        "slope_per_s": slope,
+        "ci_low": ci_low,
+        "ci_high": ci_high,
+        "p_value": p_value,
+        "trend_status": status,
+        "slope_ols_per_s": stats.linregress(t, y).slope,
+        "onset_s": onset,
+    }
 
 
 def naive_status(t: np.ndarray, committed: np.ndarray, log_end: np.ndarray, window: int = 10) -> str:
@@ -162,7 +274,9 @@ def naive_status(t: np.ndarray, committed: np.ndarray, log_end: np.ndarray, wind
     return "OK"
 
 
-def naive_drain(t: np.ndarray, committed: np.ndarray, log_end: np.ndarray) -> dict[str, float]:
+def naive_drain(
+    t: np.ndarray, committed: np.ndarray, log_end: np.ndarray, confidence: float = 0.9
+) -> dict[str, float]:
     lag = log_end - committed
     tau, significant, _, _ = naive_change(t, lag)
     keep = (t >= tau) if significant else np.ones(len(t), dtype=bool)
@@ -172,8 +286,28 @@ def naive_drain(t: np.ndarray, committed: np.ndarray, log_end: np.ndarray) -> di
     produce = (log_end[-1] - log_end[0]) / duration
     consume = (committed[-1] - committed[0]) / duration
     net = consume - produce
-    eta = 0.0 if lag[-1] <= 0 else (lag[-1] / net if net > 0 else np.inf)
-    return {"produce_rate": produce, "consume_rate": consume, "eta_s": eta}
+    current = lag[-1]
+    eta = 0.0 if current <= 0 else (current / net if net > 0 else np.inf)
+    sigma_m2, sigma_w2 = naive_noise(t, lag, net)
+    var_v = sigma_w2 / duration + 2 * sigma_m2 / duration**2
+    q2 = stats.t.ppf(0.5 + confidence / 2, max((len(t) - 2) / 3, 1.0)) ** 2
+    a = net * net - q2 * var_v
+    b = -(2 * current * net + q2 * sigma_w2)
+    c = current * current - q2 * sigma_m2
+    roots = np.sort(np.roots([a, b, c]).real) if a != 0 else np.array([-c / b])
+    disc = b * b - 4 * a * c
+    if a > 0:
+        low, high = (max(roots[0], 0.0), roots[1]) if disc >= 0 and roots[1] >= 0 else (np.inf, np.inf)
+    elif a < 0:
+        low = 0.0 if disc < 0 or roots[0] >= 0 else max(roots[1], 0.0)
+        high = np.inf
+    else:
+        low, high = (max(roots[0], 0.0), np.inf) if b < 0 else (0.0, roots[0])
+    if current <= 0:
+        low, high = 0.0, max(high, 0.0)
+    low, high = min(low, eta), max(high, eta)
+    return {"produce_rate": produce, "consume_rate": consume, "eta_s": eta,
+            "eta_low_s": low, "eta_high_s": high}
 
 
 def run_naive(frame: pd.DataFrame, pick: np.ndarray, samples: int) -> tuple[pd.DataFrame, float]:
@@ -254,11 +388,20 @@ def main() -> int:
         "slope_per_s": np.allclose(got_trend["slope_per_s"], naive["slope_per_s"], rtol=1e-9, atol=1e-9),
         "slope_ols_per_s": np.allclose(got_trend["slope_ols_per_s"], naive["slope_ols_per_s"], rtol=1e-7, atol=1e-9),
         "onset": np.allclose(onset_s, naive["onset_s"], equal_nan=True),
-        "status": (got_status["status"].to_numpy() == naive["status"].to_numpy()).all(),
+        "trend status": (got_trend["status"].to_numpy() == naive["trend_status"].to_numpy()).all(),
+        "burrow status": (got_status["status"].to_numpy() == naive["status"].to_numpy()).all(),
         "produce_rate": np.allclose(got_drain["produce_rate"], naive["produce_rate"], rtol=1e-9),
         "consume_rate": np.allclose(got_drain["consume_rate"], naive["consume_rate"], rtol=1e-9),
         "eta_s": np.allclose(got_drain["eta_s"], naive["eta_s"], rtol=1e-9),
     }
+    for name, got in (("ci_low", got_trend), ("ci_high", got_trend), ("p_value", got_trend),
+                      ("eta_low_s", got_drain), ("eta_high_s", got_drain)):
+        a, b = got[name].to_numpy(float), naive[name].to_numpy(float)
+        same = np.isclose(a, b, rtol=1e-6, atol=1e-9) | (np.isinf(a) & np.isinf(b))
+        checks[name] = bool(same.all())
+        if not same.all():
+            print(f"  {name}: {int((~same).sum())} of {len(a)} differ beyond 1e-6, e.g. "
+                  f"{a[~same][:3]} vs {b[~same][:3]}")
     for name, ok in checks.items():
         print(f"  same numbers: {name:<16} {'yes' if ok else 'NO'}")
     counts = got_status["status"].value_counts().to_dict()

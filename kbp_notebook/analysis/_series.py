@@ -778,7 +778,7 @@ def sub_panel(panel: Panel, rows: slice) -> Panel:
 
 
 def noise_components(
-    t: np.ndarray, lag: np.ndarray, net: np.ndarray, *, lags: int = 8
+    t: np.ndarray, lag: np.ndarray, net: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Split the lag's noise into measurement variance and random-walk variance per second.
 
@@ -786,8 +786,8 @@ def noise_components(
     ``sigma_w^2`` per second) seen through white measurement noise
     (variance ``sigma_m^2``), ``E[(L(t + h) - L(t) + v h)^2] = 2 sigma_m^2 +
     sigma_w^2 h (1 - h / T)`` (the last factor because ``v`` is fitted on the
-    same span ``T``). The empirical variogram at up to ``lags`` sample lags
-    (geometrically spaced up to a quarter of the series) is fitted by least
+    same span ``T``). The empirical variogram at lags of 1, 2, 4, ... samples up
+    to a quarter of each series is fitted by least
     squares to that line; both parts are kept non-negative. Several lags
     make the random-walk part far steadier than the lag-1 moments alone.
 
@@ -804,21 +804,27 @@ def noise_components(
     level = fill_right(lag + net[:, None] * t, n)
     span = t_f[:, -1] - t_f[:, 0] if width else np.zeros(k_rows)
     cum_t = np.cumsum(t_f, axis=1)
+    rows = np.arange(k_rows)
     top = max(1, (width - 1) // 4)
-    steps = np.unique(np.round(np.geomspace(1, top, lags)).astype(np.int64))
+    steps = 2 ** np.arange(int(np.log2(top)) + 1 if top >= 1 else 1)
     gamma = np.full((k_rows, len(steps)), np.nan)
     gap = np.full((k_rows, len(steps)), np.nan)
     pairs = np.zeros((k_rows, len(steps)))
     for column, step in enumerate(steps):  # a handful of lags, vectorised over all series
         if step >= width:
             continue
+        # lags up to a quarter of each series' own length (at least lag 1)
+        count = np.where((step <= np.maximum((n - 1) // 4, 1)) & (n > step), n - step, 0)
         d = level[:, step:] - level[:, :-step]
-        count = np.maximum(n - step, 0)
+        d[np.arange(width - step)[None, :] >= count[:, None]] = 0.0  # pairs past the end
         pairs[:, column] = count
         with np.errstate(invalid="ignore", divide="ignore"):
             gamma[:, column] = np.einsum("ij,ij->i", d, d) / count
             # sum over i < n - step of t[i + step] - t[i] = last `step` minus first `step` times
-            mean_gap = (cum_t[:, -1] - cum_t[:, -1 - step] - cum_t[:, step - 1]) / count
+            end = np.clip(n - 1, 0, width - 1)
+            cut = np.clip(n - 1 - step, 0, width - 1)
+            last_sum = cum_t[rows, end] - np.where(n - 1 - step >= 0, cum_t[rows, cut], 0.0)
+            mean_gap = (last_sum - cum_t[:, step - 1]) / count
             # Detrending with the rate fitted on the same span ties the walk to its
             # endpoints (a Brownian bridge): expected squared change is h (1 - h / T).
             gap[:, column] = mean_gap * (1.0 - mean_gap / span)

@@ -333,9 +333,11 @@ def trend_arrays(panel: Panel, *, method: str, confidence: float) -> pd.DataFram
         fitted = hinge_fit(t[rows], y[rows], n[rows])
         for name, values in fitted.items():
             hinge[name][rows] = values
-    robust = theil_sen(t, y, n, confidence=confidence, hinge=hinge)
-    linear = ols_trend(t, y, confidence=confidence, hinge=hinge)
-    chosen = robust if method == "theil-sen" else linear
+    if method == "theil-sen":
+        chosen = theil_sen(t, y, n, confidence=confidence, hinge=hinge)
+        linear = {"slope": ols(t, y)["slope"]}
+    else:
+        chosen = linear = ols_trend(t, y, confidence=confidence, hinge=hinge)
     chosen = _random_walk_floor(chosen, t, y, n, confidence=confidence)
     thin = (n < MIN_SAMPLES) | (span <= 0)
     reason = np.where(
