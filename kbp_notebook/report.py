@@ -246,10 +246,12 @@ def open_source(
     -------
     kbp_notebook.frames.Dataset
     """
-    import kbp_notebook as kbp
+    from kbp_notebook.collect import read_dataset
+    from kbp_notebook.collect.prometheus import PrometheusSource
+    from kbp_notebook.collect.samples import load_sample
 
     if recording:
-        return kbp.read_dataset(recording)
+        return read_dataset(recording)
     if prometheus_url:
         if not (prometheus_start and prometheus_end):
             raise KbpInputError(
@@ -259,12 +261,12 @@ def open_source(
             )
         from kbp_notebook.frames import Dataset
 
-        prom = kbp.PrometheusSource(prometheus_url)
+        prom = PrometheusSource(prometheus_url)
         lag = prom.lag(prometheus_start, prometheus_end, prometheus_step)
         metrics = prom.broker_metrics(prometheus_start, prometheus_end, prometheus_step)
         return Dataset(lag=lag, metrics=metrics, meta={"source": _redact_url(prometheus_url)})
     if source:
-        return kbp.load_sample(source)
+        return load_sample(source)
     raise KbpInputError(
         "no source given: set `source` to a sample name, `recording` to a Dataset folder "
         "or `prometheus_url` with a time range."
@@ -301,7 +303,7 @@ def execute_notebook(
     from papermill.parameterize import parameterize_notebook
 
     path = Path(notebook)
-    nb = nbformat.read(path, as_version=4)
+    nb = nbformat.read(path, as_version=4)  # type: ignore[no-untyped-call]
     for cell in nb.cells:  # papermill expects a tags list on every cell
         cell.metadata.setdefault("tags", [])
     nb.metadata.setdefault("papermill", {})
@@ -331,19 +333,19 @@ def export_html(
     from nbconvert.preprocessors import TagRemovePreprocessor
 
     widget_js = ensure_widget_bundle()
-    exporter = HTMLExporter(
+    exporter = HTMLExporter(  # type: ignore[no-untyped-call]
         template_name="lab",
         exclude_input=not include_code,
         exclude_input_prompt=True,
         exclude_output_prompt=True,
     )
     exporter.raw_template = (_ASSETS / "report.html.j2").read_text(encoding="utf-8")
-    remover = TagRemovePreprocessor(
+    remover = TagRemovePreprocessor(  # type: ignore[no-untyped-call]
         remove_cell_tags={"remove-cell", "remove_cell"},
         remove_input_tags={"hide-input", "remove-input"},
         enabled=True,
     )
-    exporter.register_preprocessor(remover, enabled=True)
+    exporter.register_preprocessor(remover, enabled=True)  # type: ignore[no-untyped-call]
     if title:
         nb.metadata["title"] = title
     from plotly.offline import get_plotlyjs

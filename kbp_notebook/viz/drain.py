@@ -37,13 +37,17 @@ def _as_of(result: Any, table: pd.DataFrame, lag: pd.DataFrame | None) -> pd.Tim
             return pd.Timestamp(value)
     if "as_of" in table.columns and table["as_of"].notna().any():
         return pd.Timestamp(table["as_of"].dropna().iloc[0])
-    if {"drain_time", "eta_s"} <= set(table.columns):
-        finite = table[np.isfinite(table["eta_s"].astype(float)) & table["drain_time"].notna()]
-        if len(finite):
-            row = finite.iloc[0]
-            return pd.Timestamp(row["drain_time"]) - pd.to_timedelta(float(row["eta_s"]), unit="s")
     if lag is not None and len(lag):
         return pd.Timestamp(lag["time"].max())
+    # drain_time = last snapshot + eta_s, for any key or partition that drains
+    for frame in (table, getattr(result, "partitions", None)):
+        if isinstance(frame, pd.DataFrame) and {"drain_time", "eta_s"} <= set(frame.columns):
+            eta = frame["eta_s"].astype(float)
+            finite = frame[np.isfinite(eta.to_numpy()) & frame["drain_time"].notna().to_numpy()]
+            if len(finite):
+                row = finite.iloc[0]
+                return pd.Timestamp(row["drain_time"]) - pd.to_timedelta(float(row["eta_s"]),
+                                                                         unit="s")
     return pd.Timestamp.now(tz="UTC").floor("s")
 
 
@@ -71,7 +75,9 @@ def plot_drain(
     shaded fan spans the interval (``eta_low_s`` .. ``eta_high_s``). A backlog
     that does not drain at current rates is a rising dashed red line. A red
     cross marks when the consumer would fall off retention (data loss), where
-    known. With ``lag`` (a LAG frame) the recorded history is drawn first.
+    known. With ``lag`` (a LAG frame) the recorded history is drawn first, and
+    "now" is its last snapshot (without it, "now" is derived from ``drain_time``;
+    pass ``lag`` when nothing drains).
     """
     table = getattr(result, "table", result)
     if table is None or not len(table):
@@ -95,8 +101,8 @@ def plot_drain(
     fig.update_xaxes(title_text="time (UTC)")
     if isinstance(history, pd.DataFrame) and len(history):
         hist = history.assign(lag=history["lag"].astype("Float64").astype(float))
-        totals = hist.groupby([*keys, "time"], observed=True)["lag"].sum(min_count=1)
-        totals = totals.reset_index()
+        totals: pd.DataFrame | None = (
+            hist.groupby([*keys, "time"], observed=True)["lag"].sum(min_count=1).reset_index())
     else:
         totals = None
     for index, (_, row) in enumerate(rows.iterrows()):

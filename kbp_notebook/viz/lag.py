@@ -185,12 +185,12 @@ def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str
 
 def add_events(fig: go.Figure, events: pd.DataFrame, *, row: int | None = None) -> None:
     """Add dotted vertical lines with short labels for annotated events (escaped)."""
-    for event in events.itertuples(index=False):
-        text = f"{getattr(event, 'kind', '')}: {getattr(event, 'text', '')}".strip(": ")
-        short = text if len(text) <= 48 else text[:45] + "…"
+    for when, kind, text in zip(events["time"], events["kind"], events["text"], strict=True):
+        label = f"{kind}: {text}".strip(": ")
+        short = label if len(label) <= 48 else label[:45] + "…"
         kwargs: dict[str, Any] = {} if row is None else {"row": row, "col": 1}
         fig.add_vline(
-            x=pd.Timestamp(event.time), line={"color": "#555555", "dash": "dot", "width": 1},
+            x=when, line={"color": "#555555", "dash": "dot", "width": 1},
             annotation_text=esc(short), annotation_position="top left",
             annotation={"font": {"size": 10, "color": "#444444"}, "textangle": -90},
             **kwargs,

@@ -30,7 +30,7 @@ def as_lag_frame(source: Any) -> tuple[pd.DataFrame, pd.DataFrame | None, Datase
     )
 
 
-class FigureView(widgets.Output):
+class FigureView(widgets.Output):  # type: ignore[misc]
     """An output area holding one plotly figure.
 
     The figure is written straight into the widget's ``outputs`` (no
@@ -46,7 +46,7 @@ class FigureView(widgets.Output):
         )
 
 
-class Explorer(widgets.VBox):
+class Explorer(widgets.VBox):  # type: ignore[misc]
     """Base class: controls on top, a one-line readout, the figure below.
 
     Subclasses build ``controls``, implement ``_build_figure()`` (calling

@@ -73,7 +73,8 @@ class DrainPlanner(Explorer):
         self.refresh()
 
     def _rows(self) -> pd.DataFrame:
-        return self.lag[self.lag["group"] == self.group.value]
+        rows: pd.DataFrame = self.lag[self.lag["group"] == self.group.value]
+        return rows
 
     def _load_group(self) -> None:
         """Fit the plan for the group and set the sliders to today's values."""

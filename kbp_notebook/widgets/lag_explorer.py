@@ -119,7 +119,8 @@ class LagExplorer(Explorer):
             mask &= lag["partition"] == int(self.partition.value)
         start, end = self.time_range.value
         mask &= (lag["time"] >= start) & (lag["time"] <= end)
-        return lag[mask]
+        rows: pd.DataFrame = lag[mask]
+        return rows
 
     def _build_figure(self) -> tuple[go.Figure, str]:
         rows = self.selection()

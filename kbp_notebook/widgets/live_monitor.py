@@ -105,7 +105,7 @@ class LiveMonitor(Explorer):
         if self._collector is None:
             from kbp_notebook.collect.kafka_lag import LagCollector
 
-            self._collector = LagCollector(self.bootstrap_servers, cluster=self.cluster_name,
+            self._collector = LagCollector(str(self.bootstrap_servers), cluster=self.cluster_name,
                                            **self._kafka_config)
         return self._collector
 
@@ -244,4 +244,5 @@ class ReplayCollector:
         if groups is not None:
             wanted = [groups] if isinstance(groups, str) else list(groups)
             rows = rows[rows["group"].isin(wanted)]
-        return rows.reset_index(drop=True)
+        out: pd.DataFrame = rows.reset_index(drop=True)
+        return out
