@@ -168,6 +168,9 @@ _TOOL_JVM_OPTS = (
     "-Djava.awt.headless=true",
 )
 _SCRAM_MECHANISM = "SCRAM-SHA-512"
+_START_ATTEMPTS = 3
+_WORKDIR_PREFIX = "kbp-sandbox-"
+_OWNER_FILE = "owner.pid"
 _PROMETHEUS_JOB = "kafka"
 _STATE_FILE_NAME = "sandbox-state.json"
 _LOG_TAIL_LINES = 40
@@ -480,6 +483,29 @@ def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
+def _dir_in_use(path: Path) -> bool:
+    """Tell whether any process on the machine mentions ``path`` on its command line."""
+    needle = str(path).encode()
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if needle in cmdline.read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _sweep_stale_workdirs() -> None:
+    """Remove temporary sandbox directories whose Python owner died (a killed test run)."""
+    for workdir in Path(tempfile.gettempdir()).glob(f"{_WORKDIR_PREFIX}*"):
+        try:
+            owner = int((workdir / _OWNER_FILE).read_text().strip())
+        except (OSError, ValueError):
+            continue  # not ours to judge
+        if owner != os.getpid() and not _pid_alive(owner) and not _dir_in_use(workdir):
+            shutil.rmtree(workdir, ignore_errors=True)
+
+
 def _random_cluster_id() -> str:
     while True:
         cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
@@ -757,6 +783,26 @@ class Sandbox:
         self._jars = fetch_jars()
         self._java = _java()
         _check_java(self._java)
+        _sweep_stale_workdirs()
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            try:
+                self._start_once()
+                break
+            except BaseException as exc:
+                # Free ports are picked before the JVMs bind them, and other programs
+                # on the machine may take one in between: then retry on new ports.
+                clash = isinstance(exc, KbpConnectionError) and self._port_clash()
+                self.stop()
+                if not clash or attempt == _START_ATTEMPTS:
+                    raise
+                self._nodes = {}
+                self._prometheus = None
+                self._cluster_id = _random_cluster_id()
+        self.timings.total_s = time.monotonic() - t0
+        return self
+
+    def _start_once(self) -> None:
+        t0 = time.monotonic()
         if self._given_workdir is not None:
             self._workdir = self._given_workdir.resolve()
             self._workdir.mkdir(parents=True, exist_ok=True)
@@ -764,32 +810,33 @@ class Sandbox:
             base = cache_dir() / "sandboxes" if self._detached else None
             if base is not None:
                 base.mkdir(parents=True, exist_ok=True)
-            self._workdir = Path(tempfile.mkdtemp(prefix="kbp-sandbox-", dir=base))
+            self._workdir = Path(tempfile.mkdtemp(prefix=_WORKDIR_PREFIX, dir=base))
+            (self._workdir / _OWNER_FILE).write_text(f"{os.getpid()}\n")
         self._started = True  # from here on stop() cleans up whatever exists
         if not self._detached:
             _LIVE_SANDBOXES.add(self)
-        try:
-            self._layout()
-            t1 = time.monotonic()
-            self._format_storage()
-            self.timings.format_s = time.monotonic() - t1
-            for node in self._nodes.values():
-                self._start_node(node)
-            if self._prometheus is not None:
-                self._start_prometheus()
-            t2 = time.monotonic()
-            deadline = t0 + self._start_timeout_s
-            self._wait_brokers(self.broker_ids, deadline=deadline)
-            self.timings.brokers_ready_s = time.monotonic() - t2
-            if self._prometheus is not None:
-                t3 = time.monotonic()
-                self._wait_prometheus_ready(deadline=deadline)
-                self.timings.prometheus_ready_s = time.monotonic() - t3
-        except BaseException:
-            self.stop()
-            raise
-        self.timings.total_s = time.monotonic() - t0
-        return self
+        self._layout()
+        t1 = time.monotonic()
+        self._format_storage()
+        self.timings.format_s = time.monotonic() - t1
+        for node in self._nodes.values():
+            self._start_node(node)
+        if self._prometheus is not None:
+            self._start_prometheus()
+        t2 = time.monotonic()
+        deadline = t0 + self._start_timeout_s
+        self._wait_brokers(self.broker_ids, deadline=deadline)
+        self.timings.brokers_ready_s = time.monotonic() - t2
+        if self._prometheus is not None:
+            t3 = time.monotonic()
+            self._wait_prometheus_ready(deadline=deadline)
+            self.timings.prometheus_ready_s = time.monotonic() - t3
+
+    def _port_clash(self) -> bool:
+        logs = [p for n in self._nodes.values() for p in (n.stdout_path, n.log_path)]
+        if self._prometheus is not None:
+            logs.append(self._prometheus.log_path)
+        return any("address already in use" in _tail(p, 200).lower() for p in logs)
 
     def stop(self, *, timeout_s: float = 15.0) -> None:
         """Stop every process this sandbox started and remove its temporary directory.
@@ -875,6 +922,11 @@ class Sandbox:
             )
         if self._with_prometheus:
             self._prometheus = _Prometheus(port=ports[-1], directory=self._workdir / "prometheus")
+        for stale in [n.directory for n in self._nodes.values()] + (
+            [self._prometheus.directory] if self._prometheus else []
+        ):
+            # A reused workdir holds an older cluster's storage, which format refuses.
+            shutil.rmtree(stale, ignore_errors=True)
         voters = ",".join(f"{i}@127.0.0.1:{nd.controller_port}" for i, nd in self._nodes.items())
         for node in self._nodes.values():
             (node.directory / "logs").mkdir(parents=True, exist_ok=True)
@@ -1088,13 +1140,24 @@ class Sandbox:
                 node = self._nodes[1]
                 raise KbpConnectionError(
                     f"Prometheus at {self.prometheus_url} has no kafka series after waiting "
-                    f"(query {query!r}); last lines of {self._prometheus.log_path}:\n"
+                    f"(query {query!r}); scrape targets: {self._targets_summary()}; "
+                    f"last lines of {self._prometheus.log_path}:\n"
                     f"{_tail(self._prometheus.log_path)}\n--- broker 1 stdout:\n"
                     f"{_tail(node.stdout_path, 15)}",
                     address=self.prometheus_url,
                     query=query,
                 )
             time.sleep(0.25)
+
+    def _targets_summary(self) -> str:
+        try:
+            with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/targets", timeout=5) as r:
+                targets = json.load(r)["data"]["activeTargets"]
+        except (OSError, ValueError, KeyError) as exc:
+            return f"unavailable ({exc})"
+        return "; ".join(
+            f"{t['scrapeUrl']} {t['health']} {t.get('lastError') or ''}".strip() for t in targets
+        )
 
     # ---------------------------------------------------------------- prometheus
 

@@ -15,7 +15,9 @@ of the session. Processes die with pytest even if it is killed (PR_SET_PDEATHSIG
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator
+from types import FrameType
 
 import pytest
 
@@ -23,6 +25,18 @@ from kbp_notebook.sandbox import Sandbox
 
 SCRAM_USER = "kbp-test-user"
 SCRAM_PASSWORD = "kbp-test-password-6f1d"
+
+
+def _terminate_like_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # A SIGTERM (CI timeout, `kill`) would end Python without running fixture
+    # teardown: turn it into Ctrl-C so the sandboxes stop and their temp dirs go.
+    # (On SIGKILL the brokers still die with pytest via PR_SET_PDEATHSIG.)
+    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
 
 
 @pytest.fixture(scope="session")

@@ -184,7 +184,10 @@ def test_scram_listener_accepts_right_and_rejects_wrong_credentials(scram_sandbo
 
     wrong = dict(config, sasl_plain_password="not-the-password")
     with pytest.raises(KafkaError):
-        KafkaAdminClient(**wrong, request_timeout_ms=10_000).describe_cluster()
+        KafkaAdminClient(**wrong, bootstrap_timeout_ms=5000).describe_cluster()
+    # It failed because the broker refused the credentials, not for want of a broker.
+    log = scram_sandbox.broker_log(1).read_text()
+    assert "invalid credentials with SASL mechanism SCRAM-SHA-512" in log
 
     proc = scram_sandbox.consumer_groups(
         "--list",
