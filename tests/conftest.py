@@ -39,6 +39,17 @@ def pytest_configure(config: pytest.Config) -> None:
         signal.signal(signal.SIGTERM, _terminate_like_ctrl_c)
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # Whatever directory a test lives in, asking for a sandbox makes it an
+    # integration test, so `-m "not integration"` never starts a JVM.
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & {"sandbox", "sandbox3", "scram_sandbox"}:
+            item.add_marker(pytest.mark.integration)
+        if "sandbox3" in names:
+            item.add_marker(pytest.mark.three_brokers)
+
+
 @pytest.fixture(scope="session")
 def sandbox() -> Iterator[Sandbox]:
     sb = Sandbox(brokers=1).start()

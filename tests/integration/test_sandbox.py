@@ -305,3 +305,38 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
     assert not Path(state["workdir"]).exists()
     status = subprocess.run([*kbp, "status"], env=env, capture_output=True, text=True, timeout=60)
     assert status.returncode == 1
+
+
+@pytest.mark.slow
+def test_start_retries_on_new_ports_when_one_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from kbp_notebook import sandbox as sandbox_module
+
+    squatter = socket.socket()
+    squatter.bind(("127.0.0.1", 0))
+    squatter.listen()
+    taken = squatter.getsockname()[1]
+    real_free_ports = sandbox_module._free_ports
+    calls: list[list[int]] = []
+
+    def first_call_hands_out_a_taken_port(count: int) -> list[int]:
+        ports = real_free_ports(count)
+        if not calls:
+            ports[0] = taken  # broker 1's PLAINTEXT listener
+        calls.append(ports)
+        return ports
+
+    monkeypatch.setattr(sandbox_module, "_free_ports", first_call_hands_out_a_taken_port)
+    try:
+        sb = Sandbox(brokers=1, prometheus=False).start()
+        try:
+            assert len(calls) == 2
+            assert sb.broker_address(1) != f"127.0.0.1:{taken}"
+            admin = KafkaAdminClient(bootstrap_servers=sb.bootstrap_servers)
+            assert [b["broker_id"] for b in admin.describe_cluster()["brokers"]] == [1]
+            admin.close()
+        finally:
+            sb.stop()
+    finally:
+        squatter.close()
