@@ -165,7 +165,44 @@ def connect_admin(bootstrap_servers: str | list[str], config: Mapping[str, Any])
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap_servers, **merged)
     except Exception as exc:  # kafka-python raises many unrelated types here
-        raise translate_kafka_error(exc, address, "connecting", secret_values(merged)) from None
+        error = translate_kafka_error(exc, address, "connecting", secret_values(merged))
+        protocol = str(merged.get("security_protocol", "PLAINTEXT")).upper()
+        if (
+            isinstance(error, KbpConnectionError)
+            and protocol.startswith("SASL")
+            and "rejected the credentials" not in str(error)
+            and _tcp_reachable(address)
+        ):
+            # kafka-python reports a failed SASL login as a dropped socket and then a
+            # bootstrap timeout; a port that accepts TCP points at the credentials.
+            mechanism = merged.get("sasl_mechanism") or "the SASL mechanism"
+            user = merged.get("sasl_plain_username")
+            raise KbpConnectionError(
+                f"Kafka at {address} accepts connections but the {protocol} login with "
+                f"{mechanism}"
+                + (f" as user {user!r}" if user else "")
+                + " failed (authentication failed or not supported by that listener). Check "
+                "the user name, password and sasl_mechanism, and that this port is the SASL "
+                "listener.",
+                address=address,
+            ) from None
+        raise error from None
+
+
+def _tcp_reachable(address: str, timeout_s: float = 2.0) -> bool:
+    """Tell whether any ``host:port`` of ``address`` accepts a TCP connection."""
+    import socket
+
+    for server in address.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit():
+            continue
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _address(bootstrap_servers: str | list[str]) -> str:
