@@ -393,7 +393,7 @@ def _remap(rows: np.ndarray, values_sorted: np.ndarray) -> np.ndarray:
     """Give each row ``values_sorted`` in the order of that row's own ranks."""
     order = np.argsort(rows, axis=-1)
     out = np.empty_like(rows)
-    np.put_along_axis(out, order, np.broadcast_to(values_sorted, rows.shape), axis=-1)
+    out[np.arange(rows.shape[0])[:, None], order] = values_sorted
     return out
 
 

@@ -134,11 +134,14 @@ class Diagnosis(Result):
         if top["severity"] in ("critical", "warning"):
             return [f"Top finding ({top['severity']}): {top['evidence']}.", tally]
         missing = int(counts.get("info", 0))
-        return [
+        lines = [
             f"No warning or critical finding: {int(counts.get('ok', 0))} signal(s) ok, "
             f"{missing} informational (mostly signals with nothing recorded).",
             tally,
         ]
+        if top["signal"] == "lag_growing":
+            lines.insert(1, f"Earlier: {top['evidence']}.")
+        return lines
 
     def __repr__(self) -> str:
         text = super().__repr__()
@@ -273,12 +276,18 @@ def _check_lag_growing(ctx: _Context) -> list[dict[str, Any]]:
         return [_finding(signal, "info", f"no group/topic had enough lag samples: {reasons}")]
     if not len(growing):
         draining = int((judged["status"] == "draining").sum())
+        now = (
+            f"lag is not growing now for any of {len(judged)} group/topic key(s) "
+            f"({draining} draining, {len(judged) - draining} stable)"
+        )
+        episode = _lag_episode(ctx)
+        if episode is not None:
+            return [episode | {"evidence": f"{episode['evidence']}; {now}"}]
         return [
             _finding(
                 signal,
                 "ok",
-                f"lag is not growing for any of {len(judged)} group/topic key(s) "
-                f"({draining} draining, {len(judged) - draining} stable)",
+                now,
                 value=float(judged["slope_per_s"].max()),
                 threshold=0.0,
             )
@@ -306,6 +315,70 @@ def _check_lag_growing(ctx: _Context) -> list[dict[str, Any]]:
             threshold=0.0,
         )
     ]
+
+
+def _lag_episode(ctx: _Context) -> dict[str, Any] | None:
+    """Find a rise of total lag inside the recording that the end-to-end trend hides.
+
+    Per group/topic: baseline = median total lag over the first ``baseline``
+    share of the recording; a rise is a peak at least ``min_skew_lag``
+    messages and twice the baseline above it. If lag came back down (within
+    a quarter of the rise) it is reported as a resolved episode (``info``),
+    otherwise as lag that stays high (``warning``).
+    """
+    lag = ctx.dataset.lag
+    totals = (
+        lag.groupby(["group", "topic", "time"], observed=True)["lag"]
+        .sum(min_count=1)
+        .astype("float64")
+        .dropna()
+        .reset_index()
+    )
+    if len(totals) < 4:
+        return None
+    keys = [totals["group"], totals["topic"]]
+    by_key = totals.groupby(keys, observed=True)
+    first, last = by_key["time"].transform("min"), by_key["time"].transform("max")
+    early = totals["time"] <= first + (last - first) * ctx.baseline
+    base = totals["lag"].where(early).groupby(keys, observed=True).transform("median")
+    peak = by_key["lag"].transform("max")
+    rise = peak - base
+    eligible = (rise >= ctx.min_skew_lag) & (peak >= 2 * base) & (totals["lag"] == peak)
+    if not bool(eligible.any()):
+        return None
+    top = _row_at(totals[eligible], rise[eligible])
+    own = totals[(totals["group"] == top["group"]) & (totals["topic"] == top["topic"])]
+    base_level = float(base[top.name])
+    amount = float(top["lag"]) - base_level
+    before = own[(own["time"] <= top["time"]) & (own["lag"] <= base_level + 0.1 * amount)]
+    began = before["time"].max() if len(before) else own["time"].min()
+    after = own[(own["time"] > top["time"]) & (own["lag"] <= base_level + 0.25 * amount)]
+    story = (
+        f"lag of {_key(top['group'], top['topic'])} rose from about {_fmt_num(base_level)} "
+        f"messages after {_fmt_time(began)} to a peak of {_fmt_num(float(top['lag']))} at "
+        f"{_fmt_time(top['time'])}"
+    )
+    rate = amount / max((top["time"] - began).total_seconds(), 1e-9)
+    if len(after):
+        back = after["time"].min()
+        return _finding(
+            "lag_growing",
+            "info",
+            f"{story} (about {_fmt_num(rate)} messages/s), and was back down by "
+            f"{_fmt_time(back)}: a resolved episode",
+            time_start=began,
+            value=rate,
+            threshold=0.0,
+        )
+    return _finding(
+        "lag_growing",
+        "warning",
+        f"{story} (about {_fmt_num(rate)} messages/s) and has not come back down "
+        f"({_fmt_num(float(own['lag'].iloc[-1]))} at the end)",
+        time_start=began,
+        value=rate,
+        threshold=0.0,
+    )
 
 
 def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
@@ -552,6 +625,12 @@ def _check_idle(ctx: _Context, signal: str, metric: str, what: str) -> list[dict
     elif low_ever < IDLE_WARN:
         severity = "info"
         evidence += " (dipped below it earlier, recovered since)"
+    highest = float(rows["value"].max())
+    if highest > 1.05:
+        evidence += (
+            f"; recorded values reach {highest:.2f}, above 1, so this may not be a 0-1 ratio "
+            f"(check how it was collected)"
+        )
     return [
         _finding(signal, severity, evidence, time_start=start, value=value, threshold=IDLE_WARN)
     ]
@@ -899,6 +978,13 @@ def _recommend(findings: pd.DataFrame, consumer_rows: list[dict[str, Any]]) -> p
                 "Review the findings above",
                 sorted(flagged),
                 "no specific change follows from them alone",
+            )
+        elif "resolved episode" in " ".join(findings["evidence"].astype(str)):
+            add(
+                "No change needed now; plan capacity for the peak",
+                ["lag_growing"],
+                "lag rose and drained again during the recording; to avoid a repeat, size the "
+                "group for the peak produce rate (capacity_plan) and keep recording",
             )
         else:
             add(

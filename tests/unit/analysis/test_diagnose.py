@@ -4,6 +4,7 @@ import pytest
 from synthetic import make_lag
 
 from kbp_notebook.analysis.diagnose import SEVERITIES, Diagnosis, diagnose
+from kbp_notebook.collect import load_sample
 from kbp_notebook.errors import KbpInputError
 from kbp_notebook.frames import Dataset
 
@@ -191,6 +192,53 @@ def test_one_hot_partition_is_skew():
     even = diagnose(Dataset(lag=growing_lag(owners=4)))
     assert even.finding("partition_skew")["severity"] == "ok"
     assert "hot partition" not in recommendations_text(even)
+
+
+def test_lag_episode_inside_the_recording_is_reported():
+    # healthy 2 min, consumers slow 3 min (lag +40 msg/s over 4 partitions), then fast again
+    consume = [(0, 110), (120, 100), (300, 200)]
+    resolved = growing_lag(n=160, produce_rate=110, consume_rate=consume, noise=5, owners=4)
+    result = diagnose(Dataset(lag=resolved))
+    row = result.finding("lag_growing")
+    assert row["severity"] == "info"
+    assert "resolved episode" in row["evidence"]
+    assert "peak of 7,2" in row["evidence"]  # 3 min x 40 msg/s = 7,200 messages
+    assert abs((row["time_start"] - (T0 + pd.Timedelta(seconds=120))).total_seconds()) <= 15
+    assert row["value"] == pytest.approx(40, rel=0.15)
+    assert result.summary_lines()[1].startswith("Earlier: lag of group 'orders-consumer'")
+    assert "plan capacity for the peak" in recommendations_text(result)
+    # the same rise without the recovery: lag stays high
+    stuck = growing_lag(
+        n=160,
+        produce_rate=110,
+        consume_rate=[(0, 110), (120, 100), (300, 110)],
+        noise=5,
+        owners=2,
+    )
+    high = diagnose(Dataset(lag=stuck)).finding("lag_growing")
+    assert high["severity"] == "warning"
+    assert "has not come back down" in high["evidence"]
+
+
+def test_recorded_sample_slow_consumer_then_scale_out():
+    dataset = load_sample("slow-consumer-then-scale-out")
+    events = dataset.events.set_index("kind")["time"]
+    result = diagnose(dataset)
+    row = result.finding("lag_growing")
+    # The recording's ground truth: consumers slowed at `slowdown_start`, lag grew until
+    # consumers were added at `consumers_added`, then drained.
+    assert "resolved episode" in row["evidence"]
+    slowdown, added = events["slowdown_start"], events["consumers_added"]
+    assert slowdown <= row["time_start"] <= slowdown + pd.Timedelta("30s")
+    peak = pd.Timestamp(row["evidence"].split(" at ")[1].split(" UTC")[0], tz="UTC")
+    assert abs((peak - added).total_seconds()) <= 10
+    assert dataset.meta["partitions"] == dataset.meta["consumers"]["after"]
+    assert (
+        "already has 6 consumer(s) for 6 partition(s)"
+        in result.finding("consumer_count")["evidence"]
+    )
+    assert result.finding("under_replicated_partitions")["severity"] == "ok"
+    assert "Add consumers" not in recommendations_text(result)
 
 
 def test_too_little_lag_data_is_information_not_an_error():
