@@ -259,6 +259,7 @@ class _Context:
     drain_partitions: pd.DataFrame | None = None
     drain_error: str = ""
     consumers: pd.DataFrame | None = None
+    stuck_groups: set[str] = field(default_factory=set)
 
 
 # --------------------------------------------------------------------------- checks
@@ -370,6 +371,7 @@ def _lag_episode(ctx: _Context) -> dict[str, Any] | None:
             value=rate,
             threshold=0.0,
         )
+    ctx.stuck_groups.add(str(top["group"]))
     return _finding(
         "lag_growing",
         "warning",
@@ -381,6 +383,24 @@ def _lag_episode(ctx: _Context) -> dict[str, Any] | None:
     )
 
 
+def _behind(table: pd.DataFrame, min_lag: float) -> tuple[pd.Series, pd.Series]:
+    """Keys whose consumers are slower than producers: (confidently, plausibly and material).
+
+    Confident: the ETA interval excludes every finite time (``eta_low_s`` is
+    inf). Plausible: it does not drain at the point estimate but the interval
+    reaches finite times; counted only when the lag is at least ``min_lag``
+    messages, so a caught-up group whose rates differ by noise is not flagged.
+    """
+    slower = (
+        ~table["drains"].fillna(False).astype(bool)
+        & (table["lag"] > 0)
+        & (table["consume_rate"] < table["produce_rate"])
+    )
+    confident = slower & np.isinf(table["eta_low_s"].astype(float))
+    plausible = slower & ~confident & (table["lag"] >= min_lag)
+    return confident, plausible
+
+
 def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
     signal = "consumers_slower_than_producers"
     table = ctx.drain
@@ -389,29 +409,37 @@ def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
     known = table[np.isfinite(table["produce_rate"]) & np.isfinite(table["consume_rate"])]
     if not len(known):
         return [_finding(signal, "info", "no group/topic had enough samples for rates")]
-    behind = known[~known["drains"].astype(bool) & (known["lag"] > 0)]
-    behind = behind[behind["consume_rate"] < behind["produce_rate"]]
+    confident, plausible = _behind(known, ctx.min_skew_lag)
     start = ctx.dataset.lag["time"].min()
-    if len(behind):
+    for mask, severity in ((confident, "critical"), (plausible, "warning")):
+        behind = known[mask]
+        if not len(behind):
+            continue
         ratio = behind["consume_rate"] / behind["produce_rate"].where(behind["produce_rate"] > 0)
         worst = _row_at(behind, ratio, lowest=True)
-        others = f"; {len(behind) - 1} more key(s) do not drain" if len(behind) > 1 else ""
+        others = f"; {len(behind) - 1} more key(s) like it" if len(behind) > 1 else ""
+        verdict = (
+            "never drains at these rates"
+            if severity == "critical"
+            else f"does not drain at these rates (the interval still allows it to, in "
+            f"{_fmt_duration(float(worst['eta_low_s']))} or more)"
+        )
         evidence = (
             f"{_key(worst['group'], worst['topic'])} consumes {_fmt_num(worst['consume_rate'])} "
             f"messages/s while producers write {_fmt_num(worst['produce_rate'])} messages/s: "
-            f"its lag ({_fmt_num(worst['lag'])} messages) never drains at these rates{others}"
+            f"its lag ({_fmt_num(worst['lag'])} messages) {verdict}{others}"
         )
         return [
             _finding(
                 signal,
-                "critical",
+                severity,
                 evidence,
                 time_start=start,
                 value=float(ratio.min()),
                 threshold=1.0,
             )
         ]
-    lagging = known[known["lag"] > 0]
+    lagging = known[(known["lag"] > 0) & np.isfinite(known["eta_s"].astype(float))]
     if len(lagging):
         slowest = _row_at(lagging, lagging["eta_s"])
         evidence = (
@@ -423,7 +451,14 @@ def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
         )
         value = float(slowest["consume_rate"]) / max(float(slowest["produce_rate"]), 1e-12)
         return [_finding(signal, "ok", evidence, value=value, threshold=1.0)]
-    return [_finding(signal, "ok", "no lag: consumers are caught up", threshold=1.0)]
+    most = float(known["lag"].max())
+    text = (
+        "no lag: consumers are caught up"
+        if most <= 0
+        else f"consumers keep up: lag is at most {_fmt_num(most)} messages, within the noise "
+        f"of a caught-up group"
+    )
+    return [_finding(signal, "ok", text, threshold=1.0)]
 
 
 def _check_under_replicated(ctx: _Context) -> list[dict[str, Any]]:
@@ -696,12 +731,12 @@ def _check_consumers(ctx: _Context) -> list[dict[str, Any]]:
 
 
 def _lagging_groups(ctx: _Context) -> set[str]:
-    groups: set[str] = set()
+    groups: set[str] = set(ctx.stuck_groups)
     if ctx.trend is not None:
         groups |= set(map(str, ctx.trend.loc[ctx.trend["status"] == "growing", "group"]))
     if ctx.drain is not None:
-        behind = ctx.drain[~ctx.drain["drains"].astype(bool) & (ctx.drain["lag"] > 0)]
-        groups |= set(map(str, behind["group"]))
+        confident, plausible = _behind(ctx.drain, ctx.min_skew_lag)
+        groups |= set(map(str, ctx.drain.loc[confident | plausible, "group"]))
     return groups
 
 
@@ -832,7 +867,9 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- advice
 
 
-def _recommend(findings: pd.DataFrame, consumer_rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _recommend(
+    findings: pd.DataFrame, consumer_rows: list[dict[str, Any]], lagging: set[str]
+) -> pd.DataFrame:
     bad = findings[findings["severity"].isin(["critical", "warning"])]
     flagged = set(bad["signal"])
     recs: list[dict[str, str]] = []
@@ -841,6 +878,8 @@ def _recommend(findings: pd.DataFrame, consumer_rows: list[dict[str, Any]]) -> p
         recs.append({"recommendation": text, "because": ", ".join(because), "detail": detail})
 
     behind = [s for s in ("consumers_slower_than_producers", "lag_growing") if s in flagged]
+    # Scaling advice only for the groups that are behind, from their own member count.
+    consumer_rows = [r for r in consumer_rows if r["_group"] in lagging]
     if behind:
         full = [r for r in consumer_rows if r["_consumers"] >= r["_partitions"] > 0]
         room = [r for r in consumer_rows if 0 < r["_consumers"] < r["_partitions"]]
@@ -1054,7 +1093,6 @@ def diagnose(
     ctx = _Context(dataset=dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
     _run_analyses(ctx)
     rows: list[dict[str, Any]] = []
-    consumer_rows = _check_consumers(ctx)
     checks: list[Callable[[_Context], list[dict[str, Any]]]] = [
         _check_lag_growing,
         _check_rates,
@@ -1084,6 +1122,8 @@ def diagnose(
     ]
     for check in checks:
         rows.extend(check(ctx))
+    # after the lag checks, which decide which groups are behind
+    consumer_rows = _check_consumers(ctx)
     rows.extend({k: v for k, v in row.items() if not k.startswith("_")} for row in consumer_rows)
     findings = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
     findings["time_start"] = pd.to_datetime(findings["time_start"], utc=True).astype(
@@ -1099,7 +1139,9 @@ def diagnose(
     )
     for name in ("signal", "severity", "evidence"):
         findings[name] = findings[name].astype("string")
-    recommendations = _recommend(findings, [r for r in consumer_rows if "_group" in r])
+    recommendations = _recommend(
+        findings, [r for r in consumer_rows if "_group" in r], _lagging_groups(ctx)
+    )
     return Diagnosis(table=findings, recommendations=recommendations)
 
 

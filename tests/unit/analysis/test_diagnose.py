@@ -118,6 +118,15 @@ def test_healthy_recording_needs_no_change():
 # ---------------------------------------------------------------- consumers and lag
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_caught_up_group_with_noisy_rates_is_not_behind(seed):
+    # caught up: consume rate equals produce rate up to commit jitter, lag a few messages
+    result = diagnose(Dataset(lag=healthy_lag(seed=seed)))
+    row = result.finding("consumers_slower_than_producers")
+    assert row["severity"] == "ok", row["evidence"]
+    assert not result.findings["severity"].isin(["critical", "warning"]).any()
+
+
 def test_growing_lag_with_one_consumer_per_partition_says_add_partitions():
     result = diagnose(Dataset(lag=growing_lag(owners=4)))
     growing = result.finding("lag_growing")
@@ -161,6 +170,19 @@ def test_advice_never_contradicts_the_consumer_count(owners):
         assert "Add consumers" not in recs and "Add partitions" in recs
     else:
         assert "Add consumers" in recs and "Add partitions" not in recs
+
+
+def test_scaling_advice_only_for_the_group_that_is_behind():
+    slow = growing_lag(owners=4, groups=("slow-group",))
+    fast = healthy_lag(owners=2, groups=("fast-group",), seed=3)
+    result = diagnose(Dataset(lag=pd.concat([slow, fast], ignore_index=True)))
+    recs = recommendations_text(result)
+    assert "Add partitions to the topic(s) of group 'slow-group'" in recs
+    assert "fast-group" not in recs
+    rows = result.findings[result.findings["signal"] == "consumer_count"]
+    assert len(rows) == 2  # one finding per group
+    fast_row = rows[rows["evidence"].str.contains("fast-group")].iloc[0]
+    assert fast_row["severity"] == "info" and "2 more could share" in fast_row["evidence"]
 
 
 def test_unknown_membership_is_said_and_advice_is_conditional():
