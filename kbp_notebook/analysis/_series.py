@@ -44,6 +44,7 @@ __all__ = [
     "compact",
     "drift_change",
     "hinge_fit",
+    "int_column",
     "key_codes",
     "lag1_autocorr",
     "noise_components",
@@ -113,7 +114,7 @@ _STRING_KEYS = ("cluster", "group", "topic")
 
 
 def _already_normal(lag: object) -> bool:
-    """True if ``lag`` already satisfies everything validate_lag_frame guarantees."""
+    """Tell whether ``lag`` already satisfies everything validate_lag_frame guarantees."""
     if not isinstance(lag, pd.DataFrame) or len(lag) == 0:
         return False
     from kbp_notebook.frames import LAG_COLUMNS, LAG_OPTIONAL_COLUMNS
@@ -137,7 +138,9 @@ def _already_normal(lag: object) -> bool:
     if bool((lag["partition"].to_numpy() < 0).any()):
         return False
     expected = lag["log_end_offset"] - lag["committed_offset"]
-    if bool(((lag["lag"] != expected).fillna(False) | (lag["lag"].isna() & expected.notna())).any()):
+    if bool(
+        ((lag["lag"] != expected).fillna(False) | (lag["lag"].isna() & expected.notna())).any()
+    ):
         return False
     keys = [*_STRING_KEYS, "partition"]
     change = run_starts(lag, keys)
@@ -215,7 +218,7 @@ class Panel:
         Timestamp that ``time_s`` counts from.
     time_s
         ``(K, T)`` seconds since ``t0``; NaN after a series' last sample.
-    values
+    arrays
         Column name -> ``(K, T)`` float64 array aligned with ``time_s``.
     n
         ``(K,)`` number of samples per series.
@@ -226,13 +229,13 @@ class Panel:
     keys: pd.DataFrame
     t0: pd.Timestamp
     time_s: np.ndarray
-    values: dict[str, np.ndarray] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
     n: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     partitions: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     def __getitem__(self, name: str) -> np.ndarray:
         """Return the ``(K, T)`` array of column ``name``."""
-        return self.values[name]
+        return self.arrays[name]
 
     @property
     def size(self) -> int:
@@ -286,8 +289,16 @@ def _float(series: pd.Series) -> np.ndarray:
     return series.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
 
 
+def int_column(values: np.ndarray) -> pd.Series:
+    """Nullable Int64 column from floats (NaN becomes NA), rounded to whole numbers."""
+    return pd.Series(np.round(np.asarray(values, dtype=np.float64))).astype("Int64")
+
+
 def owner_flag(frame: pd.DataFrame) -> np.ndarray | None:
-    """1.0 where a row's partition has an owner (``consumer_id``), 0.0 where not, None if unknown."""
+    """Return 1.0 where a row's partition has an owner (``consumer_id``), else 0.0.
+
+    None when ownership is unknown (no ``consumer_id`` column, or all NA).
+    """
     if "consumer_id" not in frame.columns:
         return None
     ids = frame["consumer_id"]
@@ -362,7 +373,7 @@ def build_panel(
             keys=keys,
             t0=t0,
             time_s=padded.pop("time_s"),
-            values=padded,
+            arrays=padded,
             n=counts,
             partitions=np.ones(n_keys, dtype=np.int64),
         )
@@ -413,7 +424,7 @@ def _aggregate(
         keys=keys,
         t0=t0,
         time_s=padded.pop("time_s"),
-        values=padded,
+        arrays=padded,
         n=counts,
         partitions=n_partitions.astype(np.int64),
     )
@@ -425,7 +436,8 @@ def to_timestamps(t0: pd.Timestamp, seconds: np.ndarray) -> pd.DatetimeIndex:
     finite = np.isfinite(seconds)
     nanos = np.where(finite, np.round(np.where(finite, seconds, 0.0) * 1e9), 0).astype(np.int64)
     out = pd.DatetimeIndex(t0 + pd.to_timedelta(nanos, unit="ns"))
-    return out.where(finite, pd.NaT)
+    out = out.where(pd.Index(finite), pd.NaT)  # type: ignore[call-overload]
+    return pd.DatetimeIndex(out)
 
 
 def parse_window(window: object) -> pd.Timedelta | int | None:
@@ -471,7 +483,7 @@ def compact(panel: Panel, keep: np.ndarray) -> Panel:
     return replace(
         panel,
         time_s=take(panel.time_s),
-        values={name: take(array) for name, array in panel.values.items()},
+        arrays={name: take(array) for name, array in panel.arrays.items()},
         n=n,
     )
 
@@ -538,7 +550,7 @@ def variance_inflation(rho: np.ndarray, *, cap: float = 0.99) -> np.ndarray:
     Negative autocorrelation is not allowed to shrink an interval (clipped at 0).
     """
     r = np.clip(np.nan_to_num(rho, nan=0.0), 0.0, cap)
-    return (1.0 + r) / (1.0 - r)
+    return np.asarray((1.0 + r) / (1.0 - r), dtype=np.float64)
 
 
 def hinge_fit(
@@ -639,8 +651,12 @@ def hinge_fit(
     try:
         beta = np.linalg.solve(mat, rhs[..., None])[..., 0]
     except np.linalg.LinAlgError:
-        beta = np.stack([np.linalg.lstsq(a, b, rcond=None)[0] for a, b in zip(
-            mat.reshape(-1, 3, 3), rhs.reshape(-1, 3), strict=True)]).reshape(rhs.shape)
+        beta = np.stack(
+            [
+                np.linalg.lstsq(a, b, rcond=None)[0]
+                for a, b in zip(mat.reshape(-1, 3, 3), rhs.reshape(-1, 3), strict=True)
+            ]
+        ).reshape(rhs.shape)
     sse = total["yy"][:, None] - (beta * rhs).sum(axis=-1)
     sse = np.where(good, sse, np.inf)
     best = np.argmin(sse, axis=1)
@@ -652,7 +668,12 @@ def hinge_fit(
     sse1 = line["sse"]
     resid2 = np.where(
         mask,
-        yz - (b_best[:, 0:1] + b_best[:, 1:2] * tz + b_best[:, 2:3] * np.maximum(tz - tau_best[:, None], 0)),
+        yz
+        - (
+            b_best[:, 0:1]
+            + b_best[:, 1:2] * tz
+            + b_best[:, 2:3] * np.maximum(tz - tau_best[:, None], 0)
+        ),
         np.nan,
     )
     rho = np.clip(np.nan_to_num(lag1_autocorr(resid2), nan=0.0), 0.0, 0.99)
@@ -766,12 +787,12 @@ def split_rows(size: int, chunk: int = 8192) -> list[slice]:
 
 
 def sub_panel(panel: Panel, rows: slice) -> Panel:
-    """The panel restricted to a slice of its series (arrays are views)."""
+    """Restrict a panel to a slice of its series (arrays are views)."""
     return replace(
         panel,
         keys=panel.keys.iloc[rows].reset_index(drop=True),
         time_s=panel.time_s[rows],
-        values={name: array[rows] for name, array in panel.values.items()},
+        arrays={name: array[rows] for name, array in panel.arrays.items()},
         n=panel.n[rows],
         partitions=panel.partitions[rows],
     )
@@ -853,16 +874,15 @@ def hinge_predict(fit: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
     """Evaluate a :func:`hinge_fit` result at times ``t`` (``(K, T)``)."""
     before = fit["slope_before"][:, None]
     after = fit["slope_after"][:, None]
-    return (
+    return np.asarray(
         fit["level"][:, None]
         + before * (t - fit["origin"][:, None])
-        + (after - before) * np.maximum(t - fit["tau"][:, None], 0.0)
+        + (after - before) * np.maximum(t - fit["tau"][:, None], 0.0),
+        dtype=np.float64,
     )
 
 
-def require_single_ok(
-    what: str, keys: pd.DataFrame, reasons: np.ndarray, ok: np.ndarray
-) -> None:
+def require_single_ok(what: str, keys: pd.DataFrame, reasons: np.ndarray, ok: np.ndarray) -> None:
     """Raise KbpDataError when a single-key call could not be computed.
 
     Parameters

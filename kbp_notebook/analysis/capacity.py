@@ -36,7 +36,13 @@ import numpy as np
 import pandas as pd
 
 from kbp_notebook.analysis._result import Result
-from kbp_notebook.analysis._series import build_panel, normalise_by, prepare_lag, quiet
+from kbp_notebook.analysis._series import (
+    build_panel,
+    int_column,
+    normalise_by,
+    prepare_lag,
+    quiet,
+)
 from kbp_notebook.analysis.drain import time_to_drain
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
@@ -91,7 +97,8 @@ class CapacityPlan(Result):
         """Target and how many keys can meet it."""
         feasible = int(self.table["feasible"].fillna(False).astype(bool).sum())
         return [
-            f"target: drain within {self.target_s:g} s at produce rate x {1 + self.produce_growth:g}",
+            f"target: drain within {self.target_s:g} s "
+            f"at produce rate x {1 + self.produce_growth:g}",
             f"{feasible} of {len(self.table)} key(s) feasible within their partition count",
         ]
 
@@ -138,9 +145,13 @@ class CapacityPlan(Result):
         )
 
 
-def _check(target_s: float, produce_growth: float, consumers: int | None, rate: float | None) -> None:
+def _check(
+    target_s: float, produce_growth: float, consumers: int | None, rate: float | None
+) -> None:
     if not (isinstance(target_s, (int, float)) and np.isfinite(target_s) and target_s > 0):
-        raise KbpInputError(f"target_s={target_s!r} must be a positive number of seconds, e.g. 3600.")
+        raise KbpInputError(
+            f"target_s={target_s!r} must be a positive number of seconds, e.g. 3600."
+        )
     if not produce_growth > -1:
         raise KbpInputError(f"produce_growth={produce_growth!r} must be above -1 (0.2 = +20 %).")
     if consumers is not None and consumers < 1:
@@ -211,12 +222,14 @@ def _plan_rows(
         elif not ok:
             parts.append("planned consumers cannot keep up with producers")
         notes.append("; ".join(parts))
-    table = basis[[*KEYS, "lag", "produce_rate", "consume_rate", "consumers_now", "partitions"]].copy()
+    table = basis[
+        [*KEYS, "lag", "produce_rate", "consume_rate", "consumers_now", "partitions"]
+    ].copy()
     table["produce_rate"] = produce
     table["per_consumer_rate"] = rate
-    table["consumers_needed"] = pd.array(np.where(known, needed, np.nan), dtype="Float64").round().astype("Int64")
-    table["partitions_needed"] = pd.array(partitions_needed, dtype="Float64").round().astype("Int64")
-    table["consumers_planned"] = pd.array(np.where(known, planned, np.nan), dtype="Float64").round().astype("Int64")
+    table["consumers_needed"] = int_column(np.where(known, needed, np.nan)).array
+    table["partitions_needed"] = int_column(partitions_needed).array
+    table["consumers_planned"] = int_column(np.where(known, planned, np.nan)).array
     table["eta_s_at_plan"] = np.where(known, eta, np.nan)
     table["feasible"] = feasible
     table["note"] = pd.array(notes, dtype="string")
@@ -329,7 +342,7 @@ def capacity_plan(
     now = basis["members_now"].to_numpy(np.float64)
     if consumers is not None:
         now = np.where(np.isnan(now), float(consumers), now)
-    basis["consumers_now"] = pd.array(np.where(np.isnan(now), np.nan, now), dtype="Float64").round().astype("Int64")
+    basis["consumers_now"] = int_column(np.where(np.isnan(now), np.nan, now)).array
     fitted = basis["fitted_rate"].to_numpy(np.float64)
     busy = basis["busy_intervals"].to_numpy() > 0
     consume = basis["consume_rate"].to_numpy(np.float64)

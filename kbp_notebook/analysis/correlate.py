@@ -186,7 +186,14 @@ def _utc_index(index: pd.Index, what: str) -> pd.DatetimeIndex:
 
 def _frame_to_series(frame: pd.DataFrame, what: str) -> pd.Series:
     if "time" in frame.columns:
-        times = pd.to_datetime(frame["time"])
+        try:
+            times = pd.to_datetime(frame["time"], format="ISO8601")
+        except (ValueError, TypeError) as exc:
+            raise KbpInputError(
+                f"{what}: column 'time' could not be read as timestamps ({exc}); give "
+                f"timezone-aware datetimes, e.g. pd.to_datetime(..., utc=True).",
+                column="time",
+            ) from None
         body = frame.drop(columns="time")
     else:
         times = frame.index.to_series()

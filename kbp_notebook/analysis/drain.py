@@ -4,8 +4,9 @@ Model
 -----
 Per partition, over the chosen span (``window``, or by default since the
 last significant change of drain rate, found by a CUSUM test on the lag
-increments, see :func:`kbp_notebook.analysis._series.drift_change`), offsets are cumulative counts, so lag behaves as a **random
-walk with drift** ``-v`` (``v`` = consume rate - produce rate, the net drain
+increments, see :func:`kbp_notebook.analysis._series.drift_change`),
+offsets are cumulative counts, so lag behaves as a **random walk with
+drift** ``-v`` (``v`` = consume rate - produce rate, the net drain
 rate) observed through **measurement noise** (commit timing jitter: the
 committed offset trails what has really been processed by a varying amount).
 
@@ -113,10 +114,11 @@ class DrainForecast(Result):
         ]
 
 
-def interval_roots(
-    a: np.ndarray, b: np.ndarray, c: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Hull of ``{t >= 0 : a t^2 + b t + c <= 0}`` per element as (low, high); (inf, inf) if empty."""
+def interval_roots(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the hull of ``{t >= 0 : a t^2 + b t + c <= 0}`` per element as (low, high).
+
+    (inf, inf) where the set is empty.
+    """
     low = np.full(a.shape, np.inf)
     high = np.full(a.shape, np.inf)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
@@ -151,9 +153,7 @@ def interval_roots(
     return low, high
 
 
-def drain_arrays(
-    panel: Panel, *, confidence: float, window: object
-) -> dict[str, np.ndarray]:
+def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str, np.ndarray]:
     """Per-series rates, ETA and interval for a per-partition (or any) panel.
 
     The panel needs ``committed_offset`` and ``log_end_offset`` (and may
@@ -208,15 +208,13 @@ def drain_arrays(
     low = np.minimum(low, eta)
     high = np.maximum(high, eta)
     retention = np.full(len(n), np.nan)
-    if "log_start_offset" in panel.values:
+    if "log_start_offset" in panel.arrays:
         start_offset = panel["log_start_offset"]
         with np.errstate(invalid="ignore", divide="ignore"):
             start_rate = (panel.last(start_offset) - start_offset[:, 0]) / duration
             gap = panel.last(committed) - panel.last(start_offset)
             closing = start_rate - consume
-            retention = np.where(
-                gap <= 0, 0.0, np.where(closing > 0, gap / closing, np.inf)
-            )
+            retention = np.where(gap <= 0, 0.0, np.where(closing > 0, gap / closing, np.inf))
         retention = np.where(np.isnan(panel.last(start_offset)), np.nan, retention)
     thin = (n < MIN_SAMPLES) | ~(duration > 0)
     reason = np.where(
@@ -354,19 +352,35 @@ def _roll_up(parts: pd.DataFrame, keys: tuple[str, ...], panel: Panel) -> pd.Dat
         _last_s=("_last_s", "max"),
         _unknown=("_unknown_count", "sum"),
     ).reset_index()
-    slowest = work.sort_values([*key_list, "_eta_rank", "lag"], ascending=[True] * len(key_list) + [False, False], kind="stable")
+    slowest = work.sort_values(
+        [*key_list, "_eta_rank", "lag"],
+        ascending=[True] * len(key_list) + [False, False],
+        kind="stable",
+    )
     slowest = slowest.drop_duplicates(key_list, keep="first").set_index(key_list)
-    index = pd.MultiIndex.from_frame(out[key_list]) if len(key_list) > 1 else pd.Index(out[key_list[0]])
+    index = (
+        pd.MultiIndex.from_frame(out[key_list]) if len(key_list) > 1 else pd.Index(out[key_list[0]])
+    )
     out["slowest_partition"] = slowest.loc[index, "partition"].to_numpy().astype(np.int32)
-    first_reason = work.dropna(subset=["_thin_reason"]).drop_duplicates(key_list).set_index(key_list)
+    first_reason = (
+        work.dropna(subset=["_thin_reason"]).drop_duplicates(key_list).set_index(key_list)
+    )
     unknown = out["_unknown"].to_numpy() > 0
     reasons = np.full(len(out), "", dtype=object)
     if unknown.any():
         found = first_reason.reindex(index[unknown])
         reasons[unknown] = [
-            f"partition {int(p)}: {r}" for p, r in zip(found["partition"], found["_thin_reason"], strict=True)
+            f"partition {int(p)}: {r}"
+            for p, r in zip(found["partition"], found["_thin_reason"], strict=True)
         ]
-    for name in ("produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s", "retention_loss_s"):
+    for name in (
+        "produce_rate",
+        "consume_rate",
+        "eta_s",
+        "eta_low_s",
+        "eta_high_s",
+        "retention_loss_s",
+    ):
         out.loc[unknown, name] = np.nan
     out["drains"] = ~unknown & np.isfinite(out["eta_s"].to_numpy())
     out["drain_time"] = to_timestamps(panel.t0, out["_last_s"].to_numpy() + out["eta_s"].to_numpy())

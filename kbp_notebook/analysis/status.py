@@ -60,12 +60,13 @@ from kbp_notebook.analysis._result import Result
 from kbp_notebook.analysis._series import (
     Panel,
     build_panel,
+    int_column,
     normalise_by,
     owner_flag,
     prepare_lag,
+    quiet,
     split_rows,
     sub_panel,
-    quiet,
     to_timestamps,
 )
 from kbp_notebook.errors import KbpDataError, KbpInputError
@@ -115,7 +116,7 @@ class LagStatus(Result):
     title: ClassVar[str] = "Consumer status (Burrow rules)"
 
     def summary_lines(self) -> list[str]:
-        """Counts of group and partition statuses."""
+        """Count group and partition statuses."""
         groups = self.groups["status"].value_counts()
         parts = self.partitions["status"].value_counts()
         return [
@@ -202,7 +203,7 @@ def evaluate(
     at_last = np.where(upto >= 0, at_last, -1)
     current_commit = at(committed, at_last)
     current_lag = at(leo, np.where(upto >= 0, upto, -1)) - current_commit
-    owned_known = "owned" in panel.values
+    owned_known = "owned" in panel.arrays
     owned = at(panel["owned"], np.where(upto >= 0, upto, -1)) if owned_known else np.full(k, np.nan)
 
     caught_up_now = current_lag <= allowed_lag
@@ -210,9 +211,7 @@ def evaluate(
     recent = inside & (column > (upto - window)[:, None])
     recent_zero = (recent & (leo <= end_offset[:, None])).any(axis=1)
     # lag and offset at the previous commit event, for each event in the window
-    prev_event = np.concatenate(
-        [np.full((k, 1), -1), _ffill_index(event)[:, :-1]], axis=1
-    )
+    prev_event = np.concatenate([np.full((k, 1), -1), _ffill_index(event)[:, :-1]], axis=1)
     prev_event_lag = _take(lag_at, prev_event)
     pair = in_window & (rank < first_rank[:, None]) & (prev_event >= 0)
     went_back = (pair & (committed < previous_offset)).any(axis=1)
@@ -266,15 +265,13 @@ def _partition_table(panel: Panel, result: dict[str, np.ndarray]) -> pd.DataFram
     codes = result["status"][keep]
     table["status"] = pd.array(np.asarray(STATUSES, dtype=object)[codes], dtype="string")
     table["complete"] = result["complete"][keep]
-    table["current_lag"] = pd.array(np.round(result["current_lag"][keep]), dtype="Int64")
+    table["current_lag"] = int_column(result["current_lag"][keep]).array
     owned = result["owned"][keep]
-    table["owned"] = pd.array(
-        np.where(np.isnan(owned), None, owned == 1), dtype="boolean"
-    )
+    table["owned"] = pd.Series(owned == 1, dtype="boolean").mask(np.isnan(owned)).array
     for side in ("start", "end"):
-        table[f"{side}_offset"] = pd.array(np.round(result[f"{side}_offset"][keep]), dtype="Int64")
+        table[f"{side}_offset"] = int_column(result[f"{side}_offset"][keep]).array
         table[f"{side}_time"] = to_timestamps(panel.t0, result[f"{side}_time_s"][keep])
-        table[f"{side}_lag"] = pd.array(np.round(result[f"{side}_lag"][keep]), dtype="Int64")
+        table[f"{side}_lag"] = int_column(result[f"{side}_lag"][keep]).array
     return table
 
 
@@ -303,7 +300,7 @@ def _group_table(partitions: pd.DataFrame) -> pd.DataFrame:
     out["totallag"] = out["totallag"].round().astype("Int64")
     out["maxlag_topic"] = top.loc[index, "topic"].to_numpy()
     out["maxlag_partition"] = top.loc[index, "partition"].to_numpy().astype(np.int32)
-    out["maxlag"] = pd.array(np.round(top.loc[index, "_lag"].to_numpy()), dtype="Int64")
+    out["maxlag"] = int_column(top.loc[index, "_lag"].to_numpy()).array
     out["maxlag_topic"] = out["maxlag_topic"].astype("string")
     columns = [
         *keys,
@@ -319,9 +316,7 @@ def _group_table(partitions: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
-def _timeline(
-    panel: Panel, *, window: int, allowed_lag: float, points: int
-) -> pd.DataFrame:
+def _timeline(panel: Panel, *, window: int, allowed_lag: float, points: int) -> pd.DataFrame:
     times = np.unique(panel.time_s[~np.isnan(panel.time_s)])
     if len(times) > points:
         times = times[np.unique(np.linspace(0, len(times) - 1, points).round().astype(int))]

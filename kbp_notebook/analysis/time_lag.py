@@ -58,7 +58,7 @@ class TimeLag(Result):
         """Worst current time lag."""
         latest = self.latest()
         if latest["time_lag_s"].notna().any():
-            row = latest.loc[latest["time_lag_s"].idxmax()]
+            row = latest.iloc[int(np.nanargmax(latest["time_lag_s"].to_numpy()))]
             bound = " (at least: older than the history)" if row["time_lag_is_lower_bound"] else ""
             return [
                 f"largest current lag: {row['time_lag_s']:.1f} s{bound} "
@@ -171,7 +171,7 @@ def time_lag(lag: pd.DataFrame) -> TimeLag:
 
 
 class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`time_lag`.
+    """Make this module callable as :func:`time_lag`.
 
     The module and its function share a name, and importing a submodule
     makes Python bind the *module* as the package attribute

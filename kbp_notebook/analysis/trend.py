@@ -164,6 +164,8 @@ def _theil_sen_rows(
     i, j = np.triu_indices(width, 1)
     names = ("slope", "ci_low", "ci_high", "p_value", "rho")
     out = {name: np.full(k, np.nan) for name in names}
+    if width < 2:  # one sample per row: no pair, no slope (the caller gives the reason)
+        return out
     for lo in range(0, k, CHUNK):
         hi = min(lo + CHUNK, k)
         tc, yc, nc = t[lo:hi], y[lo:hi], n[lo:hi]
@@ -326,8 +328,10 @@ def trend_arrays(panel: Panel, *, method: str, confidence: float) -> pd.DataFram
     rows = np.flatnonzero(change["significant"])
     hinge = {
         "significant": np.zeros(len(n), dtype=bool),
-        **{name: np.full(len(n), np.nan) for name in
-           ("origin", "level", "tau", "slope_before", "slope_after", "f_stat")},
+        **{
+            name: np.full(len(n), np.nan)
+            for name in ("origin", "level", "tau", "slope_before", "slope_after", "f_stat")
+        },
     }
     if len(rows):
         fitted = hinge_fit(t[rows], y[rows], n[rows])
@@ -364,7 +368,7 @@ def trend_arrays(panel: Panel, *, method: str, confidence: float) -> pd.DataFram
     table["ci_high"] = high
     table["p_value"] = np.where(thin, np.nan, chosen["p_value"])
     table["n"] = n.astype(np.int64)
-    table["status"] = pd.array(np.where(thin, None, status), dtype="string")
+    table["status"] = pd.Series(status, dtype="string").mask(thin).array
     table["onset"] = onset
     table["slope_ols_per_s"] = np.where(thin, np.nan, linear["slope"])
     table["rho"] = np.where(thin, np.nan, chosen["rho"])
@@ -436,6 +440,9 @@ def lag_trend(
             ignore_index=True,
         )
     require_single_ok(
-        "lag_trend", table[list(keys)], table["reason"].to_numpy(), table["reason"].eq("").to_numpy()
+        "lag_trend",
+        table[list(keys)],
+        table["reason"].to_numpy(),
+        table["reason"].eq("").to_numpy(),
     )
     return LagTrend(table=table, method=method, confidence=confidence)

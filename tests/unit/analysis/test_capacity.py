@@ -14,8 +14,14 @@ def one(table: pd.DataFrame) -> pd.Series:
 
 def scaled_out() -> pd.DataFrame:
     """6 partitions; 3 members until 150 s, then 6 members; each member does 100 msg/s."""
-    lag = make_lag(n=60, partitions=6, produce_rate=60,
-                   consume_rate=[(0, 50), (150, 100)], start_lag=30_000, owners=3)
+    lag = make_lag(
+        n=60,
+        partitions=6,
+        produce_rate=60,
+        consume_rate=[(0, 50), (150, 100)],
+        start_lag=30_000,
+        owners=3,
+    )
     seconds = (lag["time"] - lag["time"].min()).dt.total_seconds()
     six = "consumer-" + (lag["partition"] % 6).astype(str)
     lag["consumer_id"] = lag["consumer_id"].where(seconds < 150, six).astype("string")
@@ -33,8 +39,7 @@ def test_per_consumer_rate_measured_from_changing_membership():
 
 def test_consumers_needed_for_target():
     # 6 partitions, 3 members at 100/s each (50/s per partition), producers 60/s per partition
-    lag = make_lag(n=60, partitions=6, produce_rate=60, consume_rate=50, start_lag=5000,
-                   owners=3)
+    lag = make_lag(n=60, partitions=6, produce_rate=60, consume_rate=50, start_lag=5000, owners=3)
     row = one(capacity_plan(lag, target_s=600).table)
     backlog = 6 * (5000 + 59 * 5 * 10)
     assert row["lag"] == backlog
@@ -48,8 +53,7 @@ def test_consumers_needed_for_target():
 
 
 def test_partition_cap_binds_and_says_partitions_needed():
-    lag = make_lag(n=60, partitions=4, produce_rate=90, consume_rate=50, start_lag=50_000,
-                   owners=2)
+    lag = make_lag(n=60, partitions=4, produce_rate=90, consume_rate=50, start_lag=50_000, owners=2)
     row = one(capacity_plan(lag, target_s=300).table)
     assert row["consumers_needed"] > 4
     assert row["consumers_planned"] == 4
@@ -112,8 +116,18 @@ def test_result_shape():
     plan = capacity_plan(scaled_out(), target_s=600)
     assert plan.plot_builder == "plot_capacity"
     assert list(plan.table.columns[:3]) == ["cluster", "group", "topic"]
-    for column in ("lag", "produce_rate", "consume_rate", "consumers_now", "partitions",
-                   "per_consumer_rate", "consumers_needed", "partitions_needed",
-                   "eta_s_at_plan", "feasible", "note"):
+    for column in (
+        "lag",
+        "produce_rate",
+        "consume_rate",
+        "consumers_now",
+        "partitions",
+        "per_consumer_rate",
+        "consumers_needed",
+        "partitions_needed",
+        "eta_s_at_plan",
+        "feasible",
+        "note",
+    ):
         assert column in plan.table.columns
     assert "target" in repr(plan)

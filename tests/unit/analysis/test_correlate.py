@@ -128,6 +128,8 @@ def test_bad_inputs_are_input_errors():
         correlate(pd.Series(np.arange(40.0)), x)
     with pytest.raises(KbpInputError, match="alpha"):
         correlate(x, x, alpha=1.5)
+    with pytest.raises(KbpInputError, match="could not be read as timestamps"):
+        correlate(pd.DataFrame({"time": ["yesterday"] * 40, "value": np.arange(40.0)}), x)
 
 
 def test_coarser_series_sets_the_grid_and_gaps_are_left_out():
@@ -192,6 +194,27 @@ def test_frames_are_accepted():
     mixed = metrics.assign(metric=["a"] * 120 + ["b"] * 120)
     with pytest.raises(KbpInputError, match="several metrics"):
         correlate(mixed, series(base))
+
+
+def test_difference_correlates_changes():
+    rng = np.random.default_rng(21)
+    steps = rng.normal(size=300)
+    x = np.cumsum(steps)
+    y = np.cumsum(steps) * 2 + np.arange(300) * 0.5  # same changes, plus a constant drift
+    result = correlate(series(x), series(y), difference=True, method="pearson")
+    assert result.r == pytest.approx(1.0, abs=1e-9)
+    assert result.shift == pd.Timedelta(0)
+    assert len(result.aligned) == 299
+    assert result.significant
+
+
+def test_plot_draws_both_series_and_r_by_shift():
+    rng = np.random.default_rng(22)
+    base = ar1(rng, 126, 0.9)
+    figure = correlate(series(base[6:]), series(base[:-6]), x_name="flush", y_name="lag").plot()
+    names = {trace.name for trace in figure.data}
+    assert {"flush", "lag"} <= names
+    assert len(figure.data) >= 3  # x, y and the r-by-shift curve
 
 
 def test_repr_and_html_escape_names():

@@ -49,8 +49,16 @@ def test_caught_up_is_zero():
 
 def test_slowest_partition_decides_the_group():
     # partition 2 gets three times the traffic: it drains last (skew counts)
-    lag = make_lag(n=60, partitions=3, produce_rate=40, consume_rate=150, start_lag=20_000,
-                   skew=[1.0, 1.0, 3.0], noise=20, seed=2)
+    lag = make_lag(
+        n=60,
+        partitions=3,
+        produce_rate=40,
+        consume_rate=150,
+        start_lag=20_000,
+        skew=[1.0, 1.0, 3.0],
+        noise=20,
+        seed=2,
+    )
     result = time_to_drain(lag)
     row = one(result.table)
     parts = result.partitions.set_index("partition")
@@ -63,8 +71,14 @@ def test_slowest_partition_decides_the_group():
 
 def test_rates_from_offsets_since_the_change():
     # consumers scaled out at 200 s: the default span starts at the change
-    lag = make_lag(n=80, produce_rate=100, consume_rate=[(0, 80), (200, 160)], start_lag=20_000,
-                   rw_noise=5, seed=3)
+    lag = make_lag(
+        n=80,
+        produce_rate=100,
+        consume_rate=[(0, 80), (200, 160)],
+        start_lag=20_000,
+        rw_noise=5,
+        seed=3,
+    )
     row = one(time_to_drain(lag).table)
     assert row["consume_rate"] == pytest.approx(160, rel=0.03)
     whole = one(time_to_drain(lag, window=10**6).table)
@@ -144,8 +158,7 @@ def test_drain_time_point_estimate_unbiased_on_noisy_cases():
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(factor=st.integers(2, 40), seed=st.integers(0, 1000))
 def test_scaling_offsets_scales_rates_not_eta(factor, seed):
-    lag = make_lag(n=50, produce_rate=100, consume_rate=130, start_lag=20_000, noise=50,
-                   seed=seed)
+    lag = make_lag(n=50, produce_rate=100, consume_rate=130, start_lag=20_000, noise=50, seed=seed)
     scaled = lag.copy()
     for column in ("committed_offset", "log_end_offset", "lag"):
         scaled[column] = scaled[column] * factor
@@ -162,6 +175,17 @@ def test_result_object():
     assert isinstance(result, DrainForecast)
     assert result.plot_builder == "plot_drain"
     assert "drain at current rates" in repr(result)
-    expected = {"lag", "produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s",
-                "drains", "drain_time", "retention_loss_s", "n", "reason"}
+    expected = {
+        "lag",
+        "produce_rate",
+        "consume_rate",
+        "eta_s",
+        "eta_low_s",
+        "eta_high_s",
+        "drains",
+        "drain_time",
+        "retention_loss_s",
+        "n",
+        "reason",
+    }
     assert expected <= set(result.table.columns)

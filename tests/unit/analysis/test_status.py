@@ -74,8 +74,7 @@ def test_stop_when_unowned_and_stall_when_owned():
 
 def test_not_stopped_while_window_still_spans_the_silence():
     # stalled for 20 s after a window spanning 45 s: not yet STOP
-    lag = make_lag(n=60, produce_rate=100, consume_rate=110, start_lag=50_000,
-                   stalls=[(280, 1e9)])
+    lag = make_lag(n=60, produce_rate=100, consume_rate=110, start_lag=50_000, stalls=[(280, 1e9)])
     assert statuses(lag) == ["OK"]
 
 
@@ -86,16 +85,18 @@ def test_stop_not_reported_when_recently_caught_up():
 
 
 def test_rewind_when_offset_goes_back_and_stays_behind():
-    lag = make_lag(n=60, produce_rate=100, consume_rate=105, start_lag=5000,
-                   rewinds=[(270, 10_000)])
+    lag = make_lag(
+        n=60, produce_rate=100, consume_rate=105, start_lag=5000, rewinds=[(270, 10_000)]
+    )
     result = lag_status(lag)
     assert statuses(lag) == ["REWIND"]
     assert result.groups["status"].tolist() == ["ERR"]
 
 
 def test_rewind_that_recovered_is_not_reported():
-    lag = make_lag(n=60, produce_rate=100, consume_rate=400, start_lag=50_000,
-                   rewinds=[(260, 1000)])
+    lag = make_lag(
+        n=60, produce_rate=100, consume_rate=400, start_lag=50_000, rewinds=[(260, 1000)]
+    )
     assert statuses(lag) != ["REWIND"]
 
 
@@ -108,8 +109,14 @@ def test_allowed_lag_treats_small_lag_as_caught_up():
 
 def test_group_rollup_worst_partition_and_maxlag():
     slow = make_lag(n=60, topics=("a",), partitions=2, produce_rate=150, consume_rate=100)
-    dead = make_lag(n=60, topics=("b",), produce_rate=100, consume_rate=100, start_lag=90_000,
-                    stalls=[(100, 1e9)])
+    dead = make_lag(
+        n=60,
+        topics=("b",),
+        produce_rate=100,
+        consume_rate=100,
+        start_lag=90_000,
+        stalls=[(100, 1e9)],
+    )
     result = lag_status(pd.concat([slow, dead], ignore_index=True))
     group = result.groups.iloc[0]
     assert group["status"] == "ERR"
@@ -117,9 +124,7 @@ def test_group_rollup_worst_partition_and_maxlag():
     assert group["maxlag_partition"] == 0
     assert group["partition_count"] == 3
     assert group["bad_partitions"] == 3
-    by_topic = {
-        topic: set(rows["status"]) for topic, rows in result.partitions.groupby("topic")
-    }
+    by_topic = {topic: set(rows["status"]) for topic, rows in result.partitions.groupby("topic")}
     assert by_topic == {"a": {"WARN"}, "b": {"STOP"}}
     assert result.table.equals(result.groups)
 

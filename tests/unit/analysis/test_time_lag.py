@@ -35,8 +35,7 @@ def test_older_than_history_is_a_flagged_lower_bound():
 def test_rate_step_uses_the_history_not_the_current_rate():
     # slow producer (10/s) then a burst (1000/s): the committed offset sits in the slow part,
     # so the lag in seconds is long although the backlog would go in no time at burst rate
-    lag = make_lag(n=40, step_s=5, produce_rate=[(0, 10), (100, 1000)], consume_rate=0,
-                   start_lag=0)
+    lag = make_lag(n=40, step_s=5, produce_rate=[(0, 10), (100, 1000)], consume_rate=0, start_lag=0)
     table = time_lag(lag).table
     last = table.iloc[-1]
     # committed stays at the first offset: written just after t = 0 (first message at 0.1 s)
@@ -86,8 +85,15 @@ def naive_time_lag(rows: pd.DataFrame) -> list[tuple[float, bool]]:
     noise=st.sampled_from([0.0, 20.0]),
 )
 def test_vectorised_search_matches_the_definition(seed, produce, consume, start_lag, noise):
-    lag = make_lag(n=30, partitions=3, produce_rate=produce, consume_rate=consume,
-                   start_lag=start_lag, rw_noise=noise, seed=seed)
+    lag = make_lag(
+        n=30,
+        partitions=3,
+        produce_rate=produce,
+        consume_rate=consume,
+        start_lag=start_lag,
+        rw_noise=noise,
+        seed=seed,
+    )
     table = time_lag(lag).table
     for _, rows in table.groupby("partition"):
         expected = naive_time_lag(rows)

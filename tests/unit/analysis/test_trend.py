@@ -88,8 +88,15 @@ def test_long_series_block_estimate_close_to_all_pairs():
 
 
 def test_random_walks_without_drift_rarely_called_a_trend():
-    lag = make_lag(partitions=300, n=120, produce_rate=100, consume_rate=100,
-                   start_lag=50_000, rw_noise=30, seed=8)
+    lag = make_lag(
+        partitions=300,
+        n=120,
+        produce_rate=100,
+        consume_rate=100,
+        start_lag=50_000,
+        rw_noise=30,
+        seed=8,
+    )
     table = lag_trend(lag, by=("group", "topic", "partition")).table
     rate = float((table["status"] != "stable").mean())
     print(f"driftless random walks called growing/draining at 95%: {rate:.3f}")
@@ -161,7 +168,7 @@ def test_result_object():
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
-    shift_s=st.integers(min_value=-10**8, max_value=10**8),
+    shift_s=st.integers(min_value=-(10**8), max_value=10**8),
     seed=st.integers(min_value=0, max_value=1000),
 )
 def test_shifting_time_does_not_change_the_slope(shift_s, seed):
