@@ -71,6 +71,8 @@ LATENCY_RATIO_CRITICAL = 5.0
 LATENCY_MIN_RISE_MS = 2.0
 #: One partition holding this share (or more) of its group/topic's lag is skew.
 SKEW_SHARE = 0.5
+#: With more groups than this, groups that are not behind share one consumer_count row.
+MAX_GROUP_ROWS = 10
 #: Retention: seconds until the consumer falls behind the log start.
 RETENTION_CRITICAL_S = 3600.0
 RETENTION_WARN_S = 6 * 3600.0
@@ -696,6 +698,21 @@ def _check_consumers(ctx: _Context) -> list[dict[str, Any]]:
         return [_finding(signal, "info", "no consumer_id recorded, so group membership is unknown")]
     rows = []
     lagging = _lagging_groups(ctx)
+    if len(counts) > MAX_GROUP_ROWS:
+        # Many groups: a row each for those that are behind or have no member, one for the rest.
+        detail = counts["group"].astype(str).isin(lagging) | (counts["consumers"] == 0)
+        rest = counts[~detail]
+        counts = counts[detail]
+        if len(rest):
+            full = int((rest["consumers"] >= rest["partitions"]).sum())
+            rows.append(
+                _finding(
+                    signal,
+                    "info",
+                    f"{len(rest)} other group(s) are not behind: {len(rest) - full} with fewer "
+                    f"consumers than partitions, {full} with one consumer per partition",
+                )
+            )
     for record in counts.itertuples(index=False):  # one row per group, not per partition
         consumers, partitions = int(str(record.consumers)), int(str(record.partitions))
         where = f"group {str(record.group)!r} ({record.topics})"

@@ -185,6 +185,17 @@ def test_scaling_advice_only_for_the_group_that_is_behind():
     assert fast_row["severity"] == "info" and "2 more could share" in fast_row["evidence"]
 
 
+def test_many_groups_are_summarised_except_those_behind():
+    fine = healthy_lag(owners=2, groups=tuple(f"app-{i}" for i in range(12)), partitions=2)
+    slow = growing_lag(owners=4, groups=("slow-group",))
+    result = diagnose(Dataset(lag=pd.concat([fine, slow], ignore_index=True)))
+    rows = result.findings[result.findings["signal"] == "consumer_count"]
+    assert len(rows) == 2
+    assert rows["evidence"].str.contains("12 other group\\(s\\) are not behind").any()
+    assert rows["evidence"].str.contains("slow-group").any()
+    assert "Add partitions to the topic(s) of group 'slow-group'" in recommendations_text(result)
+
+
 def test_unknown_membership_is_said_and_advice_is_conditional():
     result = diagnose(Dataset(lag=growing_lag()))
     row = result.finding("consumer_count")
