@@ -13,6 +13,8 @@ Run: ``python benchmarks/bench_notebook.py [--sample NAME] [--warm-runs N]``.
 from __future__ import annotations
 
 import argparse
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -60,19 +62,26 @@ def choose_source(workdir: Path) -> tuple[str, str]:
     return str(folder), "SYNTHETIC Dataset folder (no bundled sample yet)"
 
 
-def time_render(source: str, out: Path) -> tuple[float, int, str]:
-    """Run ``kbp report`` once; return (seconds, exit code, last stderr line)."""
+def time_render(source: str, out: Path) -> tuple[float, int, str, float]:
+    """Run ``kbp report`` once; return (wall s, exit code, last stderr line, CPU s).
+
+    CPU seconds (user + system of the process and everything it waited for,
+    the notebook kernel included) do not depend on how busy the machine is.
+    """
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.run(
         [kbp_executable(), "report", source, "--out", str(out)],
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     tail = (proc.stderr.strip().splitlines() or [""])[-1][:300]
-    return elapsed, proc.returncode, tail
+    return elapsed, proc.returncode, tail, cpu
 
 
-def run(*, sample: str | None = None, warm_runs: int = 2) -> dict:
+def run(*, sample: str | None = None, warm_runs: int = 1) -> dict:
     """Time the first and warm renders; return ``{"markdown": str, "figures": dict}``."""
     with tempfile.TemporaryDirectory(prefix="kbp-bench-nb-") as tmp:
         workdir = Path(tmp)
@@ -81,15 +90,18 @@ def run(*, sample: str | None = None, warm_runs: int = 2) -> dict:
         else:
             source, label = choose_source(workdir)
         out = workdir / "report.html"
-        first, code, tail = time_render(source, out)
+        load = os.getloadavg()[0]
+        first, code, tail, first_cpu = time_render(source, out)
         size_mib = out.stat().st_size / 2**20 if out.exists() else float("nan")
-        warm = []
+        warm: list[float] = []
+        warm_cpu: list[float] = []
         for _ in range(warm_runs if code == 0 else 0):
-            seconds, warm_code, warm_tail = time_render(source, out)
+            seconds, warm_code, warm_tail, cpu = time_render(source, out)
             if warm_code != 0:
                 code, tail = warm_code, warm_tail
                 break
             warm.append(seconds)
+            warm_cpu.append(cpu)
     lines = ["## 3b. Demo render time (`kbp report <sample> --out …`)", ""]
     figures: dict[str, float] = {"first_s": first}
     if code != 0:
@@ -97,17 +109,28 @@ def run(*, sample: str | None = None, warm_runs: int = 2) -> dict:
         figures["failed"] = 1.0
         return {"markdown": "\n".join(lines), "figures": figures}
     best_warm = min(warm) if warm else float("nan")
-    figures.update({"warm_s": best_warm, "warm_over_target": best_warm / TARGET_WARM_S})
+    best_cpu = min(warm_cpu) if warm_cpu else float("nan")
+    figures.update(
+        {
+            "warm_s": best_warm,
+            "warm_over_target": best_warm / TARGET_WARM_S,
+            "first_cpu_s": first_cpu,
+            "warm_cpu_s": best_cpu,
+        }
+    )
     lines.extend(
         [
             f"Source: {label}; output {size_mib:.1f} MiB of offline HTML.",
             "",
-            "| run | seconds | vs 60 s target |",
-            "|---|---|---|",
-            f"| first | {first:.1f} | {first / TARGET_WARM_S:.2f}× |",
-            f"| warm (best of {len(warm)}) | {best_warm:.1f} | {best_warm / TARGET_WARM_S:.2f}× |",
+            "| run | wall seconds | vs 60 s target | CPU seconds (process + kernel) |",
+            "|---|---|---|---|",
+            f"| first | {first:.1f} | {first / TARGET_WARM_S:.2f}× | {first_cpu:.1f} |",
+            f"| warm (best of {len(warm)}) | {best_warm:.1f} | {best_warm / TARGET_WARM_S:.2f}× | "
+            f"{best_cpu:.1f} |",
             "",
-            f"Target (warm < 60 s): {'met' if best_warm < TARGET_WARM_S else 'MISSED'}.",
+            f"Target (warm < 60 s wall): {'met' if best_warm < TARGET_WARM_S else 'MISSED'}. "
+            f"Load average when it started: {load:.1f} on {os.cpu_count()} CPUs; the CPU seconds "
+            "are what the render costs on an idle machine, roughly.",
         ]
     )
     return {"markdown": "\n".join(lines), "figures": figures}
@@ -117,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     """Print the section as Markdown."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample")
-    parser.add_argument("--warm-runs", type=int, default=2)
+    parser.add_argument("--warm-runs", type=int, default=1)
     args = parser.parse_args(argv)
     print(run(sample=args.sample, warm_runs=args.warm_runs)["markdown"])
     return 0
