@@ -75,17 +75,23 @@ drag to zoom, double-click to reset."""),
     ("md", """## 1. Timeline: lag per group and topic
 
 **How to read it.** Each solid line is one consumer group on one topic: the messages it has not
-yet processed (sum over partitions). The dashed line is the fitted trend (Theil–Sen, robust to
-rebalance spikes) from the **onset** diamond, when growth began. Dotted vertical lines are the
-annotated events of the recording (deploys, scale-outs, load changes).
+yet processed (sum over partitions). The dashed line is the trend (Theil–Sen, robust to
+rebalance spikes) fitted while the backlog was building up, from the start of the recording to
+its **peak**, beginning at the **onset** diamond, when growth began. Dotted vertical lines are the
+annotated events of the recording (deploys, scale-outs, load changes); hover a label for its
+full text.
 
 **What to look for.** A line that climbs steadily is a consumer that is slower than its producer.
 A sawtooth is healthy batch consumption. A flat line well above zero is a stuck consumer (see
 status below). Note the onset time and line it up with the events: that is the first question of
 any post-mortem."""),
-    ("code", """trend = kbp.lag_trend(ds.lag)
+    ("code", """snapshots = ds.lag["time"].drop_duplicates().sort_values()
+peak = ds.lag.groupby("time")["lag"].sum().idxmax()  # the worst moment of the backlog
+if (snapshots <= peak).sum() < 10:  # worst at the very start: nothing built up in this recording
+    peak = snapshots.iloc[-1]
+trend = kbp.lag_trend(ds.lag[ds.lag["time"] <= peak])
 viz.plot_lag(ds.lag, events=ds.events, trend=trend)"""),
-    ("md", """### Trend per group and topic
+    ("md", """### Trend per group and topic (up to the peak)
 
 `slope_per_s` is how many messages per second the backlog grew (positive) or shrank (negative),
 with its confidence interval. `status` is decided by the interval, not by the sign of a noisy
@@ -143,6 +149,17 @@ recording knows the log start offsets.
 **What to do.** Drains within your tolerance: wait and watch. Does not drain, or the × comes before
 the ETA: add consumers (up to the partition count), make the consumer faster, or raise retention
 on the topic now to buy time (`retention.ms`)."""),
+    ("md", """### At the worst moment
+
+The forecast as it would have looked at the peak of the backlog, from the rates of that moment,
+with what really happened next drawn as the thin line: the check that matters in a post-mortem
+is whether waiting would have been enough."""),
+    ("code", """at_peak = kbp.time_to_drain(ds.lag[ds.lag["time"] <= peak])
+viz.plot_drain(
+    at_peak, lag=ds.lag, as_of=peak,
+    title=f"At the peak ({peak:%H:%M:%S} UTC): would it have drained at those rates?",
+)"""),
+    ("md", """### At the end of the recording"""),
     ("code", """drain = kbp.time_to_drain(ds.lag)
 viz.plot_drain(drain, lag=ds.lag)"""),
     ("code", """drain"""),
@@ -154,7 +171,6 @@ disk, retention), with its evidence and a severity. Red rows first. The recommen
 from the findings; each says which evidence it rests on."""),
     ("code", """diagnosis = kbp.diagnose(ds)
 diagnosis.plot()"""),
-    ("code", """diagnosis"""),
     ("md", """## 6. Explore
 
 Pick a group, topic, partition or time range; toggle the trend and the per-partition breakdown.
@@ -262,7 +278,8 @@ p-value and the effective sample size."""),
 
 flush_vs_lag = attempt(lambda: kbp.flush_latency_vs_lag(ds))
 flush_vs_lag.plot() if flush_vs_lag is not None else None"""),
-    ("code", """print("\\n".join(flush_vs_lag.summary_lines()) if flush_vs_lag is not None else "")"""),
+    ("code", """if flush_vs_lag is not None:
+    print("\\n".join(flush_vs_lag.summary_lines()))"""),
     ("md", """## Flush latency against lag *growth*
 
 Lag level integrates everything that happened before; the growth rate (messages/s) is what a slow
@@ -346,10 +363,10 @@ monitor.stop()
 print(f"{monitor.polls} polls; last error: {monitor.last_error}")"""),
     ("md", """## ETA to drain and trend, as tables
 
-`eta_s` is seconds until each group/topic has drained at the current rates (inf: it does not);
-`slope_per_s` is how fast lag is changing. Both need at least three snapshots."""),
-    ("code", """monitor.forecast if monitor.forecast is not None else "fewer than 3 snapshots so far\""""),
-    ("code", """monitor.trend if monitor.trend is not None else "fewer than 3 snapshots so far\""""),
+`eta_s` is seconds until each group/topic has drained at the current rates (inf: it does
+not); `slope_per_s` is how fast lag is changing. Both need at least three snapshots."""),
+    ("code", """monitor.forecast or "fewer than 3 snapshots so far\""""),
+    ("code", """monitor.trend or "fewer than 3 snapshots so far\""""),
     ("md", """## What to do next
 
 * ETA finite and inside your tolerance: keep watching; nothing to change.

@@ -79,9 +79,10 @@ _TEMPLATE = go.layout.Template(
         hovermode="x unified",
         margin={"l": 64, "r": 24, "t": 64, "b": 48},
         legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "x": 0, "font": {"size": 11}},
-        xaxis={"showgrid": True, "gridcolor": "#eeeeee", "zeroline": False, "linecolor": "#bbbbbb"},
+        xaxis={"showgrid": True, "gridcolor": "#eeeeee", "zeroline": False, "linecolor": "#bbbbbb",
+               "automargin": True},
         yaxis={"showgrid": True, "gridcolor": "#eeeeee", "zeroline": True,
-               "zerolinecolor": "#cccccc", "linecolor": "#bbbbbb"},
+               "zerolinecolor": "#cccccc", "linecolor": "#bbbbbb", "automargin": True},
     )
 )
 pio.templates["kbp"] = _TEMPLATE

@@ -155,18 +155,38 @@ def plot_diagnosis(result: Any, *, title: str | None = None) -> go.Figure:
                 for s in findings["severity"].astype(str).str.lower()]
         first = ["severity", *[c for c in ("signal", "evidence") if c in findings.columns]]
         findings = findings[[*first, *[c for c in findings.columns if c not in first]]]
+    # The summary: severity, signal, evidence (numbers stay in the result's table).
+    findings = findings[[c for c in ("severity", "signal", "evidence") if c in findings.columns]
+                        or list(findings.columns)]
+    recommendations = recommendations[
+        [c for c in ("recommendation", "because", "detail") if c in recommendations.columns]
+        or list(recommendations.columns)]
     heading = esc(title or "Diagnosis: what the signals say, worst first")
-    if recommendations.empty:
-        return table_figure(findings, heading, fill=fill or None)
-    n_f, n_r = max(len(findings), 1), max(len(recommendations), 1)
-    fig = new_figure(heading, height=min(160 + 44 * (n_f + n_r), 1400))
-    top = table_figure(findings, "", fill=fill or None).data[0] if len(findings) else None
-    bottom = table_figure(recommendations, "").data[0]
-    split = 0.52 * n_f / (n_f + n_r) + 0.22 if top is not None else 0.0
-    if top is not None:
-        top.domain = {"x": [0, 1], "y": [1 - split + 0.04, 1]}
-        fig.add_trace(top)
-    bottom.domain = {"x": [0, 1], "y": [0, 1 - split - 0.04]}
-    fig.add_trace(bottom)
-    fig.update_layout(margin={"l": 16, "r": 16, "t": 56, "b": 16})
+    widths = {"severity": 0.9, "signal": 2.8, "evidence": 7.0, "recommendation": 3.0,
+              "because": 1.8, "detail": 5.2}
+    f_height = _table_height(findings, widths)
+    r_height = _table_height(recommendations, widths) if len(recommendations) else 0
+    total = f_height + r_height + 90
+    fig = new_figure(heading, height=total)
+    top = table_figure(findings, "", fill=fill or None,
+                       column_widths=[widths.get(c, 2.0) for c in findings.columns]).data[0]
+    top.domain = {"x": [0, 1], "y": [1 - f_height / (total - 70), 1]}
+    fig.add_trace(top)
+    if len(recommendations):
+        bottom = table_figure(recommendations, "", column_widths=[
+            widths.get(c, 2.0) for c in recommendations.columns]).data[0]
+        bottom.domain = {"x": [0, 1], "y": [0, max(0.0, r_height / (total - 70) - 0.01)]}
+        fig.add_trace(bottom)
+    fig.update_layout(margin={"l": 16, "r": 16, "t": 56, "b": 14})
     return fig
+
+
+def _table_height(frame: pd.DataFrame, widths: dict[str, float], *, width_px: int = 900) -> int:
+    """Pixels a go.Table needs to show every row of ``frame`` without scrolling."""
+    total_width = sum(widths.get(c, 2.0) for c in frame.columns) or 1.0
+    lines = np.ones(len(frame))
+    for name in frame.columns:
+        chars_per_line = max(8, int(width_px * widths.get(name, 2.0) / total_width / 7.2))
+        lengths = frame[name].astype(str).str.len().to_numpy(dtype=float)
+        lines = np.maximum(lines, np.ceil(lengths / chars_per_line))
+    return int(34 + np.sum(10 + 17 * lines))

@@ -67,6 +67,7 @@ def plot_drain(
     lag: pd.DataFrame | None = None,
     max_keys: int = 6,
     horizon_s: float | None = None,
+    as_of: pd.Timestamp | None = None,
     title: str | None = None,
 ) -> go.Figure:
     """Draw a ``DrainForecast`` as a fan chart: when will each backlog be gone.
@@ -77,13 +78,15 @@ def plot_drain(
     cross marks when the consumer would fall off retention (data loss), where
     known. With ``lag`` (a LAG frame) the recorded history is drawn first, and
     "now" is its last snapshot (without it, "now" is derived from ``drain_time``;
-    pass ``lag`` when nothing drains).
+    pass ``lag`` when nothing drains). ``as_of`` sets "now" explicitly: for a
+    post-mortem, forecast from a slice of the recording and pass the whole
+    ``lag`` to see the forecast against what happened next.
     """
     table = getattr(result, "table", result)
     if table is None or not len(table):
         return empty_figure("Drain forecast", "No backlog to forecast.")
     history = lag if lag is not None else getattr(result, "lag", None)
-    now = _as_of(result, table, history)
+    now = pd.Timestamp(as_of) if as_of is not None else _as_of(result, table, history)
     keys = [c for c in ("group", "topic") if c in table.columns]
     rows = table.assign(_lag=pd.to_numeric(table["lag"], errors="coerce").astype(float))
     rows = rows.sort_values("_lag", ascending=False).head(max_keys)
@@ -91,7 +94,13 @@ def plot_drain(
     etas = np.concatenate([rows[c].astype(float).to_numpy() for c in
                            ("eta_s", "eta_high_s", "retention_loss_s") if c in rows.columns])
     finite = etas[np.isfinite(etas) & (etas > 0)]
-    horizon = float(horizon_s or (finite.max() * 1.15 if finite.size else 3600.0))
+    # Without a finite ETA, look ahead as far as the record looks back (at least 10 min),
+    # and always far enough to show recorded history after "now".
+    span_s = 600.0
+    if isinstance(history, pd.DataFrame) and len(history):
+        span_s = max(span_s, (now - history["time"].min()).total_seconds(),
+                     (history["time"].max() - now).total_seconds() * 1.1)
+    horizon = float(horizon_s or (finite.max() * 1.15 if finite.size else span_s))
     t_s = np.linspace(0.0, horizon, 121)
     x = now + pd.to_timedelta(t_s, unit="s")
 
@@ -171,7 +180,8 @@ def plot_drain(
                               f"<extra>{label}</extra>",
             ))
     fig.add_vline(x=now, line={"color": "#888888", "dash": "dot", "width": 1},
-                  annotation_text="now", annotation_position="top")
+                  annotation_text="now" if as_of is None else "forecast from here",
+                  annotation_position="top")
     fig.update_layout(hovermode="closest", legend={"orientation": "v", "y": -0.2,
                                                    "yanchor": "top"},
                       margin={"b": 40 + 22 * min(len(rows) * 2, 12)})

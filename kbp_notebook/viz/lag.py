@@ -183,18 +183,25 @@ def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str
         )
 
 
-def add_events(fig: go.Figure, events: pd.DataFrame, *, row: int | None = None) -> None:
-    """Add dotted vertical lines with short labels for annotated events (escaped)."""
-    for when, kind, text in zip(events["time"], events["kind"], events["text"], strict=True):
-        label = f"{kind}: {text}".strip(": ")
-        short = label if len(label) <= 48 else label[:45] + "…"
-        kwargs: dict[str, Any] = {} if row is None else {"row": row, "col": 1}
-        fig.add_vline(
-            x=when, line={"color": "#555555", "dash": "dot", "width": 1},
-            annotation_text=esc(short), annotation_position="top left",
-            annotation={"font": {"size": 10, "color": "#444444"}, "textangle": -90},
-            **kwargs,
+def add_events(fig: go.Figure, events: pd.DataFrame) -> None:
+    """Mark annotated events: a dotted vertical line each, a short label above the plot.
+
+    Labels sit above the plotting area at staggered heights so they neither
+    hide the data nor each other; the full text is in the label's hover.
+    Everything is escaped.
+    """
+    for index, (when, kind, text) in enumerate(
+            zip(events["time"], events["kind"], events["text"], strict=True)):
+        label = str(kind) if not pd.isna(kind) else "event"
+        short = label if len(label) <= 24 else label[:23] + "…"
+        fig.add_vline(x=when, line={"color": "#555555", "dash": "dot", "width": 1})
+        fig.add_annotation(
+            x=when, xref="x", yref="paper", y=1.0 + 0.055 * (index % 3), yanchor="bottom",
+            text=esc(short), hovertext=esc(f"{kind}: {text}"), showarrow=False,
+            font={"size": 10, "color": "#444444"}, bgcolor="rgba(255,255,255,0.85)",
         )
+    fig.update_layout(margin={"t": 110}, legend={"orientation": "h", "y": -0.22,
+                                                 "yanchor": "top"})
 
 
 def plot_lag_trend(result: Any, *, lag: pd.DataFrame | None = None,

@@ -79,3 +79,17 @@ def make_dataset(*, n: int = 180, step_s: float = 5.0, partitions: int = 4,
 
 def write_synthetic(path: Path) -> Path:
     return write_dataset(make_dataset(), path)
+
+
+def all_strings(node):
+    """Every string anywhere in a figure dict (titles, names, hover templates, text arrays)."""
+    if isinstance(node, str):
+        yield node
+    elif isinstance(node, dict):
+        for value in node.values():
+            yield from all_strings(value)
+    elif isinstance(node, list | tuple):
+        for value in node:
+            yield from all_strings(value)
+    elif hasattr(node, "tolist"):
+        yield from all_strings(node.tolist())

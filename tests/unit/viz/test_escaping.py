@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import all_strings
-from synthetic_dataset import HOSTILE_GROUP
+from synthetic_dataset import HOSTILE_GROUP, all_strings
 
 import kbp_notebook as kbp
 from kbp_notebook import viz

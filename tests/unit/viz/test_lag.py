@@ -69,9 +69,10 @@ def test_plot_lag_marks_events_with_escaped_text(dataset):
     fig = viz.plot_lag(dataset.lag, events=dataset.events)
     vlines = [s for s in fig.layout.shapes if s.type == "line"]
     assert len(vlines) == len(dataset.events)
-    texts = [a.text for a in fig.layout.annotations]
-    assert any("scale-out" in text and "&lt;b&gt;" in text for text in texts)
-    assert not any("<b>" in text for text in texts)
+    labels = {a.text: a.hovertext for a in fig.layout.annotations}
+    assert set(labels) == {"load", "scale-out"}
+    assert "&lt;b&gt;" in labels["scale-out"] and "<b>" not in labels["scale-out"]
+    assert {a.x for a in fig.layout.annotations} == set(dataset.events["time"])
 
 
 def test_plot_lag_empty_selection_says_so(dataset):
