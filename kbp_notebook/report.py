@@ -38,6 +38,7 @@ from urllib.parse import urlsplit, urlunsplit
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 __all__ = [
+    "EMBED_JS_SHA256",
     "HTML_MANAGER_INTEGRITY",
     "HTML_MANAGER_VERSION",
     "NOTEBOOKS",
@@ -55,6 +56,8 @@ HTML_MANAGER_VERSION = "1.0.15"
 HTML_MANAGER_INTEGRITY = (
     "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA=="
 )
+#: sha256 of ``package/dist/embed.js`` in that tarball: the cached copy is checked on every use.
+EMBED_JS_SHA256 = "8f6d2d3f856d8595d1841dec3019d99bbe74d331f2a5178c2a33bfec729e3d6a"
 
 #: The curated notebooks, in reading order.
 NOTEBOOKS = (
@@ -85,7 +88,8 @@ def ensure_widget_bundle(*, quiet: bool = True) -> Path:
     """Return the cached ``embed.js`` of the pinned html-manager, fetching it if missing.
 
     The tarball comes from the npm registry through ``npm pack`` (the
-    registry's ordinary client) and must match :data:`HTML_MANAGER_INTEGRITY`.
+    registry's ordinary client) and must match :data:`HTML_MANAGER_INTEGRITY`;
+    a cached ``embed.js`` that does not match :data:`EMBED_JS_SHA256` is fetched again.
 
     Returns
     -------
@@ -99,7 +103,7 @@ def ensure_widget_bundle(*, quiet: bool = True) -> Path:
     """
     target_dir = cache_dir() / f"html-manager-{HTML_MANAGER_VERSION}"
     target = target_dir / "embed.js"
-    if target.is_file() and target.stat().st_size > 0:
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == EMBED_JS_SHA256:
         return target
     npm = shutil.which("npm")
     if npm is None:
@@ -139,6 +143,8 @@ def ensure_widget_bundle(*, quiet: bool = True) -> Path:
             if member is None:
                 raise KbpInputError(f"{tarball.name} has no package/dist/embed.js")
             data = member.read()
+        if hashlib.sha256(data).hexdigest() != EMBED_JS_SHA256:
+            raise KbpInputError(f"dist/embed.js in {tarball.name} is not the pinned file.")
         tmp = target.with_suffix(".js.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)

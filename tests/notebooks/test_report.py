@@ -1,0 +1,88 @@
+"""``kbp report``: one self-contained HTML file, code hidden unless asked, nothing fetched."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kbp_notebook.errors import KbpInputError
+from kbp_notebook.report import (
+    EMBED_JS_SHA256,
+    NOTEBOOKS,
+    _redact_url,
+    ensure_widget_bundle,
+    find_notebook,
+    source_parameters,
+)
+
+KBP = Path(sys.executable).with_name("kbp")
+REMOTE_SRC = re.compile(r"""(?:src|href)\s*=\s*["'](?:https?:)?//""", re.IGNORECASE)
+
+
+def _render(source, out, *extra):
+    done = subprocess.run([str(KBP), "report", str(source), "--out", str(out), *extra],
+                          capture_output=True, text=True, timeout=900, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done
+
+
+@pytest.mark.notebook
+@pytest.mark.slow
+def test_cli_writes_one_offline_file_and_prints_its_path(synthetic_recording, tmp_path):
+    out = tmp_path / "sub" / "capacity.html"
+    done = _render(synthetic_recording, out, "--notebook", "02")
+    assert done.stdout.strip().splitlines()[-1] == str(out.resolve())
+    html = out.read_text(encoding="utf-8")
+    assert not REMOTE_SRC.search(html), REMOTE_SRC.search(html)
+    assert html.count("data:text/javascript;base64,") == 1  # the embedded widget manager
+    assert html.count("plotly.js v") == 1  # plotly.js inlined exactly once
+    assert "application/vnd.jupyter.widget-state+json" in html
+    assert "require.min.js" not in html and "mathjax" not in html.lower().split("plotlyconfig")[0]
+    assert "jp-InputArea-editor" not in html  # code hidden by default
+    assert "02_capacity_planning" in html
+    with_code = tmp_path / "with-code.html"
+    _render(synthetic_recording, with_code, "--notebook", "02", "--include-code")
+    assert "jp-InputArea-editor" in with_code.read_text(encoding="utf-8")
+
+
+def test_sources_map_to_notebook_parameters(tmp_path):
+    assert source_parameters("producer-burst") == {"source": "producer-burst"}
+    assert source_parameters(str(tmp_path)) == {"source": None, "recording": str(tmp_path)}
+    prom = source_parameters("http://127.0.0.1:9090", start="2026-01-01T00:00:00Z",
+                             end="2026-01-01T01:00:00Z")
+    assert prom["prometheus_url"] == "http://127.0.0.1:9090" and prom["source"] is None
+    assert prom["prometheus_start"] == "2026-01-01T00:00:00Z" and prom["prometheus_step"] == "15s"
+    assert source_parameters("127.0.0.1:9092,127.0.0.1:9093") == {
+        "source": None, "bootstrap_servers": "127.0.0.1:9092,127.0.0.1:9093"}
+
+
+def test_credentials_never_reach_the_report_banner():
+    assert _redact_url("https://admin:s3cret@prom.example:9090/x?y=1") == \
+        "https://prom.example:9090/x?y=1"
+    assert _redact_url("http://127.0.0.1:9090") == "http://127.0.0.1:9090"
+
+
+def test_notebooks_are_found_by_name_or_number():
+    for name in NOTEBOOKS:
+        assert find_notebook(name).name == f"{name}.ipynb"
+        assert find_notebook(name[:2]) == find_notebook(name)
+    with pytest.raises(KbpInputError, match="01_incident_postmortem"):
+        find_notebook("99_nope")
+
+
+def test_widget_manager_is_the_pinned_file_and_a_tampered_cache_is_refetched(tmp_path,
+                                                                            monkeypatch):
+    bundle = ensure_widget_bundle()
+    assert hashlib.sha256(bundle.read_bytes()).hexdigest() == EMBED_JS_SHA256
+    monkeypatch.setenv("KBP_CACHE_DIR", str(tmp_path))
+    tampered = tmp_path / bundle.parent.name / "embed.js"
+    tampered.parent.mkdir(parents=True)
+    tampered.write_text("alert('not the widget manager')")
+    fetched = ensure_widget_bundle()  # npm pack from the registry, integrity checked
+    assert fetched == tampered
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == EMBED_JS_SHA256
