@@ -114,7 +114,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -392,7 +391,8 @@ def _asset(name: str) -> Path:
 
 # ---------------------------------------------------------------------- processes
 
-_LIVE_SANDBOXES: weakref.WeakSet[Sandbox] = weakref.WeakSet()
+# Strong references: a running sandbox forgotten by its caller is still stopped at exit.
+_LIVE_SANDBOXES: set[Sandbox] = set()
 _PR_SET_PDEATHSIG = 1
 
 

@@ -230,9 +230,17 @@ def test_stopping_a_broker_shows_under_replicated_partitions(sandbox3: Sandbox) 
 
 
 @pytest.mark.slow
-def test_stop_ends_every_process_and_removes_the_workdir() -> None:
+def test_broker_restart_then_stop_ends_every_process_and_removes_the_workdir() -> None:
     sb = Sandbox(brokers=1, prometheus=False).start()
+    first_pid = sb.broker_pid(1)
+    sb.stop_broker(1, graceful=False)
+    assert sb.broker_pid(1) is None
+    assert first_pid is not None and not _alive(first_pid)
+    sb.start_broker(1)
     pid = sb.broker_pid(1)
+    admin = KafkaAdminClient(bootstrap_servers=sb.bootstrap_servers)
+    assert [b["broker_id"] for b in admin.describe_cluster()["brokers"]] == [1]
+    admin.close()
     workdir = sb.workdir
     assert pid is not None and workdir.exists()
     sb.stop()
