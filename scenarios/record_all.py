@@ -102,6 +102,31 @@ def _write_readme(name: str, folder: Path, meta: dict[str, object]) -> None:
     (folder / "README.md").write_text(render(name, folder, meta), encoding="utf-8")
 
 
+def write_index(out_root: Path) -> Path:
+    """Write ``<out_root>/README.md``: one line per recorded sample."""
+    rows = []
+    for name in MODULES:
+        folder = out_root / name
+        if not (folder / "meta.json").exists():
+            continue
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        rows.append(
+            f"| [`{name}`]({name}/README.md) | {meta.get('description', '')} | "
+            f"{meta.get('duration_s', 0):.0f} s | {size / 1024:.0f} KiB |"
+        )
+    text = (
+        "# Sample recordings\n\n"
+        "Real incidents reproduced on the sandbox Kafka by `scenarios/` (`make samples`) and\n"
+        "recorded with kbp_notebook's own collectors. Load one with `kbp.load_sample(name)`;\n"
+        "each folder's README.md says what happened when and what the data can answer.\n\n"
+        "| sample | what happens | recorded | size |\n|---|---|---|---|\n" + "\n".join(rows) + "\n"
+    )
+    path = out_root / "README.md"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``make samples``)."""
     parser = argparse.ArgumentParser(prog="python -m scenarios.record_all", description=__doc__)
@@ -136,6 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             continue
         size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
         log.info("recorded %s in %.0f s, %.0f KiB", name, elapsed, size / 1024)
+    write_index(out)
     if failures:
         log.error("failed: %s", ", ".join(failures))
         return 1

@@ -28,9 +28,9 @@ def test_short_scenario_shows_its_effect(name: str, sandbox: Sandbox, tmp_path: 
     folder = module.run(sandbox, tmp_path / name, short=True, suffix=f"-{uuid.uuid4().hex[:6]}")
 
     if name == "broker-flush-pressure":
-        # The scenario sets a dynamic per-broker flush interval for its run only; left
-        # behind, every later test on the shared sandbox would fsync per message.
-        assert set(_flush_interval(sandbox).values()) == {str(2**63 - 1)}
+        # The scenario sets dynamic per-broker settings for its run only; left behind,
+        # every later test on the shared sandbox would fsync per message.
+        assert _dynamic_broker_settings(sandbox) == {}
 
     ds = read_dataset(folder)
     check(ds, name)
@@ -40,15 +40,17 @@ def test_short_scenario_shows_its_effect(name: str, sandbox: Sandbox, tmp_path: 
     assert (folder / "captures" / "index.csv").exists()
 
 
-def _flush_interval(sandbox: Sandbox) -> dict[str, object]:
+def _dynamic_broker_settings(sandbox: Sandbox) -> dict[str, object]:
     from kafka import KafkaAdminClient
     from kafka.admin import ConfigResource, ConfigResourceType
+
+    from scenarios.broker_flush_pressure import BROKER_SETTINGS
 
     admin = KafkaAdminClient(bootstrap_servers=sandbox.bootstrap_servers)
     try:
         resources = [
             ConfigResource(
-                ConfigResourceType.BROKER, str(b), configs={"log.flush.interval.messages": None}
+                ConfigResourceType.BROKER, str(b), configs=dict.fromkeys(BROKER_SETTINGS)
             )
             for b in sandbox.broker_ids
         ]
@@ -56,6 +58,8 @@ def _flush_interval(sandbox: Sandbox) -> dict[str, object]:
     finally:
         admin.close()
     return {
-        name: entries["log.flush.interval.messages"]["value"]
-        for name, entries in described["broker"].items()
+        f"{broker}:{key}": entry["value"]
+        for broker, entries in described["broker"].items()
+        for key, entry in entries.items()
+        if entry["config_source"] == "DYNAMIC_BROKER_CONFIG"
     }
