@@ -42,3 +42,12 @@ def test_plain_import_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_functions_stay_callable_after_their_modules_are_imported():
+    import kbp_notebook.analysis.correlation  # noqa: F401
+    import kbp_notebook.analysis.diagnosis  # noqa: F401
+    import kbp_notebook.analysis.lag_seconds  # noqa: F401
+
+    for name in ("correlate", "diagnose", "time_lag", "lag_trend", "time_to_drain"):
+        assert callable(getattr(kbp_notebook, name)), name

@@ -21,8 +21,6 @@ into its own disjoint offset range.
 
 from __future__ import annotations
 
-import sys
-import types
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -168,20 +166,3 @@ def time_lag(lag: pd.DataFrame) -> TimeLag:
     table["time_lag_s"] = seconds_behind
     table["time_lag_is_lower_bound"] = lower
     return TimeLag(table=table)
-
-
-class _CallableModule(types.ModuleType):
-    """Make this module callable as :func:`time_lag`.
-
-    The module and its function share a name, and importing a submodule
-    makes Python bind the *module* as the package attribute
-    ``kbp_notebook.analysis.time_lag`` -- so ``from kbp_notebook.analysis
-    import time_lag`` can hand back the module once anything imported it.
-    Making the module callable keeps ``time_lag(lag)`` working either way.
-    """
-
-    def __call__(self, lag: pd.DataFrame) -> TimeLag:
-        return time_lag(lag)
-
-
-sys.modules[__name__].__class__ = _CallableModule

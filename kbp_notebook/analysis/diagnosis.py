@@ -592,7 +592,7 @@ def _check_latency(ctx: _Context, signal: str, metric: str, what: str) -> list[d
 
 
 def _check_flush(ctx: _Context) -> list[dict[str, Any]]:
-    from kbp_notebook.analysis.correlate import flush_latency_vs_lag
+    from kbp_notebook.analysis.correlation import flush_latency_vs_lag
 
     signal = "flush_latency_correlated_with_lag"
     metric = "log_flush_time_ms_p99"
