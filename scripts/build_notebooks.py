@@ -197,8 +197,18 @@ From a recording, this notebook estimates **how fast one consumer of each group 
 how the consume rate changed with the number of active members), then **how many consumers you
 need to drain the backlog within a target time** at today's produce rate and with growth, and
 **where partitions cap you**: a group cannot use more consumers than its topic has partitions."""),
+    ("md", """## The plan, from the worst moment of the recording
+
+Capacity is planned from the recording up to the **peak of the backlog**: the rates and the
+backlog you had to deal with when it was worst. (To plan from the end of the recording instead,
+use `upto = ds.lag`.)"""),
     ("code", """target_s = 1800  # drain the backlog within this many seconds
-plan = kbp.capacity_plan(ds.lag, target_s=target_s)
+snapshots = ds.lag["time"].drop_duplicates().sort_values()
+peak = ds.lag.groupby("time")["lag"].sum().idxmax()
+if (snapshots <= peak).sum() < 10:  # worst at the very start: use the whole recording
+    peak = snapshots.iloc[-1]
+upto = ds.lag[ds.lag["time"] <= peak]
+plan = kbp.capacity_plan(upto, target_s=target_s)
 plan"""),
     ("md", """## Today against what is needed
 
@@ -213,26 +223,24 @@ for keyed topics) or make each consumer faster (batching, `max.poll.records`, as
 `produce_rate` and `consume_rate` are messages per second over the recent window. A consume rate
 that stays flat when members are added means the bottleneck is not the consumers (a downstream
 system, the brokers, or one hot partition)."""),
-    ("code", """kbp.time_to_drain(ds.lag)"""),
+    ("code", """kbp.time_to_drain(upto)"""),
     ("md", """## What if
 
 The same plan under a few scenarios: today's consumers, doubled, and with 50% more produce
-traffic. Each row gives the ETA to drain; `inf` means it never drains."""),
+traffic. `eta_s_at_plan` is the time to drain in seconds with `consumers_planned` consumers
+(capped by the partitions); `inf` means it never drains."""),
     ("code", """import pandas as pd
 
-scenarios = []
-for label, options in {
-    "today": {},
-    "2x consumers": {"consumers": None},
-    "+50% produce": {"produce_growth": 0.5},
-}.items():
-    if options.get("consumers", 0) is None:
-        current = plan.table.get("consumers", pd.Series([1])).fillna(1).astype(int).max()
-        options = {"consumers": int(current) * 2}
-    result = plan.what_if(**options)
-    table = getattr(result, "table", result)
-    scenarios.append(table.assign(scenario=label))
-pd.concat(scenarios, ignore_index=True)"""),
+today = int(plan.table["consumers_now"].fillna(1).max())
+scenarios = {
+    f"today ({today} consumers)": plan.what_if(consumers=today),
+    f"{2 * today} consumers": plan.what_if(consumers=2 * today),
+    f"{today} consumers, +50% produce": plan.what_if(consumers=today, produce_growth=0.5),
+    "as planned, +50% produce": plan.what_if(produce_growth=0.5),
+}
+columns = ["group", "topic", "consumers_planned", "partitions", "eta_s_at_plan", "feasible", "note"]
+pd.concat([s.table[columns].assign(scenario=name) for name, s in scenarios.items()],
+          ignore_index=True).set_index(["scenario", "group", "topic"])"""),
     ("md", """## Drain planner
 
 Move the sliders: number of consumers, per-consumer rate, produce growth and the target. The
@@ -241,7 +249,7 @@ In the HTML report the sliders show the state they were rendered with and the fi
 copy of that state (`planner.static_figure()`)."""),
     ("code", """from kbp_notebook.widgets import DrainPlanner
 
-planner = DrainPlanner(ds, target_s=target_s)
+planner = DrainPlanner(upto, target_s=target_s)
 planner"""),
     ("md", """## What to do next
 
