@@ -195,6 +195,8 @@ def summary_table(figures: dict[str, dict]) -> list[str]:
     rows = ["| target | measured in this run | verdict |", "|---|---|---|"]
     backtest = figures.get("backtest", {})
     for prefix, label in (("real_", "real recordings"), ("synthetic_", "SYNTHETIC data")):
+        if "backtest" not in figures:
+            break
         ratio = backtest.get(f"{prefix}error_ratio_best_baseline_over_ours")
         cov = backtest.get(f"{prefix}coverage")
         if ratio is None:
@@ -211,7 +213,9 @@ def summary_table(figures: dict[str, dict]) -> list[str]:
             f"{'met' if cov is not None and abs(cov - 0.9) <= 0.10 else 'MISSED'} |"
         )
     tl = figures.get("time_lag", {})
-    if "all_ours_5s_max_rel_error" in tl:
+    if "time_lag" not in figures:
+        pass
+    elif "all_ours_5s_max_rel_error" in tl:
         ours, exp = tl["all_ours_5s_max_rel_error"], tl["all_exporter_max_rel_error"]
         rows.append(
             "| time_lag never > 20% off where it gives a figure (true lag ≥ 10 s), "
@@ -223,19 +227,25 @@ def summary_table(figures: dict[str, dict]) -> list[str]:
     else:
         rows.append("| time_lag never > 20% off | not measured (section failed) | – |")
     for key, label, target in (
-        ("snapshot", "snapshot ≥ 10× faster than the official tool as a process", "see §3a"),
-        ("analysis", "vectorised analysis ≥ 50× the naive loop", "see §3a"),
+        ("snapshot", "snapshot ≥ 10× faster than the official tool as a process", 10.0),
+        ("analysis", "vectorised analysis ≥ 50× the naive loop", 50.0),
     ):
-        info = figures.get(key, {})
+        if key not in figures:
+            continue
+        info = figures[key]
         if info.get("missing"):
             rows.append(f"| {label} | script not in the repository yet | – |")
+            continue
+        ratio = float(info.get("ratio", float("nan")))
+        if info.get("exit") != 0 or ratio != ratio:
+            rows.append(f"| {label} | {info.get('headline') or 'no ratio printed'} | FAILED |")
         else:
-            measured = "; ".join(info.get("ratio_lines", [])[-2:]) or target
-            rows.append(
-                f"| {label} | {measured} | {'see output' if info.get('exit') == 0 else 'FAILED'} |"
-            )
+            verdict = "met" if ratio >= target else "MISSED"
+            rows.append(f"| {label} | `{info['headline']}` | {verdict} |")
     nb = figures.get("notebook", {})
-    if "warm_s" in nb:
+    if "notebook" not in figures:
+        pass
+    elif "warm_s" in nb:
         rows.append(
             f"| demo render < 60 s warm | first {nb['first_s']:.1f} s, warm {nb['warm_s']:.1f} s | "
             f"{'met' if nb['warm_s'] < 60 else 'MISSED'} |"
@@ -303,6 +313,7 @@ def main(argv: list[str] | None = None) -> int:
             "bench_snapshot.py",
             [],
             "collectors helper",
+            marker="kbp process vs tool process",
         )
         timings["snapshot"] = time.perf_counter() - t0
     if "analysis" not in args.skip:
