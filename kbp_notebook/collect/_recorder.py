@@ -89,6 +89,7 @@ def run_recording(
     total_lag: int | None = None
     start = _time.monotonic()
     tick = 0
+    previous_problems: list[tuple[str, str]] = []
     try:
         while total is None or tick < total:
             _sleep_until(start + tick * every_s)
@@ -109,7 +110,18 @@ def run_recording(
                 tick = max(tick + 1, math.ceil((next_due - start) / every_s - 1e-9))
                 continue
             when = frame["time"].iloc[0] if len(frame) else pd.Timestamp.now(tz="UTC")
-            events = [(when, kind, text) for kind, text in problems]
+            problems = list(dict.fromkeys(problems))
+            # A lasting partial outage is one event, not one per interval.
+            events = (
+                [(when, kind, text) for kind, text in problems]
+                if problems != previous_problems
+                else []
+            )
+            if previous_problems and not problems and not failures:
+                events.append(
+                    (when, "collector_recovered", f"{source}: every partition read again.")
+                )
+            previous_problems = problems
             if failures:
                 events.append(
                     (

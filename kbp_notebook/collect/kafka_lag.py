@@ -206,6 +206,11 @@ class LagCollector:
                 self.close()  # the next call reconnects from scratch
                 raise self._error(exc, "taking a lag snapshot") from None
             self.last_problems = problems
+            if any(kind == "collector_error" for kind, _ in problems):
+                # kafka-python keeps routing by its cached broker list (refreshed every
+                # metadata_max_age_ms); after a broker comes back it would stay unknown for
+                # minutes. Reconnect on the next snapshot to start from fresh metadata.
+                self.close()
             return frame
 
     def _group_ids(self, admin: Any, groups: Iterable[str] | str | None) -> list[str]:
