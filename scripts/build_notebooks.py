@@ -100,7 +100,8 @@ when it never did)."""),
     ("code", """trend"""),
     ("md", """## 2. Status (Burrow's rules)
 
-Each square is one partition, coloured by its status over the last commits:
+Each square is one partition at the worst moment of the recording (the peak of the backlog),
+coloured by its status over the commits before it:
 **OK** (green) healthy; **WARN** (yellow) lag not shrinking while offsets advance, the consumer
 keeps up badly; **STALL** (orange) the committed offset stands still while there is lag and the
 partition has an owner, often a stuck or poisoned consumer; **STOP** (dark red) no commits at all,
@@ -110,7 +111,7 @@ The group's overall status is in brackets after its name.
 **What to do.** STALL on one partition: look at that partition's consumer (a poison message, a
 blocking call). STOP: the consumer is not running: restart it or check its deployment.
 WARN across all partitions: the group is too slow: see the drain and capacity sections."""),
-    ("code", """status = kbp.lag_status(ds.lag)
+    ("code", """status = kbp.lag_status(ds.lag[ds.lag["time"] <= peak])  # at the worst moment
 status.plot()"""),
     ("md", """### Status over time
 
@@ -141,7 +142,7 @@ seconds_behind.plot()"""),
 
 The fan chart starts at the end of the recording ("now"). The solid line runs from the current
 backlog to zero at the **median ETA**; the shaded fan is the interval (the ETA at the fast and slow
-ends of the estimated rates). A **rising dashed red line** means the backlog does not drain at
+ends of the estimated rates). A **rising dashed line** means the backlog does not drain at
 current rates: consumers are slower than producers and waiting will not help. A red **×** marks
 when unread messages start to be deleted by retention (data loss) at current rates, where the
 recording knows the log start offsets.

@@ -186,7 +186,7 @@ def _table_height(frame: pd.DataFrame, widths: dict[str, float], *, width_px: in
     total_width = sum(widths.get(c, 2.0) for c in frame.columns) or 1.0
     lines = np.ones(len(frame))
     for name in frame.columns:
-        chars_per_line = max(8, int(width_px * widths.get(name, 2.0) / total_width / 7.2))
+        chars_per_line = max(8, int(width_px * widths.get(name, 2.0) / total_width / 6.6))
         lengths = frame[name].astype(str).str.len().to_numpy(dtype=float)
         lines = np.maximum(lines, np.ceil(lengths / chars_per_line))
-    return int(34 + np.sum(10 + 17 * lines))
+    return int(34 + np.sum(9 + 16 * lines))

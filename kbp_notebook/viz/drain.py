@@ -74,7 +74,7 @@ def plot_drain(
 
     The solid line runs from the current lag to zero at the median ETA; the
     shaded fan spans the interval (``eta_low_s`` .. ``eta_high_s``). A backlog
-    that does not drain at current rates is a rising dashed red line. A red
+    that does not drain at current rates is a rising dashed line. A red
     cross marks when the consumer would fall off retention (data loss), where
     known. With ``lag`` (a LAG frame) the recorded history is drawn first, and
     "now" is its last snapshot (without it, "now" is derived from ``drain_time``;
@@ -164,7 +164,7 @@ def plot_drain(
             fig.add_trace(go.Scatter(
                 x=x, y=growing, mode="lines", legendgroup=label,
                 name=f"{label}: does not drain at current rates ({net:+,.1f} msg/s)",
-                line={"color": "#d62728", "dash": "dash", "width": 2.5},
+                line={"color": colour, "dash": "dash", "width": 2.5},
                 hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
             ))
         loss_s = _float(row, "retention_loss_s")
