@@ -286,8 +286,8 @@ class Recording:
         self.stop_sampling()
         ended = self.ended
         assert self.started is not None and ended is not None, "finish() before start()"
-        # Let Prometheus scrape the last seconds before asking for them.
-        time.sleep(6)
+        # Let Prometheus (scraping every second) store the last seconds before asking.
+        time.sleep(3)
         broker = PrometheusSource(self.sandbox.prometheus_url).broker_metrics(
             self.started, ended, prometheus_step, rate_window=rate_window
         )

@@ -4,9 +4,10 @@ The broker flushes its logs after every message (``log.flush.interval.messages=1
 applied to every broker as a dynamic setting for the run, so it also covers
 ``__consumer_offsets``: every offset commit is fsynced too) and runs two
 request handler threads (``num.io.threads=2``, also dynamic). On a quiet
-disk an fsync takes well under a millisecond and nothing shows. Then a
-disk-heavy neighbour (``dd`` writers with direct I/O on the broker's data
-disk, bounded in time) competes for the disk: each fsync waits behind it,
+disk an fsync takes a few milliseconds and nothing shows. Then a disk-heavy
+neighbour (``dd`` writers filling the page cache and fsyncing it, in a loop
+on the broker's data disk, bounded in time) competes for the disk: each of
+the broker's fsyncs waits behind the neighbour's journal commits,
 ``LogFlushRateAndTimeMs`` p99 climbs, the request handlers spend their time
 in fsync, produce and commit requests slow down, and the consumer group —
 which commits synchronously after every small batch, as many services do —
@@ -44,14 +45,15 @@ BROKER_SETTINGS = {"log.flush.interval.messages": "1", "num.io.threads": "2"}
 SANDBOX: dict[str, Any] = {"brokers": 1}
 
 PARTITIONS = 4
-RATE_PER_S = 400.0
+RATE_PER_S = 200.0
+LINGER_MS = 20
 CONSUMERS = 2
-DELAY_S = 0.0025
+DELAY_S = 0.001
 MAX_POLL_RECORDS = 20
-NEIGHBOUR_WRITERS = 2
+NEIGHBOUR_WRITERS = 4
 PHASES_S = {
     "long": {"warmup": 45, "healthy": 60, "pressure": 75, "drain_max": 150, "tail": 30},
-    "short": {"warmup": 10, "healthy": 15, "pressure": 25, "drain_max": 45, "tail": 4},
+    "short": {"warmup": 10, "healthy": 15, "pressure": 22, "drain_max": 45, "tail": 3},
 }
 
 
@@ -67,7 +69,11 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         bootstrap, topic, group, delay_s=DELAY_S, max_poll_records=MAX_POLL_RECORDS
     )
     producer = RateProducer(
-        bootstrap, topic, rate_per_s=RATE_PER_S, client_id=f"payments-producer{suffix}"
+        bootstrap,
+        topic,
+        rate_per_s=RATE_PER_S,
+        client_id=f"payments-producer{suffix}",
+        producer_config={"linger_ms": LINGER_MS},
     )
     neighbour = DiskNeighbour(
         Path(sandbox.workdir) / "disk-neighbour",
@@ -87,13 +93,14 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "group": group,
             "partitions": PARTITIONS,
             "produce_rate_per_s": RATE_PER_S,
+            "producer_linger_ms": LINGER_MS,
             "processing_s_per_record": DELAY_S,
             "max_poll_records": MAX_POLL_RECORDS,
             "commit": "synchronous, after every poll",
             "consumers": CONSUMERS,
             "dynamic_broker_config": BROKER_SETTINGS,
             "disk_neighbour": {
-                "tool": "dd if=/dev/zero bs=4M, alternately oflag=direct and conv=fsync; "
+                "tool": "dd if=/dev/zero bs=4M conv=fsync (page cache filled, then fsync); "
                 "file deleted after each pass",
                 "writers": NEIGHBOUR_WRITERS,
                 "file_mib": neighbour.file_mib,
@@ -124,8 +131,8 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         neighbour.start()
         recording.events.mark(
             "flush_pressure_start",
-            f"disk-heavy neighbour: {NEIGHBOUR_WRITERS} dd writers (direct I/O, and buffered + "
-            f"fsync) on the broker's data disk",
+            f"disk-heavy neighbour: {NEIGHBOUR_WRITERS} dd writers ({neighbour.file_mib} MiB "
+            f"buffered, then fsync, in a loop) on the broker's data disk",
         )
         observe(recording, group, phases["pressure"] * 0.7)
         recording.capture("pressure", group=group)

@@ -29,7 +29,7 @@ CONSUMERS = 2
 DELAY_S = 0.004
 PHASES_S = {
     "long": {"healthy": 60, "burst": 60, "drain_max": 180, "tail": 30},
-    "short": {"healthy": 12, "burst": 18, "drain_max": 45, "tail": 4},
+    "short": {"healthy": 12, "burst": 16, "drain_max": 45, "tail": 3},
 }
 
 

@@ -67,13 +67,15 @@ WHAT: dict[str, str] = {
         "and after the burst the same two consumers drain the backlog with their headroom."
     ),
     "broker-flush-pressure": (
-        "The broker flushes after every message (`log.flush.interval.messages=1`, set as a dynamic "
-        "broker config for the run, so offset commits are fsynced too) with 2 request handler "
-        "threads. On a quiet disk that costs little. Then a disk-heavy neighbour (`dd` writers: "
-        "direct I/O and buffered+fsync, bounded in time, files deleted) competes for the broker's "
-        "data disk: each fsync waits, `LogFlushRateAndTimeMs` p99 climbs, produce and commit "
-        "requests slow down, and the group — which commits synchronously after every 20 records — "
-        "falls behind. When the neighbour stops, lag drains."
+        "The broker flushes after every message (`log.flush.interval.messages=1`) and runs two "
+        "request handler threads (`num.io.threads=2`), both set as dynamic broker configs for "
+        "the run, so offset commits are fsynced too. On a quiet disk that costs little. Then a "
+        "disk-heavy neighbour (`dd` writers filling the page cache and fsyncing it, in a loop, "
+        "bounded in time, files deleted) competes for the broker's data disk: each fsync waits, "
+        "`LogFlushRateAndTimeMs` p99 climbs, produce and commit requests slow down, and the "
+        "group, which commits synchronously after every 20 records, falls behind. When the "
+        "neighbour stops, lag drains. Kafka's quantiles come from a reservoir that decays over "
+        "minutes, so the recorded p99 stays high for a while after the window."
     ),
     "skewed-partition": (
         "A producer at a steady rate, keys spread over a 6-partition topic; three consumers (two "

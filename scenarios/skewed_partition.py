@@ -39,7 +39,7 @@ HOT_KEY = b"tenant-0042"
 DELAY_S = 0.005
 PHASES_S = {
     "long": {"healthy": 45, "skew": 120, "drain_max": 150, "tail": 30},
-    "short": {"healthy": 10, "skew": 25, "drain_max": 45, "tail": 4},
+    "short": {"healthy": 10, "skew": 22, "drain_max": 45, "tail": 3},
 }
 
 

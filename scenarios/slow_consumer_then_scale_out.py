@@ -31,7 +31,7 @@ SLOW_DELAY_S = 0.006
 ADDED_CONSUMERS = 5
 PHASES_S = {
     "long": {"healthy": 60, "growth": 120, "drain_max": 150, "tail": 30},
-    "short": {"healthy": 15, "growth": 25, "drain_max": 45, "tail": 4},
+    "short": {"healthy": 12, "growth": 22, "drain_max": 45, "tail": 3},
 }
 
 
