@@ -198,3 +198,28 @@ def test_collect_cli_reports_unreadable_command_config(tmp_path):
                 str(tmp_path / "missing.properties"),
             ]
         )
+
+
+def test_jupyter_progress_widget_tracks_the_recording(capsys):
+    from kbp_notebook.collect._progress import _Widget
+
+    widget = _Widget(4)
+    widget.update(done=2, rows=20, total_lag=7, status="")
+    assert widget.bar.value == 2 and widget.bar.max == 4
+    assert widget.label.value == "2/4 intervals, 20 rows, total lag 7"
+    widget.update(done=2, rows=20, total_lag=None, status="unreachable")
+    assert widget.bar.bar_style == "warning"
+    widget.close()
+    assert widget.bar.bar_style == "success"
+
+
+def test_ipywidgets_is_not_imported_by_the_collectors():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, kbp_notebook.collect.kafka_lag, kbp_notebook.collect.cli;"
+        "print('ipywidgets' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
