@@ -15,6 +15,7 @@ to do. A ``Dataset`` bundles the frames of one recording.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,12 +85,25 @@ def _check_columns(frame: pd.DataFrame, required: dict[str, str], what: str) -> 
         )
 
 
+def _is_number_not_time(value: object) -> bool:
+    if isinstance(value, float) and value != value:
+        return False  # NaN: a missing time, reported as such below
+    return isinstance(value, int | float | np.number | bytes)
+
+
 def _normalise_time(frame: pd.DataFrame, what: str) -> pd.Series:
     times = frame["time"]
     if not pd.api.types.is_datetime64_any_dtype(times):
         try:
-            times = pd.to_datetime(times, utc=False, format="ISO8601")
-        except (ValueError, TypeError) as exc:
+            if pd.api.types.is_numeric_dtype(times) or bool(
+                times.map(_is_number_not_time).any()
+            ):
+                # pandas would guess (and warn about) epochs; an explicit unit is the fix
+                raise ValueError("numbers or bytes are not timestamps")
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # an ambiguous value is a user error here
+                times = pd.to_datetime(times, utc=False, format="ISO8601")
+        except (ValueError, TypeError, Warning) as exc:
             raise KbpInputError(
                 f"{what}: column 'time' could not be read as timestamps ({exc}); "
                 f"give timezone-aware datetimes, e.g. pd.to_datetime(..., utc=True).",
@@ -115,6 +129,8 @@ def _to_dtype(series: pd.Series, dtype: str, what: str, name: str) -> pd.Series:
     try:
         if dtype in ("Int64", "int32"):
             numeric = pd.to_numeric(series, errors="raise")
+            if pd.api.types.is_float_dtype(numeric) and bool(np.isinf(numeric).any()):
+                raise ValueError("infinite values")
             as_float = pd.Series(numeric, index=series.index).astype("Float64")
             fractional = as_float.notna() & (as_float != as_float.round())
             if bool(fractional.fillna(False).any()):

@@ -291,7 +291,11 @@ def _float(series: pd.Series) -> np.ndarray:
 
 def int_column(values: np.ndarray) -> pd.Series:
     """Nullable Int64 column from floats (NaN becomes NA), rounded to whole numbers."""
-    return pd.Series(np.round(np.asarray(values, dtype=np.float64))).astype("Int64")
+    rounded = np.round(np.asarray(values, dtype=np.float64))
+    # inf or beyond int64 (a plan asking for 1e300 consumers) cannot be a count: NA
+    with np.errstate(invalid="ignore"):
+        rounded[~(np.abs(rounded) < 2.0**63)] = np.nan
+    return pd.Series(rounded).astype("Int64")
 
 
 def owner_flag(frame: pd.DataFrame) -> np.ndarray | None:

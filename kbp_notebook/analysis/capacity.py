@@ -214,8 +214,8 @@ def _plan_rows(
             parts.append("no per-consumer rate: pass consumers= or per_consumer_rate=")
         elif was_needed > part:
             parts.append(
-                f"needs {int(was_needed)} consumers but only {int(part)} partitions: "
-                f"add partitions (to {int(was_needed)}) or speed up each consumer"
+                f"needs {was_needed:.0f} consumers but only {part:.0f} partitions: "
+                f"add partitions (to {was_needed:.0f}) or speed up each consumer"
             )
         elif not ok and np.isfinite(eta_row):
             parts.append("planned consumers drain more slowly than the target")

@@ -153,6 +153,11 @@ def interval_roots(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndar
     return low, high
 
 
+def _first_column(array: np.ndarray) -> np.ndarray:
+    """First sample of each row; NaN when no row has any sample (a reason is given later)."""
+    return array[:, 0] if array.shape[1] else np.full(array.shape[0], np.nan)
+
+
 def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str, np.ndarray]:
     """Per-series rates, ETA and interval for a per-partition (or any) panel.
 
@@ -184,8 +189,8 @@ def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str
     t_first, t_last = t[:, 0] if t.shape[1] else np.full(len(n), np.nan), panel.last(t)
     duration = t_last - t_first
     with np.errstate(invalid="ignore", divide="ignore"):
-        produce = (panel.last(log_end) - log_end[:, 0]) / duration
-        consume = (panel.last(committed) - committed[:, 0]) / duration
+        produce = (panel.last(log_end) - _first_column(log_end)) / duration
+        consume = (panel.last(committed) - _first_column(committed)) / duration
     del first
     net = consume - produce  # drain rate v
     current = panel.last(lag)
@@ -211,7 +216,7 @@ def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str
     if "log_start_offset" in panel.arrays:
         start_offset = panel["log_start_offset"]
         with np.errstate(invalid="ignore", divide="ignore"):
-            start_rate = (panel.last(start_offset) - start_offset[:, 0]) / duration
+            start_rate = (panel.last(start_offset) - _first_column(start_offset)) / duration
             gap = panel.last(committed) - panel.last(start_offset)
             closing = start_rate - consume
             retention = np.where(gap <= 0, 0.0, np.where(closing > 0, gap / closing, np.inf))

@@ -89,6 +89,8 @@ _ZONES_H = {
     "CDT": -5, "MST": -7, "MDT": -6, "PST": -8, "PDT": -7, "AKST": -9, "AKDT": -8, "HST": -10,
 }  # fmt: skip
 _DECORATION = " \t#=*[]()<>-:"
+_EARLIEST = pd.Timestamp("1678-01-01T00:00:00Z")  # datetime64[ns] holds 1677-09-21 ..
+_LATEST = pd.Timestamp("2261-12-31T23:59:59Z")  # .. 2262-04-11
 
 
 def _timestamp(line: str, number: int) -> pd.Timestamp | None:
@@ -268,7 +270,16 @@ def parse_consumer_groups(
         stripped = line.strip()
         if not stripped:
             continue
-        stamp = _timestamp(line, number)
+        try:
+            stamp = _timestamp(line, number)
+            if stamp is not None and not _EARLIEST <= stamp <= _LATEST:
+                raise ValueError("out of range")
+        except (ValueError, OverflowError):
+            raise KbpInputError(
+                f"line {number}: timestamp {stripped[:80]!r} is not a usable time (outside "
+                f"1678-2261 or invalid); fix the line or the clock that wrote it.",
+                line=number,
+            ) from None
         if stamp is not None:
             current = stamp
             header = None

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
+import http.client
 import json
 import math
 import re
 import ssl
+import time as _time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -39,6 +41,8 @@ __all__ = ["BROKER_METRIC_QUERIES", "MAX_POINTS_PER_QUERY", "PrometheusSource"]
 
 #: Prometheus refuses range queries over 11,000 points per series; stay below it.
 MAX_POINTS_PER_QUERY = 10_000
+#: Largest answer read from the server (a runaway or hostile server cannot exhaust memory).
+MAX_RESPONSE_BYTES = 512 * 2**20
 
 # Series names accepted with and without the ``_total`` suffix the 1.x JMX exporter adds.
 _C = "(_total)?"
@@ -261,13 +265,19 @@ class PrometheusSource:
             headers={**self._headers, "Content-Type": "application/x-www-form-urlencoded"},
             method="POST",
         )
+        # timeout_s bounds the whole request: a server that trickles bytes or
+        # never ends its answer must not hold a notebook (or the memory) hostage.
+        deadline = _time.monotonic() + self.timeout_s
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s, context=self._ssl) as resp:
-                payload = resp.read()
+                payload = _read_body(resp, deadline)
                 status = resp.status
         except urllib.error.HTTPError as exc:
             status = exc.code
-            payload = exc.read() if exc.fp is not None else b""
+            try:
+                payload = _read_body(exc, deadline) if exc.fp is not None else b""
+            except (_TooLarge, OSError, http.client.HTTPException):
+                payload = b""
             if status in (401, 403):
                 raise KbpConnectionError(
                     f"Prometheus at {self.url} refused the request (HTTP {status}); check "
@@ -282,8 +292,18 @@ class PrometheusSource:
                     address=self.url,
                     status=status,
                 ) from None
-        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+        except _TooLarge:
+            raise KbpInputError(
+                f"Prometheus at {self.url} answered with more than "
+                f"{MAX_RESPONSE_BYTES // 2**20} MiB for query {query!r}; narrow the time range, "
+                f"raise the step, or aggregate in PromQL (sum by ...).",
+                address=self.url,
+                query=query,
+            ) from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
+            if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
+                reason = f"{type(exc).__name__}: the answer was cut short or is not HTTP"
             raise KbpConnectionError(
                 f"Cannot reach Prometheus at {self.url} ({type(reason).__name__}: {reason}); "
                 f"check that it runs, the URL and port, and TLS settings (ca_file/verify).",
@@ -397,7 +417,16 @@ class PrometheusSource:
                 },
                 promql,
             )
-            pieces.append(_matrix_frame(data["result"]))
+            try:
+                pieces.append(_matrix_frame(data["result"]))
+            except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
+                raise KbpInputError(
+                    f"Prometheus at {self.url} answered query {promql!r} with a result that is "
+                    f"not a matrix of [time, value] samples ({type(exc).__name__}); is the URL a "
+                    f"Prometheus-compatible API?",
+                    address=self.url,
+                    query=promql,
+                ) from None
             if finish >= stop:
                 break
             begin = finish + step_s
@@ -567,6 +596,30 @@ class PrometheusSource:
             )
             return _lag_frame(committed, log_end, lag_series, group_label, self.cluster)
         return empty_lag_frame()
+
+
+class _TooLarge(Exception):
+    """An answer larger than MAX_RESPONSE_BYTES."""
+
+
+def _read_body(resp: Any, deadline: float) -> bytes:
+    """Read an HTTP body in chunks, giving up at ``deadline`` or beyond MAX_RESPONSE_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    read = getattr(resp, "read1", None) or resp.read
+    while True:
+        if _time.monotonic() > deadline:
+            raise TimeoutError("timed out while reading the answer")
+        chunk = read(1 << 20)
+        if not chunk:
+            missing = getattr(resp, "length", None)
+            if isinstance(missing, int) and missing > 0:  # read1 does not raise this itself
+                raise http.client.IncompleteRead(b"".join(chunks), missing)
+            return b"".join(chunks)
+        size += len(chunk)
+        if size > MAX_RESPONSE_BYTES:
+            raise _TooLarge
+        chunks.append(chunk)
 
 
 def _regex_literal(text: str) -> str:

@@ -61,7 +61,8 @@ def _read_parts(folder: Path, name: str) -> pd.DataFrame:
 
 
 def _next_sequence(folder: Path) -> int:
-    sequences = [int(p.name.split("-")[1]) for p in folder.glob("part-*.parquet")]
+    names = (p.name.split("-") for p in folder.glob("part-*.parquet"))
+    sequences = [int(parts[1]) for parts in names if len(parts) > 2 and parts[1].isdigit()]
     return max(sequences, default=-1) + 1
 
 
@@ -105,17 +106,39 @@ def read_dataset(path: str | os.PathLike[str]) -> Dataset:
     if meta_file.exists():
         try:
             meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, OSError) as exc:
             raise KbpInputError(
                 f"{meta_file} is not valid JSON ({exc}); fix or delete it (the frames are intact).",
                 path=str(meta_file),
             ) from None
-    frames = {name: _read_parts(root / name, name) for name in _FRAMES}
-    lag = frames["lag"]
-    if len(lag):
-        # A resumed recording may have re-read an interval; the later copy wins.
-        lag = lag.drop_duplicates(["cluster", "group", "topic", "partition", "time"], keep="last")
-    return Dataset(lag=lag, metrics=frames["metrics"], events=frames["events"], meta=meta)
+        if not isinstance(meta, dict):
+            raise KbpInputError(
+                f"{meta_file} holds a JSON {type(meta).__name__}, not an object; fix or delete "
+                f"it (the frames are intact).",
+                path=str(meta_file),
+            )
+    try:
+        frames = {name: _read_parts(root / name, name) for name in _FRAMES}
+        lag = frames["lag"]
+        if len(lag):
+            # A resumed recording may have re-read an interval; the later copy wins.
+            keys = ["cluster", "group", "topic", "partition", "time"]
+            lag = lag.drop_duplicates(keys, keep="last")
+        return Dataset(lag=lag, metrics=frames["metrics"], events=frames["events"], meta=meta)
+    except KbpInputError as exc:
+        if str(root) in str(exc):
+            raise
+        raise KbpInputError(
+            f"Dataset {root}: {exc} A part that does not fit the others can be moved aside "
+            f"(parts are in {root}/<frame>/part-*.parquet).",
+            path=str(root),
+        ) from None
+    except (KeyError, TypeError, ValueError) as exc:  # parts whose columns do not fit together
+        raise KbpInputError(
+            f"Dataset {root}: its parts do not fit together ({type(exc).__name__}: {exc}); "
+            f"move aside the part(s) written by another tool and read the folder again.",
+            path=str(root),
+        ) from None
 
 
 def _write_meta(root: Path, meta: dict[str, Any]) -> None:
@@ -171,24 +194,41 @@ class DatasetAppender:
 
     def __init__(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
-        for stale in self.path.glob("*/*.tmp"):
-            stale.unlink()
-        existing: dict[str, Any] = {}
-        meta_file = self.path / "meta.json"
-        if meta_file.exists():
-            try:
-                existing = json.loads(meta_file.read_text(encoding="utf-8"))
-            except ValueError:
-                existing = {}
-        self.meta = {**existing, **(meta or {})}
-        _write_meta(self.path, self.meta)
+        try:
+            self.path.mkdir(parents=True, exist_ok=True)
+            for stale in self.path.glob("*/*.tmp"):
+                stale.unlink()
+            existing: Any = {}
+            meta_file = self.path / "meta.json"
+            if meta_file.exists():
+                try:
+                    existing = json.loads(meta_file.read_text(encoding="utf-8"))
+                except ValueError:
+                    existing = {}
+            self.meta = {**(existing if isinstance(existing, dict) else {}), **(meta or {})}
+            _write_meta(self.path, self.meta)
+            for name in _FRAMES:
+                if (self.path / name).exists() and not (self.path / name).is_dir():
+                    raise NotADirectoryError(f"{self.path / name} is a file, not a folder")
+        except OSError as exc:
+            raise KbpInputError(
+                f"Cannot record into {self.path} ({exc}); choose another --out folder or "
+                f"repair this one (it should hold meta.json and lag/, metrics/, events/ folders).",
+                path=str(self.path),
+            ) from None
         self._sequence = {name: _next_sequence(self.path / name) for name in _FRAMES}
 
     def last_time(self) -> pd.Timestamp | None:
         """Return the latest LAG snapshot time already on disk, or None."""
         lag = _read_parts(self.path / "lag", "lag")
-        return None if lag.empty else pd.Timestamp(lag["time"].max())
+        try:
+            return None if lag.empty else pd.Timestamp(lag["time"].max())
+        except (KeyError, TypeError, ValueError) as exc:
+            raise KbpInputError(
+                f"{self.path / 'lag'} holds parts that do not fit together ({exc}); move aside "
+                f"the part(s) written by another tool, or record into a new folder.",
+                path=str(self.path),
+            ) from None
 
     def append(
         self,
