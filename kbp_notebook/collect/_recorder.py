@@ -21,6 +21,10 @@ __all__ = ["RecordingStats", "events_frame", "run_recording"]
 
 Snapshot = Callable[[], tuple[pd.DataFrame, list[tuple[str, str]]]]
 
+# The recorder's clock (module attributes so tests can run the schedule on a fake clock).
+_monotonic = _time.monotonic
+_sleep = _time.sleep
+
 
 def events_frame(rows: list[tuple[pd.Timestamp, str, str]]) -> pd.DataFrame:
     """Build an events frame (``time``, ``kind``, ``text``) from tuples."""
@@ -45,10 +49,10 @@ class RecordingStats:
 def _sleep_until(due_monotonic: float) -> None:
     # Short naps keep Ctrl-C (KeyboardInterrupt) responsive.
     while True:
-        remaining = due_monotonic - _time.monotonic()
+        remaining = due_monotonic - _monotonic()
         if remaining <= 0:
             return
-        _time.sleep(min(remaining, 0.25))
+        _sleep(min(remaining, 0.25))
 
 
 def run_recording(
@@ -87,7 +91,7 @@ def run_recording(
     stats = RecordingStats()
     failures = 0
     total_lag: int | None = None
-    start = _time.monotonic()
+    start = _monotonic()
     tick = 0
     previous_problems: list[tuple[str, str]] = []
     try:
@@ -105,7 +109,7 @@ def run_recording(
                     done=stats.snapshots, rows=stats.rows, total_lag=total_lag, status="unreachable"
                 )
                 backoff_s = min(every_s * 2 ** (failures - 1), max(max_backoff_s, every_s))
-                next_due = _time.monotonic() + backoff_s
+                next_due = _monotonic() + backoff_s
                 # Stay on the grid: the first tick at or after the backoff.
                 tick = max(tick + 1, math.ceil((next_due - start) / every_s - 1e-9))
                 continue
@@ -142,7 +146,7 @@ def run_recording(
                 status="partial" if any(e[1] == "collector_error" for e in events) else "",
             )
             # Late (a slow snapshot)? Skip the ticks already missed rather than bunching up.
-            elapsed_ticks = math.floor((_time.monotonic() - start) / every_s)
+            elapsed_ticks = math.floor((_monotonic() - start) / every_s)
             tick = max(tick + 1, elapsed_ticks + 1)
     except KeyboardInterrupt:
         pass

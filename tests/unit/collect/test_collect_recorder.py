@@ -61,19 +61,45 @@ def record(tmp_path, script, *, every_s, total, max_backoff_s=60.0, stream=None)
     return stats, read_dataset(tmp_path / "rec")
 
 
-def test_schedule_is_a_fixed_grid_even_when_snapshots_take_time(tmp_path):
-    every_s = 0.3
-    script = Script(range(8), delay_s=0.05)
-    stats, ds = record(tmp_path, script, every_s=every_s, total=None)
-    assert stats.snapshots == 8 and ds.lag["time"].nunique() == 8
-    offsets = [t - script.calls[0] for t in script.calls]
-    # never early, never bunched: at least one interval between calls
-    gaps = [b - a for a, b in zip(offsets, offsets[1:], strict=False)]
-    assert min(gaps) >= every_s - 0.01
-    # drift-free: calls sit near grid points k * every; a schedule that added the
-    # 50 ms snapshot time each interval would spread these remainders over the grid
-    remainders = sorted(offset % every_s for offset in offsets)
-    assert remainders[len(remainders) // 2] < every_s / 2
+class FakeClock:
+    """Monotonic time that only moves when the recorder sleeps or a snapshot takes time."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += max(seconds, 0.0)
+
+
+@pytest.mark.parametrize(
+    ("durations", "expected_slots"),
+    [
+        ([0.05] * 6, [0, 1, 2, 3, 4, 5]),  # snapshot time does not accumulate
+        ([0.05, 0.45, 0.05, 0.05], [0, 1, 3, 4]),  # a slow one skips the missed tick
+    ],
+)
+def test_schedule_is_a_fixed_grid(tmp_path, monkeypatch, durations, expected_slots):
+    import kbp_notebook.collect._recorder as recorder
+
+    clock = FakeClock()
+    monkeypatch.setattr(recorder, "_monotonic", clock.monotonic)
+    monkeypatch.setattr(recorder, "_sleep", clock.sleep)
+    start = clock.now
+    calls = []
+
+    def take():
+        if len(calls) == len(durations):
+            raise KeyboardInterrupt
+        calls.append(clock.now - start)
+        clock.now += durations[len(calls) - 1]
+        return lag_row(len(calls)), []
+
+    stats, _ = record(tmp_path, take, every_s=0.3, total=None)
+    assert stats.snapshots == len(durations)
+    assert calls == pytest.approx([slot * 0.3 for slot in expected_slots])
 
 
 def test_unreachable_intervals_become_events_not_rows_and_backoff_grows(tmp_path):
