@@ -9,6 +9,12 @@ groups, one ListOffsets per partition leader for all partitions).
 
 Committed offsets are fetched *before* log-end offsets, so lag computed from
 one snapshot is never negative on a healthy log.
+
+Limits: owners (``consumer_id``, ``host``, ``client_id``) come from
+DescribeGroups, i.e. classic-protocol groups (every kafka-python consumer, and
+Java consumers unless ``group.protocol=consumer``). Groups on the KIP-848
+consumer protocol still get committed offsets and lag, with NA owners:
+kafka-python 3 has no ConsumerGroupDescribe. Share groups are not listed.
 """
 
 from __future__ import annotations
