@@ -189,22 +189,22 @@ def collect_main(argv: Sequence[str]) -> int:
     )
     max_backoff_s = parse_duration_s(args.max_backoff, name="--max-backoff")
     with LagCollector(args.bootstrap_server, cluster=args.cluster, **config) as collector:
-        dataset = collector.record(
+        collector.record(
             args.out,
             every=every_s,
             duration=duration_s,
             groups=args.group,
             progress=not args.no_progress,
             max_backoff_s=max_backoff_s,
+            read_back=False,  # the folder may hold days of data; print counts only
         )
-    snapshots = dataset.lag["time"].nunique()
-    events = dataset.events
-    errors = 0 if events is None else int((events["kind"] == "collector_error").sum())
-    print(
-        f"kbp collect: {args.out} now holds {snapshots} snapshot(s), {len(dataset.lag)} rows"
-        + (f", {errors} collector error event(s)" if errors else ""),
-        file=sys.stderr,
-    )
+        stats = collector.last_recording
+    if stats is not None:
+        print(
+            f"kbp collect: wrote {stats.snapshots} snapshot(s), {stats.rows} rows to {args.out}"
+            + (f"; {stats.failures} failed attempt(s), see events" if stats.failures else ""),
+            file=sys.stderr,
+        )
     return 0
 
 

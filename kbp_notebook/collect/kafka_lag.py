@@ -38,7 +38,7 @@ from kbp_notebook.collect._kafka import (
     translate_kafka_error,
 )
 from kbp_notebook.collect._progress import make_progress
-from kbp_notebook.collect._recorder import run_recording
+from kbp_notebook.collect._recorder import RecordingStats, run_recording
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
 from kbp_notebook.frames import (
@@ -134,6 +134,8 @@ class LagCollector:
         #: Problems met by the last snapshot (partitions without a leader, a broker
         #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
         self.last_problems: list[tuple[str, str]] = []
+        #: Counts of the last ``record()`` session (snapshots, rows, failed attempts).
+        self.last_recording: RecordingStats | None = None
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -417,7 +419,8 @@ class LagCollector:
         progress: bool = True,
         max_backoff_s: float = 60.0,
         progress_stream: Any = None,
-    ) -> Dataset:
+        read_back: bool = True,
+    ) -> Dataset | None:
         """Take a snapshot every ``every`` and append it to a Dataset folder.
 
         The schedule is drift-free (snapshot k is due at ``start + k * every``;
@@ -446,11 +449,15 @@ class LagCollector:
             Longest wait between retries while the cluster is unreachable.
         progress_stream
             Where the text progress goes (default ``sys.stderr``).
+        read_back
+            Read the folder back and return it (``False``: return None, for long
+            recordings whose frames you will read later; counts are in
+            ``last_recording``).
 
         Returns
         -------
-        Dataset
-            Everything in the folder, read back.
+        Dataset or None
+            Everything in the folder, read back (None when ``read_back=False``).
 
         Examples
         --------
@@ -483,7 +490,7 @@ class LagCollector:
             return frame, list(self.last_problems)
 
         try:
-            run_recording(
+            self.last_recording = run_recording(
                 take,
                 appender,
                 every_s=every_s,
@@ -495,6 +502,8 @@ class LagCollector:
         finally:
             display.close()
             appender.update_meta(stopped_at=pd.Timestamp.now(tz="UTC").isoformat())
+        if not read_back:
+            return None
         return read_dataset(path)
 
 
