@@ -471,6 +471,14 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
+def _read_start(path: Path, limit_bytes: int = 4 * 1024 * 1024) -> str:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit_bytes).decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
 def _tail(path: Path, lines: int = _LOG_TAIL_LINES) -> str:
     try:
         with open(path, "rb") as fh:
@@ -836,7 +844,8 @@ class Sandbox:
         logs = [p for n in self._nodes.values() for p in (n.stdout_path, n.log_path)]
         if self._prometheus is not None:
             logs.append(self._prometheus.log_path)
-        return any("address already in use" in _tail(p, 200).lower() for p in logs)
+        # Search whole files: a broker that failed to bind logs its long shutdown after.
+        return any("address already in use" in _read_start(p).lower() for p in logs)
 
     def stop(self, *, timeout_s: float = 15.0) -> None:
         """Stop every process this sandbox started and remove its temporary directory.
@@ -1084,14 +1093,6 @@ class Sandbox:
         ]
         prom.proc = _spawn(cmd, log_path=prom.log_path, cwd=prom.directory, detached=self._detached)
 
-    def _failure(self, what: str, log_path: Path, address: str) -> KbpConnectionError:
-        return KbpConnectionError(
-            f"{what} at {address} was not ready in time; last lines of {log_path}:\n"
-            f"{_tail(log_path)}",
-            address=address,
-            log_path=str(log_path),
-        )
-
     def _check_alive(self, node: _Node) -> None:
         if node.proc is not None and node.proc.poll() is not None:
             log = node.log_path if node.log_path.exists() else node.stdout_path
@@ -1108,16 +1109,38 @@ class Sandbox:
         expected = set(self._nodes)
         pending = list(broker_ids)
         while pending:
+            # A quorum member that died keeps the others waiting: notice any of them.
+            for other in self._nodes.values():
+                self._check_alive(other)
             node = self._nodes[pending[0]]
-            self._check_alive(node)
             if _broker_ready(f"127.0.0.1:{node.port}", expected):
                 pending.pop(0)
                 continue
             if time.monotonic() > deadline:
-                raise self._failure(
-                    f"broker {node.node_id}", node.log_path, f"127.0.0.1:{node.port}"
+                raise KbpConnectionError(
+                    f"broker {node.node_id} at 127.0.0.1:{node.port} did not answer a metadata "
+                    f"request listing brokers {sorted(expected)} in time.\n{self._nodes_report()}"
+                    "\n(set KBP_SANDBOX_KEEP=1 to keep the sandbox's logs)",
+                    address=f"127.0.0.1:{node.port}",
+                    log_path=str(node.log_path),
                 )
             time.sleep(0.25)
+
+    def _nodes_report(self) -> str:
+        parts = []
+        for node in self._nodes.values():
+            try:
+                with socket.create_connection(("127.0.0.1", node.port), timeout=1):
+                    listening = "accepts connections"
+            except OSError:
+                listening = "refuses connections"
+            running = "running" if node.proc is not None and node.proc.poll() is None else "down"
+            lines = 12 if len(self._nodes) > 1 else _LOG_TAIL_LINES
+            parts.append(
+                f"--- broker {node.node_id} ({running}, 127.0.0.1:{node.port} {listening}); "
+                f"last lines of {node.log_path}:\n{_tail(node.log_path, lines)}"
+            )
+        return "\n".join(parts)
 
     def _wait_prometheus_ready(self, *, deadline: float) -> None:
         assert self._prometheus is not None
