@@ -5,9 +5,10 @@ applied to every broker as a dynamic setting for the run, so it also covers
 ``__consumer_offsets``: every offset commit is fsynced too) and runs two
 request handler threads (``num.io.threads=2``, also dynamic). On a quiet
 disk an fsync takes a few milliseconds and nothing shows. Then a disk-heavy
-neighbour (``dd`` writers filling the page cache and fsyncing it, in a loop
-on the broker's data disk, bounded in time) competes for the disk: each of
-the broker's fsyncs waits behind the neighbour's journal commits,
+neighbour (``dd`` writers in a loop on the broker's data disk, some
+streaming with direct I/O, some filling the page cache and fsyncing it;
+bounded in time) competes for the disk: the broker's fsyncs wait for the
+device and behind the neighbour's journal commits,
 ``LogFlushRateAndTimeMs`` p99 climbs, the request handlers spend their time
 in fsync, produce and commit requests slow down, and the consumer group —
 which commits synchronously after every small batch, as many services do —
@@ -51,8 +52,9 @@ CONSUMERS = 2
 DELAY_S = 0.001
 MAX_POLL_RECORDS = 20
 NEIGHBOUR_WRITERS = 4
+NEIGHBOUR_DIRECT_WRITERS = 2
 PHASES_S = {
-    "long": {"warmup": 45, "healthy": 60, "pressure": 75, "drain_max": 150, "tail": 30},
+    "long": {"warmup": 45, "healthy": 60, "pressure": 90, "drain_max": 150, "tail": 30},
     "short": {"warmup": 10, "healthy": 15, "pressure": 22, "drain_max": 45, "tail": 3},
 }
 
@@ -78,6 +80,8 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
     neighbour = DiskNeighbour(
         Path(sandbox.workdir) / "disk-neighbour",
         writers=NEIGHBOUR_WRITERS,
+        direct_writers=NEIGHBOUR_DIRECT_WRITERS,
+        file_mib=256,
         max_seconds=phases["pressure"] + 30,
     )
     recording = Recording(
@@ -100,8 +104,9 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "consumers": CONSUMERS,
             "dynamic_broker_config": BROKER_SETTINGS,
             "disk_neighbour": {
-                "tool": "dd if=/dev/zero bs=4M conv=fsync (page cache filled, then fsync); "
-                "file deleted after each pass",
+                "tool": "dd if=/dev/zero bs=4M, oflag=direct (streaming) or conv=fsync "
+                "(page cache filled, then fsync); file deleted after each pass",
+                "direct_writers": NEIGHBOUR_DIRECT_WRITERS,
                 "writers": NEIGHBOUR_WRITERS,
                 "file_mib": neighbour.file_mib,
             },
@@ -131,8 +136,9 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         neighbour.start()
         recording.events.mark(
             "flush_pressure_start",
-            f"disk-heavy neighbour: {NEIGHBOUR_WRITERS} dd writers ({neighbour.file_mib} MiB "
-            f"buffered, then fsync, in a loop) on the broker's data disk",
+            f"disk-heavy neighbour: {NEIGHBOUR_WRITERS} dd writers in a loop on the broker's data "
+            f"disk ({NEIGHBOUR_DIRECT_WRITERS} with direct I/O, the others filling the page "
+            f"cache then fsyncing {neighbour.file_mib} MiB)",
         )
         observe(recording, group, phases["pressure"] * 0.7)
         recording.capture("pressure", group=group)

@@ -190,11 +190,18 @@ def check_broker_flush_pressure(ds: Dataset) -> None:
     baseline = between(flush, flush.index[0], start)
     window = between(flush, start, end + SETTLE)
     assert len(baseline) >= 5 and len(window) >= 5
-    assert window.max() > 3 * baseline.median(), (
+    # Kafka's p99 comes from a reservoir that decays over minutes, and this machine's disk
+    # has a tail of its own: "clearly above" = twice the baseline's typical value and a
+    # quarter above the highest value the baseline ever showed.
+    assert window.max() >= 2 * baseline.median() and window.max() >= 1.25 * baseline.max(), (
         f"flush p99 peaked at {window.max():.1f} ms in the window vs a baseline median of "
-        f"{baseline.median():.1f} ms"
+        f"{baseline.median():.1f} ms (max {baseline.max():.1f} ms)"
     )
-    assert window.median() > 1.5 * baseline.median()
+    produce = broker_metric(ds, "produce_total_time_ms_p99")
+    assert (
+        between(produce, start, end + SETTLE).max()
+        > 1.5 * between(produce, produce.index[0], start).median()
+    ), "produce request time did not rise with the flush latency"
 
     lag = total_lag(ds)
     ceiling = healthy_ceiling(ds)
