@@ -287,8 +287,10 @@ p-value and the effective sample size."""),
 
 flush_vs_lag = attempt(lambda: kbp.flush_latency_vs_lag(ds))
 flush_vs_lag.plot() if flush_vs_lag is not None else None"""),
-    ("code", """if flush_vs_lag is not None:
-    print("\\n".join(flush_vs_lag.summary_lines()))"""),
+    ("code", """import textwrap
+
+if flush_vs_lag is not None:
+    print("\\n".join(textwrap.fill(line, 100) for line in flush_vs_lag.summary_lines()))"""),
     ("md", """## Flush latency against lag *growth*
 
 Lag level integrates everything that happened before; the growth rate (messages/s) is what a slow
