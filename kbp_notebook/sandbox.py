@@ -269,6 +269,10 @@ def _run_mvn(args: Sequence[str], *, cwd: Path, what: str) -> None:
         )
 
 
+def _jars_root(version: str) -> Path:
+    return cache_dir() / "jars" / f"kafka-{version}_jmx-{JMX_EXPORTER_VERSION}"
+
+
 def fetch_jars(*, kafka_version: str | None = None) -> Path:
     """Resolve the Kafka, kafka-tools and JMX exporter jars with ``mvn``, once.
 
@@ -292,7 +296,7 @@ def fetch_jars(*, kafka_version: str | None = None) -> Path:
         If ``mvn`` is missing or cannot resolve an artifact (the message names it).
     """
     version = _kafka_version(kafka_version)
-    root = cache_dir() / "jars" / f"kafka-{version}_jmx-{JMX_EXPORTER_VERSION}"
+    root = _jars_root(version)
     if (root / ".complete").exists():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -1521,6 +1525,12 @@ def cli_main(argv: Sequence[str]) -> int:
 
     if args.command == "fetch":
         t0 = time.monotonic()
+        if not _jars_root(_kafka_version()).joinpath(".complete").exists():
+            print(
+                f"resolving Kafka {_kafka_version()} and the JMX exporter with mvn "
+                "(first time: about 85 MB from Maven Central, a minute or so)...",
+                flush=True,
+            )
         root = fetch_jars()
         jars = sorted((root / "lib").glob("*.jar"))
         size_mb = sum(p.stat().st_size for p in jars) / 1e6
