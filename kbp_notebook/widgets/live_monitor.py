@@ -163,14 +163,18 @@ class LiveMonitor(Explorer):
         if len(history):
             text = (f"{int(history[history['time'] == history['time'].max()]['lag'].sum()):,}"
                     f" messages behind at {history['time'].max():%H:%M:%S} UTC; " + text)
+        title = "Live consumer lag"
         if self.forecast is not None and len(self.forecast.table):
             worst = self.forecast.table.sort_values("eta_s", ascending=False).iloc[0]
             label = f"{worst['group']}/{worst['topic']}"
             if bool(worst.get("drains", True)):
-                text += f"; slowest to drain: {label} in {fmt_duration(float(worst['eta_s']))}"
+                eta = f"{label} drains in {fmt_duration(float(worst['eta_s']))}"
+                text += f"; slowest: {eta}"
+                title += f" (slowest: {eta})"
             else:
                 text += f"; {label} does NOT drain at current rates"
-        figure = viz.plot_lag(history, trend=self.trend, title="Live consumer lag")
+                title += f" ({label} does not drain at current rates)"
+        figure = viz.plot_lag(history, trend=self.trend, title=title)
         return figure, message(text)
 
     # -- start / stop -----------------------------------------------------------------

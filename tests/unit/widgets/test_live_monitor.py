@@ -25,6 +25,10 @@ def test_polls_accumulate_history_trend_and_eta(dataset):
     assert len(lines) == 2
     assert len(lines[0].x) == 32
     assert "messages behind" in monitor.readout.value
+    # the ETA of the slowest group is in the readout and in the live figure's title
+    worst = monitor.forecast.table.sort_values("eta_s", ascending=False).iloc[0]
+    assert ("drains in" in monitor.figure.layout.title.text) == bool(worst["drains"])
+    assert ("does not drain" in monitor.figure.layout.title.text) != bool(worst["drains"])
 
 
 def test_window_keeps_only_recent_snapshots(dataset):
