@@ -405,19 +405,27 @@ def render_report(
     >>> from kbp_notebook.report import render_report
     >>> render_report("slow-consumer-then-scale-out", "build/report.html")  # doctest: +SKIP
     """
+    from nbclient.exceptions import CellExecutionError
+
+    from kbp_notebook.collect.samples import list_samples
+
     path = find_notebook(notebook)
     params = source_parameters(source, start=start, end=end, step=step)
     params.update(parameters or {})
+    if params.get("source") and params["source"] not in list_samples():
+        raise KbpInputError(
+            f"{source!r} is neither a bundled sample ({', '.join(list_samples()) or 'none'}), "
+            "a Dataset folder, a Prometheus URL (http://...) nor bootstrap servers (host:port)."
+        )
     ensure_widget_bundle()
-    nb = execute_notebook(path, parameters=params)
-    errors = [
-        output
-        for cell in nb.cells
-        for output in cell.get("outputs", [])
-        if output.get("output_type") == "error"
-    ]
-    if errors:  # nbclient raises first, but be explicit about allow_errors notebooks
-        raise KbpDataError(f"{path.name} raised {errors[0].get('ename')} on {source!r}")
+    try:
+        nb = execute_notebook(path, parameters=params)
+    except CellExecutionError as exc:
+        raise KbpDataError(
+            f"{path.name} failed on {_redact_url(source)!r}: {exc.ename}: "
+            f"{_redact_url(str(exc.evalue))[:500]}; run the notebook in JupyterLab with the same "
+            "parameters to see where."
+        ) from None
     rendered = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     shown = _redact_url(source)
     banner = f"kbp_notebook report: {path.stem} on {shown}, rendered {rendered}"

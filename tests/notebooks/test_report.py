@@ -86,3 +86,11 @@ def test_widget_manager_is_the_pinned_file_and_a_tampered_cache_is_refetched(tmp
     fetched = ensure_widget_bundle()  # npm pack from the registry, integrity checked
     assert fetched == tampered
     assert hashlib.sha256(fetched.read_bytes()).hexdigest() == EMBED_JS_SHA256
+
+
+def test_unknown_source_is_a_clear_error_before_any_kernel_starts(tmp_path):
+    done = subprocess.run([str(KBP), "report", "no-such-sample", "--out", str(tmp_path / "x.html")],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 1
+    assert "neither a bundled sample" in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "x.html").exists()
