@@ -1549,6 +1549,9 @@ def cli_main(argv: Sequence[str]) -> int:
             raise KbpError(
                 f"a sandbox is already up (state in {state_path}); run 'kbp sandbox down' first."
             )
+        if state is not None:
+            _down(state)  # its processes are gone (reboot, kill): clear its leftovers
+            state_path.unlink(missing_ok=True)
         users = {}
         for item in args.scram_user:
             name, sep, password = item.partition(":")
