@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time as _time
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,20 @@ def write_dataset(dataset: Dataset, path: str | os.PathLike[str], *, overwrite: 
     return root
 
 
+def _create_folder_with_meta(root: Path, meta: dict[str, Any]) -> None:
+    """Create ``root`` holding ``meta.json`` in one step (a kill never leaves it empty)."""
+    root.parent.mkdir(parents=True, exist_ok=True)
+    staging = root.with_name(f".{root.name}.{os.getpid()}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    _write_meta(staging, meta)
+    try:
+        os.rename(staging, root)
+    except OSError:  # created meanwhile by someone else: use theirs
+        shutil.rmtree(staging, ignore_errors=True)
+        root.mkdir(parents=True, exist_ok=True)
+
+
 class DatasetAppender:
     """Append frames to a Dataset folder, one crash-safe part per call.
 
@@ -195,7 +210,8 @@ class DatasetAppender:
     def __init__(self, path: str | os.PathLike[str], *, meta: dict[str, Any] | None = None) -> None:
         self.path = Path(path)
         try:
-            self.path.mkdir(parents=True, exist_ok=True)
+            if not self.path.exists():
+                _create_folder_with_meta(self.path, dict(meta or {}))
             for stale in self.path.glob("*/*.tmp"):
                 stale.unlink()
             existing: Any = {}
