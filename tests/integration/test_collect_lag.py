@@ -295,10 +295,16 @@ def test_client_metrics_from_real_clients(sandbox, scenario):
     )  # fmt: skip
     try:
         consumed = 0
-        deadline = time.monotonic() + 30
-        while consumed < 100 and time.monotonic() < deadline:
-            consumed += sum(len(b) for b in consumer.poll(200).values())
+        # kafka-python records fetch metrics once a fetch response is fully drained:
+        # read everything (until polls come back empty) before looking at them
+        deadline = time.monotonic() + 90
+        empty_polls = 0
+        while empty_polls < 3 and time.monotonic() < deadline:
+            got = sum(len(b) for b in consumer.poll(300).values())
+            consumed += got
+            empty_polls = empty_polls + 1 if (got == 0 and consumed) else 0
         read = client_metrics(consumer)
+        assert consumed >= 240, "the consumer did not get its records (group join too slow?)"
     finally:
         consumer.close()
     assert set(read["entity"]) == {"consumer:kbp-cons"}
