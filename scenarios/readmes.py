@@ -171,6 +171,7 @@ def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
             if meta.get(key) is not None
         },
         indent=2,
+        sort_keys=True,
     )
     questions = "\n".join(f"- {q}" for q in QUESTIONS[name])
     figures = "\n".join(_figures(name, folder))
