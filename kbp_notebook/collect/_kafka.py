@@ -8,6 +8,7 @@ scrubs secret values out of any text we build from a third-party message.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -143,6 +144,42 @@ def translate_kafka_error(
     )
 
 
+class _RedactSecrets(logging.Filter):
+    """Scrub known secret values out of kafka-python's own log records.
+
+    ``KafkaAdminClient`` logs its whole configuration, password included, at
+    DEBUG: a notebook with ``logging.basicConfig(level="DEBUG")`` would put
+    the password in its output and in any report rendered from it.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            if any(secret in text for secret in self.secrets):
+                record.msg, record.args = redact(text, self.secrets), ()
+        return True
+
+
+_REDACTOR = _RedactSecrets()
+#: kafka-python loggers that may print a client's configuration.
+_CONFIG_LOGGERS = ("kafka.admin.client", "kafka.client_async", "kafka.net.manager")
+
+
+def _guard_logs(secrets: Iterable[str]) -> None:
+    values = [secret for secret in secrets if secret]
+    if not values:
+        return
+    _REDACTOR.secrets.update(values)
+    for name in _CONFIG_LOGGERS:
+        logger = logging.getLogger(name)
+        if _REDACTOR not in logger.filters:
+            logger.addFilter(_REDACTOR)
+
+
 def connect_admin(bootstrap_servers: str | list[str], config: Mapping[str, Any]) -> Any:
     """Create a ``KafkaAdminClient`` or raise a KbpError naming the address.
 
@@ -162,6 +199,7 @@ def connect_admin(bootstrap_servers: str | list[str], config: Mapping[str, Any])
 
     address = _address(bootstrap_servers)
     merged = {**DEFAULT_CLIENT_CONFIG, **config}
+    _guard_logs(secret_values(merged))
     try:
         return KafkaAdminClient(bootstrap_servers=bootstrap_servers, **merged)
     except Exception as exc:  # kafka-python raises many unrelated types here
