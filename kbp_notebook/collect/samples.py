@@ -42,7 +42,12 @@ def list_samples() -> list[str]:
     root = samples_root()
     if not root.is_dir():
         return []
-    return sorted(child.name for child in root.iterdir() if _is_dataset(child))
+    # Hidden folders are recordings still being written (scenarios stage them there).
+    return sorted(
+        child.name
+        for child in root.iterdir()
+        if not child.name.startswith(".") and _is_dataset(child)
+    )
 
 
 def sample_path(name: str) -> Path:

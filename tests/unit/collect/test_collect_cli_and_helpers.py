@@ -147,6 +147,7 @@ def test_samples_come_from_the_override_folder(tmp_path, monkeypatch, capsys):
     write_dataset(tiny_dataset("A tiny burst.\nMore text."), tmp_path / "tiny-burst")
     write_dataset(tiny_dataset("Another."), tmp_path / "another")
     (tmp_path / "not-a-dataset").mkdir()
+    write_dataset(tiny_dataset("half recorded"), tmp_path / ".tiny-burst.recording")
     monkeypatch.setenv("KBP_SAMPLE_DATA", str(tmp_path))
     assert list_samples() == ["another", "tiny-burst"]
     assert sample_path("tiny-burst") == tmp_path / "tiny-burst"
