@@ -122,7 +122,8 @@ def _normalise_time(frame: pd.DataFrame, what: str) -> pd.Series:
             column="time",
             row=row,
         )
-    return times.dt.tz_convert("UTC").astype(TIME_DTYPE)
+    utc: pd.Series = times.dt.tz_convert("UTC").astype(TIME_DTYPE)
+    return utc
 
 
 def _to_dtype(series: pd.Series, dtype: str, what: str, name: str) -> pd.Series:
@@ -143,7 +144,8 @@ def _to_dtype(series: pd.Series, dtype: str, what: str, name: str) -> pd.Series:
             return converted
         if dtype == "string":
             return series.astype("string")
-        return series.astype(dtype)
+        # float64 / datetimes: pandas-stubs cannot type astype() with a str variable
+        return series.astype(dtype)  # type: ignore[call-overload,no-any-return]
     except (ValueError, TypeError, OverflowError) as exc:
         raise KbpInputError(
             f"{what}: column {name!r} cannot be read as {dtype} ({exc}); "

@@ -148,7 +148,9 @@ def _write_meta(root: Path, meta: dict[str, Any]) -> None:
     os.replace(tmp, root / "meta.json")
 
 
-def write_dataset(dataset: Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def write_dataset(
+    dataset: Dataset, path: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Write a Dataset to a new folder (one Parquet part per frame).
 
     Parameters

@@ -54,7 +54,8 @@ def test_valid_lag_frame_is_normalised():
 
 
 def test_microsecond_times_become_nanoseconds():
-    frame = lag_rows(time=pd.to_datetime(["2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"]).as_unit("us"))
+    times = pd.to_datetime(["2026-01-01T00:00:00Z", "2026-01-01T00:00:05Z"]).as_unit("us")
+    frame = lag_rows(time=times)
     out = validate_lag_frame(frame)
     assert (out["time"].diff().dt.total_seconds().dropna() == 5).all()
     assert str(out["time"].dtype) == "datetime64[ns, UTC]"
@@ -79,7 +80,8 @@ def test_naive_timestamps_are_refused_with_a_fix():
 
 
 def test_negative_offsets_are_refused_with_row():
-    with pytest.raises(KbpInputError, match=r"'committed_offset' has a negative value \(-3\) at row 1"):
+    message = r"'committed_offset' has a negative value \(-3\) at row 1"
+    with pytest.raises(KbpInputError, match=message):
         validate_lag_frame(lag_rows(committed_offset=[10, -3], lag=[5, 33]))
 
 

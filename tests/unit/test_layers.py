@@ -20,7 +20,8 @@ touched = []
 for name in analysis.__all__:
     getattr(analysis, name)
     touched.append(name)
-from kbp_notebook.analysis import _series, capacity, correlation, diagnosis, drain, lag_seconds, status, trend  # noqa
+from kbp_notebook.analysis import _series, capacity, correlation, diagnosis  # noqa
+from kbp_notebook.analysis import drain, lag_seconds, status, trend  # noqa
 loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('kafka', 'plotly', 'ipywidgets')
                 or m.startswith(('kbp_notebook.collect', 'kbp_notebook.viz',
                                  'kbp_notebook.widgets')))
