@@ -85,17 +85,29 @@ def alter_broker_config(
     Used for settings such as ``log.flush.interval.messages`` that Kafka lets
     an operator change at run time without a restart.
     """
-    from kafka.admin import ConfigResource, ConfigResourceType
+    from kafka.admin import AlterConfigOp, ConfigResource, ConfigResourceType
 
+    configs: dict[str, Any] = {
+        key: (AlterConfigOp.DELETE, None) if value is None else (AlterConfigOp.SET, value)
+        for key, value in settings.items()
+    }
     admin = KafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="scenario-admin")
     try:
         resources = [
-            ConfigResource(ConfigResourceType.BROKER, str(broker_id), configs=dict(settings))
+            ConfigResource(ConfigResourceType.BROKER, str(broker_id), configs=dict(configs))
             for broker_id in broker_ids
         ]
-        admin.alter_configs(resources, incremental=True)
+        result = admin.alter_configs(resources, incremental=True)
     finally:
         admin.close()
+    failed = {
+        name: outcome
+        for by_name in result.values()
+        for name, outcome in by_name.items()
+        if getattr(outcome, "errno", 0)
+    }
+    if failed:
+        raise RuntimeError(f"altering broker configs {settings} failed: {failed}")
 
 
 # --------------------------------------------------------------------------- events

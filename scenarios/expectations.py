@@ -207,12 +207,13 @@ def check_broker_flush_pressure(ds: Dataset) -> None:
     ceiling = healthy_ceiling(ds)
     before = between(lag, lag.index[0], start)
     during = between(lag, start, end + SETTLE)
-    assert during.max() > 3 * ceiling >= 3 * before.median(), (
-        f"lag peaked at {during.max()} in the window; baseline ceiling {ceiling}"
+    typical = max(float(before.quantile(0.9)), 25.0)
+    assert during.max() > 4 * typical and during.max() > 1.5 * before.max(), (
+        f"lag peaked at {during.max()} in the window; before it: p90 {typical}, max {before.max()}"
     )
     assert during.idxmax() > start + SETTLE, "lag peaked before the pressure began"
     after = between(lag, reached, lag.index[-1] + pd.Timedelta(seconds=1))
-    assert after.iloc[-1] <= ceiling, "lag did not drain after the pressure window"
+    assert after.median() <= ceiling, "lag did not stay drained after the pressure window"
 
 
 def check_skewed_partition(ds: Dataset) -> None:
@@ -231,7 +232,7 @@ def check_skewed_partition(ds: Dataset) -> None:
     hot_lag = group[group["partition"] == hot].set_index("time")["lag"].astype("float64")
     assert slope_per_s(between(hot_lag, start + SETTLE, end)) > 20, "hot partition lag not growing"
     lag = total_lag(ds)
-    assert between(lag, reached, lag.index[-1] + pd.Timedelta(seconds=1)).iloc[-1] <= (
+    assert between(lag, reached, lag.index[-1] + pd.Timedelta(seconds=1)).median() <= (
         healthy_ceiling(ds)
     ), "lag did not drain after the skew ended"
 
@@ -271,7 +272,7 @@ def check_stuck_consumer(ds: Dataset) -> None:
     )
 
     lag = total_lag(ds)
-    assert between(lag, reached, lag.index[-1] + pd.Timedelta(seconds=1)).iloc[-1] <= (
+    assert between(lag, reached, lag.index[-1] + pd.Timedelta(seconds=1)).median() <= (
         healthy_ceiling(ds)
     ), "lag did not drain after the consumer rejoined"
     resumed = group[group["time"] > rejoined + 3 * SETTLE]
