@@ -213,6 +213,7 @@ class Recording:
         back at its baseline), or None on timeout.
         """
         deadline = time.monotonic() + timeout_s
+        called = utc_now()
         run_start: pd.Timestamp | None = None
         run = 0
         seen: pd.Timestamp | None = None
@@ -220,7 +221,8 @@ class Recording:
             frame = self.latest_lag()
             if frame is not None and len(frame):
                 when = pd.Timestamp(frame["time"].iloc[0])
-                if when != seen:
+                # Only snapshots taken after the call: the event that preceded it comes first.
+                if when != seen and when >= called:
                     seen = when
                     total = self.total_lag(group)
                     if total is not None and total <= at_most:
