@@ -32,22 +32,39 @@ committed offset trails what has really been processed by a varying amount).
   random walks, on measurement noise and on both, over 200 seeds each, and
   prints it.
 
-A key (default group + topic) has drained when its **slowest partition**
-has: the key's ``eta_s``, ``eta_low_s`` and ``eta_high_s`` are the maxima
-over its partitions, so one hot partition holds the answer up. Rates and
-lag are sums over partitions. ``retention_loss_s`` (where
+Changes the span does not show yet: the last ``MIN_SAMPLES`` increments are
+tested against the span's trend (robust scale, all in the same direction,
+see :func:`recent_regime_start`); a switch from growth to draining is so
+seen within a few snapshots instead of when the CUSUM test gets significant.
+
+**Drained** means back at the healthy in-flight lag, not zero: a consumer
+committing per batch always has a few batches in flight. ``target_lag``
+(default ``"auto"``) is that level, estimated per series from its history
+before the peak (:func:`healthy_lag`; zero when the recording does not show
+one), or given in messages. A partition also counts as caught up when its
+lag came back within measurement noise (or one snapshot interval's worth
+of produced messages) of the target and is not significantly growing.
+
+A key (default group + topic) is forecast from its **total** lag and
+total offsets -- the same model on the summed series -- because a consumer
+moves its capacity between the partitions it owns: a partition it has not
+got to yet reads "never" on its own while the key drains. The per-partition
+forecasts stay in ``.partitions``; ``slowest_partition`` names the latest.
+``retention_loss_s`` (where
 ``log_start_offset`` is known) is the soonest time at which a partition's
 committed offset would fall behind its log start offset at current rates
 (0 if it already has, ``inf`` if never).
 
 Caveats: the forecast assumes today's rates continue; it ignores the
 first-passage subtlety that a noisy walk can touch zero before its mean
-path does (small when the drift dominates the noise), and partitions are
-treated as independent.
+path does (small when the drift dominates the noise); where partitions have
+dedicated consumers, the key-level ETA is early (partitions that finish
+first stop adding to the total rate): read the slowest partition's row.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
@@ -79,6 +96,127 @@ __all__ = ["DrainForecast", "time_to_drain"]
 #: Fewest samples in the span for a rate and its uncertainty.
 MIN_SAMPLES = 4
 
+#: Level of the test that the last few increments left the span's trend.
+RECENT_CONFIDENCE = 0.99
+
+#: The healthy level counts only if the backlog rose at least this many times above it.
+HEALTHY_RISE = 10.0
+
+#: Share of the samples up to the peak that the lag must have spent at or below the healthy level.
+HEALTHY_QUANTILE = 0.25
+
+
+def healthy_lag(lag: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Estimate each series' healthy in-flight lag from its history (0 when there is none).
+
+    A consumer committing per batch never reaches zero lag: it returns to
+    the few batches it has in flight. That level is read from the samples up
+    to the series' peak (before the backlog built up): their lower quartile,
+    a level the lag held at least a quarter of the time. It counts only when
+    there are at least ``2 * MIN_SAMPLES`` such samples and the peak rose
+    ``HEALTHY_RISE`` times above it -- otherwise (a recording that starts
+    inside the backlog, a steady series) the target stays zero.
+
+    Parameters
+    ----------
+    lag
+        Left-aligned ``(K, T)`` lag, NaN padded.
+    n
+        ``(K,)`` samples per row.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K,)`` messages.
+    """
+    if lag.shape[1] == 0:
+        return np.zeros(lag.shape[0])
+    filled = np.where(np.isnan(lag), -np.inf, lag)
+    peak_at = np.argmax(filled, axis=1)
+    peak = filled[np.arange(lag.shape[0]), peak_at]
+    index = np.arange(lag.shape[1])[None, :]
+    before = np.where(index <= peak_at[:, None], lag, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        level = np.nanquantile(before, HEALTHY_QUANTILE, axis=1)
+        usable = (
+            (peak_at + 1 >= 2 * MIN_SAMPLES)
+            & (level >= 0)
+            & (peak > HEALTHY_RISE * np.maximum(level, 1.0))
+            & (n > 0)
+        )
+    return np.where(usable, level, 0.0)
+
+
+def robust_step_variance(t: np.ndarray, y: np.ndarray, slope: np.ndarray) -> np.ndarray:
+    """Variance per second of each row's detrended increments, from their median absolute deviation.
+
+    Treating all the noise as random walk gives ``var(rate over T) = s^2 / T``,
+    which is conservative for measurement noise (``2 sigma_m^2 / T^2``); the
+    median keeps one burst (a rebalance, a producer spike) from hiding a
+    change.
+    """
+    d_y, d_t = np.diff(y, axis=1), np.diff(t, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        u = (d_y - slope[:, None] * d_t) / np.sqrt(d_t)
+        centre = np.nanmedian(u, axis=1)
+        mad = np.nanmedian(np.abs(u - centre[:, None]), axis=1)
+    return np.asarray((1.4826 * mad) ** 2 + (centre**2), dtype=np.float64)
+
+
+def recent_regime_start(panel: Panel, *, confidence: float) -> np.ndarray:
+    """Time from which to measure rates when the latest samples left the span's trend.
+
+    The change-of-slope test over the whole span needs several snapshots
+    after a change before it is significant, so a switch from growth to
+    draining would be seen late. Here the rate over the last ``MIN_SAMPLES``
+    samples is compared with the rate over the span before them (variance
+    from :func:`robust_step_variance`). Where they differ at level
+    ``confidence`` and every one of those latest increments departs from the
+    earlier trend in the same direction, the rates are measured from the
+    most likely change point of the span (the peak of its CUSUM bridge) when
+    it lies in the later half of the span, else over the last
+    ``MIN_SAMPLES`` samples.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(K,)`` seconds (``-inf`` where the span stays as it is).
+    """
+    t, n = panel.time_s, panel.n
+    out = np.full(len(n), -np.inf)
+    if t.shape[1] < 2 * MIN_SAMPLES:
+        return out
+    lag = panel["log_end_offset"] - panel["committed_offset"]
+    rows = np.arange(len(n))
+    split = np.clip(n - MIN_SAMPLES, 0, t.shape[1] - 1)
+    last = np.clip(n - 1, 0, t.shape[1] - 1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        t_split, t_last = t[rows, split], t[rows, last]
+        early_s, late_s = t_split - t[:, 0], t_last - t_split
+        early = (lag[rows, split] - lag[:, 0]) / early_s
+        late = (lag[rows, last] - lag[rows, split]) / late_s
+        slope = (lag[rows, last] - lag[:, 0]) / (t_last - t[:, 0])
+        scale2 = robust_step_variance(t, lag, slope)
+        var = scale2 / early_s + scale2 / late_s
+        z = float(stats.norm.ppf(0.5 + confidence / 2.0))
+        # every one of the latest increments must leave the trend the same way:
+        # one burst or one late commit (up, then back) is not a new regime
+        index = np.arange(t.shape[1] - 1)[None, :]
+        tail = (index >= split[:, None]) & (index < last[:, None])
+        step = np.diff(lag, axis=1) - early[:, None] * np.diff(t, axis=1)
+        side = np.sign(late - early)[:, None]
+        consistent = np.all(~tail | (np.sign(step) == side), axis=1)
+        moved = (n >= 2 * MIN_SAMPLES) & consistent & (np.abs(late - early) > z * np.sqrt(var))
+    if not moved.any():
+        return out
+    tau = drift_change(t, lag, n)["tau"]
+    with np.errstate(invalid="ignore"):
+        middle = (t[:, 0] + t_split) / 2.0
+        start = np.where(np.isfinite(tau) & (tau >= middle), np.fmin(tau, t_split), t_split)
+    return np.where(moved, start, out)
+
 
 @dataclass(frozen=True, repr=False)
 class DrainForecast(Result):
@@ -91,7 +229,8 @@ class DrainForecast(Result):
         ``consume_rate`` (messages/s), ``eta_s``, ``eta_low_s``,
         ``eta_high_s`` (seconds from the last snapshot; inf where it does
         not drain), ``drains`` (bool), ``drain_time`` (UTC, NaT if never),
-        ``retention_loss_s``, ``partitions``, ``slowest_partition``,
+        ``retention_loss_s``, ``target_lag`` (messages that count as
+        drained), ``partitions``, ``slowest_partition``,
         ``n`` (samples used, fewest over partitions), ``reason``.
     partitions
         The same per (cluster, group, topic, partition).
@@ -158,7 +297,9 @@ def _first_column(array: np.ndarray) -> np.ndarray:
     return array[:, 0] if array.shape[1] else np.full(array.shape[0], np.nan)
 
 
-def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str, np.ndarray]:
+def drain_arrays(
+    panel: Panel, *, confidence: float, window: object, target_lag: object = 0.0
+) -> dict[str, np.ndarray]:
     """Per-series rates, ETA and interval for a per-partition (or any) panel.
 
     The panel needs ``committed_offset`` and ``log_end_offset`` (and may
@@ -170,11 +311,17 @@ def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str
     t = panel.time_s
     lag = panel["log_end_offset"] - panel["committed_offset"]
     n = panel.n
+    if isinstance(target_lag, str):
+        target = healthy_lag(lag, n)
+    else:
+        target = np.broadcast_to(np.asarray(target_lag, dtype=np.float64), n.shape)
     if span is None:
         change = drift_change(t, lag, n)
         index = np.arange(t.shape[1])[None, :]
         since = np.where(change["significant"], change["tau"], -np.inf)
         keep = (t >= since[:, None]) | (index >= (n - MIN_SAMPLES)[:, None])
+        since = recent_regime_start(compact(panel, keep), confidence=RECENT_CONFIDENCE)
+        keep = keep & ((t >= since[:, None]) | (index >= (n - MIN_SAMPLES)[:, None]))
     elif isinstance(span, int):
         index = np.arange(t.shape[1])[None, :]
         keep = index >= (n - span)[:, None]
@@ -193,7 +340,8 @@ def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str
         consume = (panel.last(committed) - _first_column(committed)) / duration
     del first
     net = consume - produce  # drain rate v
-    current = panel.last(lag)
+    level = panel.last(lag)
+    current = level - target  # backlog above the healthy in-flight lag
     sigma_m2, sigma_w2 = noise_components(t, lag, net)
     with np.errstate(invalid="ignore", divide="ignore"):
         var_v = sigma_w2 / duration + 2.0 * sigma_m2 / duration**2
@@ -205,11 +353,24 @@ def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str
     b = -(2.0 * current * net + q2 * sigma_w2)
     c = current * current - q2 * sigma_m2
     low, high = interval_roots(a, b, c)
-    drained = current <= 0
+    # Caught up: in the last few snapshots the lag came back to within measurement
+    # noise of the target, or to less than one snapshot interval's worth of produced
+    # messages (what a consumer in step with its producer has in flight, which
+    # snapshots cannot resolve), and it is not significantly growing.
+    index = np.arange(t.shape[1])[None, :]
+    recent = np.where(index >= (n - MIN_SAMPLES)[:, None], lag, np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        floor = np.nanmin(recent, axis=1) - target
+        in_flight = np.maximum(produce, 0.0) * duration / np.maximum(n - 1, 1)
+        near = floor <= np.fmax(q * np.sqrt(sigma_m2), in_flight)
+        drained = (current <= 0) | (near & (net + q * np.sqrt(var_v) >= 0))
     with np.errstate(invalid="ignore", divide="ignore"):
         eta = np.where(drained, 0.0, np.where(net > 0, current / net, np.inf))
     low = np.where(drained, 0.0, low)
-    high = np.where(drained, np.fmax(high, 0.0), high)
+    # at or below the target: the interval keeps the chance of noise above it;
+    # caught up with a few in-flight messages: nothing left to forecast
+    high = np.where(current <= 0, np.fmax(high, 0.0), np.where(drained, 0.0, high))
     low = np.minimum(low, eta)
     high = np.maximum(high, eta)
     retention = np.full(len(n), np.nan)
@@ -238,7 +399,8 @@ def drain_arrays(panel: Panel, *, confidence: float, window: object) -> dict[str
         return np.where(unknown, np.nan, values)
 
     return {
-        "lag": current,
+        "lag": level,
+        "target_lag": target,
         "produce_rate": blank(produce),
         "consume_rate": blank(consume),
         "eta_s": np.where(known_zero, 0.0, blank(eta)),
@@ -258,6 +420,7 @@ def time_to_drain(
     by: str | Iterable[str] = ("group", "topic"),
     confidence: float = 0.9,
     window: object = None,
+    target_lag: float | str = "auto",
 ) -> DrainForecast:
     """Forecast when each key's backlog is gone at current rates.
 
@@ -267,12 +430,19 @@ def time_to_drain(
         LAG frame (``log_start_offset`` optional, for ``retention_loss_s``).
     by
         Key columns, a subset of ``("group", "topic", "partition")``.
-        Computed per partition and rolled up: the slowest partition decides.
+        Forecast from each key's total lag and offsets (per partition in
+        ``.partitions``).
     confidence
         Level of ``eta_low_s``/``eta_high_s``.
     window
         Span the rates are measured over: a duration (``"15min"``), a
-        number of samples, or None for "since the last change of slope".
+        number of samples, or None for "since the last change of slope"
+        (or of the latest few snapshots' trend).
+    target_lag
+        Lag (messages, per key; shared evenly by its partitions) that counts
+        as drained, or ``"auto"`` for the healthy in-flight lag seen before
+        the backlog built up (0 when the recording does not show one).
+        The value used is in the ``target_lag`` column.
 
     Returns
     -------
@@ -302,14 +472,23 @@ def time_to_drain(
     if "log_start_offset" in frame.columns and frame["log_start_offset"].notna().any():
         columns.append("log_start_offset")
     panel = build_panel(frame, by=normalise_by(("group", "topic", "partition")), columns=columns)
-    with quiet():
-        parts_ = [
-            drain_arrays(sub_panel(panel, rows), confidence=confidence, window=window)
-            for rows in split_rows(panel.size)
-        ]
-        result = {name: np.concatenate([part[name] for part in parts_]) for name in parts_[0]}
+    if target_lag == "auto":
+        part_target: object = "auto"
+    else:
+        # a key's target is shared evenly by its partitions
+        share = panel.keys.groupby(list(keys), sort=False, observed=True)["partition"]
+        part_target = float(target_lag) / share.transform("size").to_numpy(np.float64)
+    result = _drain_all(panel, confidence=confidence, window=window, target_lag=part_target)
     parts = panel.keys.copy()
-    for name in ("lag", "produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s"):
+    for name in (
+        "lag",
+        "produce_rate",
+        "consume_rate",
+        "eta_s",
+        "eta_low_s",
+        "eta_high_s",
+        "target_lag",
+    ):
         parts[name] = result[name]
     parts["drains"] = np.where(result["unknown"], False, np.isfinite(result["eta_s"]))
     parts["drain_time"] = to_timestamps(panel.t0, result["last_s"] + result["eta_s"])
@@ -318,7 +497,15 @@ def time_to_drain(
     parts["reason"] = pd.array(result["reason"], dtype="string")
     parts["_last_s"] = result["last_s"]
     parts["_unknown"] = result["unknown"]
-    table = _roll_up(parts, keys, panel)
+    group = None
+    if "partition" not in keys:
+        key_panel = build_panel(frame, by=keys, columns=columns)
+        whole = _drain_all(key_panel, confidence=confidence, window=window, target_lag=target_lag)
+        group = key_panel.keys.copy()
+        for name in ("produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s"):
+            group[name] = np.where(whole["unknown"], np.nan, whole[name])
+        group["target_lag"] = whole["target_lag"]
+    table = _roll_up(parts, keys, panel, group)
     partitions = parts.drop(columns=["_last_s", "_unknown"])
     require_single_ok(
         "time_to_drain",
@@ -329,7 +516,27 @@ def time_to_drain(
     return DrainForecast(table=table, partitions=partitions, confidence=confidence)
 
 
-def _roll_up(parts: pd.DataFrame, keys: tuple[str, ...], panel: Panel) -> pd.DataFrame:
+def _drain_all(
+    panel: Panel, *, confidence: float, window: object, target_lag: object
+) -> dict[str, np.ndarray]:
+    """Run :func:`drain_arrays` over a panel in cache-sized chunks of rows."""
+    with quiet():
+        chunks = []
+        for rows in split_rows(panel.size):
+            target = target_lag
+            if isinstance(target_lag, np.ndarray):
+                target = target_lag[rows]
+            chunks.append(
+                drain_arrays(
+                    sub_panel(panel, rows), confidence=confidence, window=window, target_lag=target
+                )
+            )
+    return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}
+
+
+def _roll_up(
+    parts: pd.DataFrame, keys: tuple[str, ...], panel: Panel, group: pd.DataFrame | None = None
+) -> pd.DataFrame:
     """Sum rates and lag, take the slowest partition's ETA, per key."""
     if "partition" in keys:
         out = parts.drop(columns=["_last_s", "_unknown"]).copy()
@@ -387,6 +594,10 @@ def _roll_up(parts: pd.DataFrame, keys: tuple[str, ...], panel: Panel) -> pd.Dat
         "retention_loss_s",
     ):
         out.loc[unknown, name] = np.nan
+    if group is not None:
+        out = _with_group(out, parts, group, key_list)
+    else:
+        out["target_lag"] = grouped["target_lag"].sum().to_numpy()
     out["drains"] = ~unknown & np.isfinite(out["eta_s"].to_numpy())
     out["drain_time"] = to_timestamps(panel.t0, out["_last_s"].to_numpy() + out["eta_s"].to_numpy())
     out["reason"] = pd.array(reasons, dtype="string")
@@ -401,9 +612,36 @@ def _roll_up(parts: pd.DataFrame, keys: tuple[str, ...], panel: Panel) -> pd.Dat
         "drains",
         "drain_time",
         "retention_loss_s",
+        "target_lag",
         "partitions",
         "slowest_partition",
         "n",
         "reason",
     ]
     return out[columns]
+
+
+def _with_group(
+    out: pd.DataFrame, parts: pd.DataFrame, group: pd.DataFrame, key_list: list[str]
+) -> pd.DataFrame:
+    """Take the key's ETA, interval and rates from its total lag and total offsets.
+
+    A consumer moves its capacity between the partitions it owns: one it has
+    not got to yet reads "never" on its own (its committed offset stands
+    still), and one it is on drains faster than it will on average. The
+    total lag over the total rates does not depend on that ordering. The
+    per-partition forecasts stay in ``partitions`` (and name the
+    ``slowest_partition``). A key whose partitions are all caught up is
+    caught up too.
+    """
+    merged = out[key_list].merge(group, on=key_list, how="left", validate="one_to_one")
+    known = merged["eta_s"].notna().to_numpy() & out["eta_s"].notna().to_numpy()
+    # every partition caught up (out's ETA is their maximum): so is the key
+    caught_up = (out["eta_s"] == 0).to_numpy()
+    for name in ("eta_s", "eta_low_s", "eta_high_s", "produce_rate", "consume_rate"):
+        key_level = merged[name].to_numpy(np.float64)
+        if name.startswith("eta"):
+            key_level = np.where(caught_up, 0.0, key_level)
+        out[name] = np.where(known, key_level, out[name].to_numpy())
+    out["target_lag"] = merged["target_lag"].to_numpy(np.float64)
+    return out
