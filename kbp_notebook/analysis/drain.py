@@ -361,7 +361,9 @@ def drain_arrays(
     recent = np.where(index >= (n - MIN_SAMPLES)[:, None], lag, np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
-        floor = np.nanmin(recent, axis=1) - target
+        # no sample at all (a key whose offsets are all NA): NaN, and a reason later
+        empty = np.full(len(n), np.nan)
+        floor = (np.nanmin(recent, axis=1) if recent.shape[1] else empty) - target
         in_flight = np.maximum(produce, 0.0) * duration / np.maximum(n - 1, 1)
         near = floor <= np.fmax(q * np.sqrt(sigma_m2), in_flight)
         drained = (current <= 0) | (near & (net + q * np.sqrt(var_v) >= 0))
