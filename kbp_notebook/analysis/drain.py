@@ -354,9 +354,9 @@ def drain_arrays(
     c = current * current - q2 * sigma_m2
     low, high = interval_roots(a, b, c)
     # Caught up: in the last few snapshots the lag came back to within measurement
-    # noise of the target, or to less than one snapshot interval's worth of produced
-    # messages (what a consumer in step with its producer has in flight, which
-    # snapshots cannot resolve), and it is not significantly growing.
+    # noise of the target, or stayed below one snapshot interval's worth of
+    # produced messages throughout (what a consumer in step with its producer has
+    # in flight, which snapshots cannot resolve); and it is not significantly growing.
     index = np.arange(t.shape[1])[None, :]
     recent = np.where(index >= (n - MIN_SAMPLES)[:, None], lag, np.nan)
     with np.errstate(invalid="ignore"), warnings.catch_warnings():
@@ -365,7 +365,8 @@ def drain_arrays(
         empty = np.full(len(n), np.nan)
         floor = (np.nanmin(recent, axis=1) if recent.shape[1] else empty) - target
         in_flight = np.maximum(produce, 0.0) * duration / np.maximum(n - 1, 1)
-        near = floor <= np.fmax(q * np.sqrt(sigma_m2), in_flight)
+        ceiling = np.nanmax(recent, axis=1) - target
+        near = (floor <= q * np.sqrt(sigma_m2)) | (ceiling <= in_flight)
         drained = (current <= 0) | (near & (net + q * np.sqrt(var_v) >= 0))
     with np.errstate(invalid="ignore", divide="ignore"):
         eta = np.where(drained, 0.0, np.where(net > 0, current / net, np.inf))
