@@ -7,8 +7,7 @@ re-exported lazily from their modules.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from kbp_notebook._lazy import lazy_exports
 
 _EXPORTS: dict[str, str] = {
     "lag_trend": "kbp_notebook.analysis.trend",
@@ -31,14 +30,4 @@ _EXPORTS: dict[str, str] = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbp_notebook.analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, __all__)

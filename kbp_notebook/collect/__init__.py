@@ -15,9 +15,9 @@ Names are imported lazily so that reading a sample does not import kafka-python.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from kbp_notebook._lazy import lazy_exports
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset, write_dataset
 
 _LAZY: dict[str, str] = {
@@ -46,17 +46,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kbp_notebook.collect' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return __all__
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover
