@@ -365,7 +365,7 @@ def drain_arrays(
         empty = np.full(len(n), np.nan)
         floor = (np.nanmin(recent, axis=1) if recent.shape[1] else empty) - target
         in_flight = np.maximum(produce, 0.0) * duration / np.maximum(n - 1, 1)
-        ceiling = np.nanmax(recent, axis=1) - target
+        ceiling = (np.nanmax(recent, axis=1) if recent.shape[1] else empty) - target
         near = (floor <= q * np.sqrt(sigma_m2)) | (ceiling <= in_flight)
         drained = (current <= 0) | (near & (net + q * np.sqrt(var_v) >= 0))
     with np.errstate(invalid="ignore", divide="ignore"):
