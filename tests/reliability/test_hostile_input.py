@@ -681,9 +681,14 @@ def test_prometheus_slow_answers_fail_within_the_timeout(prom_server, mode: str)
     started = time.monotonic()
     _, error = _query(prom_server, timeout_s=timeout_s, mode=mode, seconds=30)
     elapsed_s = time.monotonic() - started
-    assert isinstance(error, KbpConnectionError)
     _check_prom_error(error, prom_server)
-    assert "timeout" in str(error).lower() or "timed out" in str(error).lower()
+    message = str(error).lower()
+    if mode == "endless" and isinstance(error, KbpInputError):
+        # on a quiet machine loopback delivers the 512 MiB cap before the timeout: also bounded
+        assert "more than 512 mib" in message
+    else:
+        assert isinstance(error, KbpConnectionError)
+        assert "timeout" in message or "timed out" in message
     # generous bound (2 cores, other jobs): the point is "not 30 s", not precision
     assert elapsed_s < 3 * timeout_s + 3, f"{mode}: took {elapsed_s:.1f}s with timeout_s=1"
 

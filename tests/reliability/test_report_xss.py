@@ -14,6 +14,7 @@ and opened in headless Chromium with every network request blocked:
 
 from __future__ import annotations
 
+import concurrent.futures
 import time
 
 import pytest
@@ -108,7 +109,17 @@ def test_report_on_hostile_group_ids_runs_no_script(hostile_recording, tmp_path)
 
 
 def _probe(html_path, *, wait_for_plots: bool = True) -> dict:
-    """Open a page offline in Chromium and return what ran and what is shown."""
+    """Open a page offline in Chromium and return what ran and what is shown.
+
+    Runs in a worker thread: rendering a report in-process (nbclient) can leave an
+    asyncio loop marked running on this thread, and Playwright's sync API refuses to
+    start inside a running loop.
+    """
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(_probe_in_this_thread, html_path, wait_for_plots=wait_for_plots).result()
+
+
+def _probe_in_this_thread(html_path, *, wait_for_plots: bool) -> dict:
     from playwright.sync_api import sync_playwright
 
     attempted: list[str] = []
