@@ -149,9 +149,14 @@ class GroupWorkload:
 
         client_id = f"{self.group}-c{index}"
         workload = self
+        # next offset to commit, kept from the records we were given: position()
+        # and commit() without a timeout can block forever across a rebalance
+        consumed: dict[Any, int] = {}
 
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
+                for tp in revoked:  # whoever owns it next commits from there
+                    consumed.pop(tp, None)
                 with workload._lock:
                     workload.assignments.append(
                         (
@@ -180,6 +185,8 @@ class GroupWorkload:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=200,
+            # a leader that assigned before it knew the topic re-joins within seconds
+            metadata_max_age_ms=3000,
             **self.client_config,
         )
         self._members[client_id] = consumer
@@ -187,35 +194,38 @@ class GroupWorkload:
         last_commit = time.monotonic()
         try:
             while not self._stop.is_set():
-                consumer.poll(timeout_ms=200)
+                batches = consumer.poll(timeout_ms=200)
+                for tp, records in batches.items():
+                    if records:
+                        consumed[tp] = records[-1].offset + 1
                 if self.consume_delay_s:
                     self._stop.wait(self.consume_delay_s)
                 meta = consumer.group_metadata()
                 generation = int(getattr(meta, "generation_id", -1))
                 with self._lock:
                     self.generations.setdefault(client_id, set()).add(generation)
-                if time.monotonic() - last_commit >= self.commit_every_s:
-                    positions = {tp: consumer.position(tp) for tp in consumer.assignment()}
-                    offsets = {
-                        tp: OffsetAndMetadata(pos, "", -1)
-                        for tp, pos in positions.items()
-                        if pos is not None
-                    }
-                    if offsets:
-                        try:
-                            consumer.commit(offsets)
-                        except Exception as exc:  # noqa: BLE001 - a rebalance may interrupt
-                            self.errors.append(f"{client_id} commit: {type(exc).__name__}: {exc}")
-                        else:
-                            now = time.time()
-                            with self._lock:
-                                self.commits.extend(
-                                    Commit(
-                                        now, client_id, generation, tp.topic, tp.partition, o.offset
-                                    )
-                                    for tp, o in offsets.items()
-                                )
-                    last_commit = time.monotonic()
+                if time.monotonic() - last_commit < self.commit_every_s:
+                    continue
+                last_commit = time.monotonic()
+                owned = consumer.assignment()
+                offsets = {
+                    tp: OffsetAndMetadata(pos, "", -1)
+                    for tp, pos in consumed.items()
+                    if tp in owned
+                }
+                if not offsets:
+                    continue
+                try:
+                    consumer.commit(offsets, timeout_ms=10_000)
+                except Exception as exc:  # noqa: BLE001 - a rebalance may interrupt
+                    self.errors.append(f"{client_id} commit: {type(exc).__name__}: {exc}")
+                    continue
+                now = time.time()
+                with self._lock:
+                    self.commits.extend(
+                        Commit(now, client_id, generation, tp.topic, tp.partition, o.offset)
+                        for tp, o in offsets.items()
+                    )
         except Exception as exc:  # noqa: BLE001
             self.errors.append(f"{client_id}: {type(exc).__name__}: {exc}")
         finally:
@@ -223,7 +233,7 @@ class GroupWorkload:
 
     # -- control -----------------------------------------------------------------
 
-    def start(self, *, stable_timeout_s: float = 90.0) -> GroupWorkload:
+    def start(self, *, stable_timeout_s: float = 150.0) -> GroupWorkload:
         """Start producing and consuming; return once every consumer owns partitions."""
         self._threads = [threading.Thread(target=self._produce, daemon=True)]
         self._threads += [
@@ -236,21 +246,27 @@ class GroupWorkload:
         return self
 
     def wait_stable(self, timeout_s: float = 90.0) -> None:
-        """Wait until every consumer has an assignment and has committed at least once."""
+        """Wait until every consumer owns partitions and the group has committed."""
         deadline = time.monotonic() + timeout_s
+        owned: dict[str, Any] = {}
+        committed_by: set[str] = set()
         while time.monotonic() < deadline:
             with self._lock:
                 committed_by = {c.client_id for c in self.commits}
-            if (
-                len(committed_by) >= min(self.consumers, 1)
-                and len(self._members) == self.consumers
-                and all(m.assignment() for m in list(self._members.values()))
-            ):
+            owned = {cid: m.assignment() for cid, m in list(self._members.items())}
+            if committed_by and len(owned) == self.consumers and all(owned.values()):
                 # one more commit round after the last rebalance
                 time.sleep(2 * self.commit_every_s + 1)
                 return
             time.sleep(0.2)
-        raise AssertionError(f"group {self.group} not stable after {timeout_s} s: {self.errors}")
+        with self._lock:
+            recent = self.assignments[-6:]
+            state = (
+                f"owned={ {cid: len(tps) for cid, tps in owned.items()} }, "
+                f"committed_by={sorted(committed_by)}, generations={self.generations}, "
+                f"last rebalance callbacks={recent}, errors={self.errors}"
+            )
+        raise AssertionError(f"group {self.group} not stable after {timeout_s} s: {state}")
 
     def stop(self) -> None:
         self._stop.set()
