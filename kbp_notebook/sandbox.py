@@ -656,6 +656,15 @@ class Sandbox:
         return list(range(1, self._brokers + 1))
 
     @property
+    def request_handler_pools(self) -> int:
+        """Request handler pools per node that share Kafka's idle meter: 2 (combined mode).
+
+        Pass it to :meth:`PrometheusSource.broker_metrics` so that
+        ``request_handler_idle_ratio`` reads as a 0..1 ratio.
+        """
+        return 2
+
+    @property
     def bootstrap_servers(self) -> str:
         """PLAINTEXT bootstrap servers, ``"127.0.0.1:PORT[,...]"``."""
         self._require_started()

@@ -291,7 +291,11 @@ class Recording:
         # Let Prometheus (scraping every second) store the last seconds before asking.
         time.sleep(3)
         broker = PrometheusSource(self.sandbox.prometheus_url).broker_metrics(
-            self.started, ended, prometheus_step, rate_window=rate_window
+            self.started,
+            ended,
+            prometheus_step,
+            rate_window=rate_window,
+            request_handler_pools=self.sandbox.request_handler_pools,
         )
         with self._lock:
             lag = pd.concat(self._lag, ignore_index=True)
@@ -309,6 +313,7 @@ class Recording:
             "log_dir_every_s": self.logdir_every_s,
             "prometheus_step": prometheus_step,
             "prometheus_rate_window": rate_window,
+            "request_handler_pools": self.sandbox.request_handler_pools,
             "groups": self.groups,
             "captures": [row["file"] for row in captures],
             "sample_errors": self.sample_errors,

@@ -137,6 +137,11 @@ def _figures(name: str, folder: Path) -> list[str]:
     return lines
 
 
+def _correction(meta: dict[str, Any]) -> str:
+    note = meta.get("corrected_after_recording")
+    return f"Corrected after recording: {note}.\n\n" if note else ""
+
+
 def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
     """Return the README.md text of the sample recorded in ``folder``."""
     ds = read_dataset(folder)
@@ -204,13 +209,15 @@ phase's 90th percentile, with a floor).
   into each message) the last record a consumer committed was — the ground truth for time lag;
 - broker metrics from Prometheus (`PrometheusSource.broker_metrics`, step
   {meta.get("prometheus_step")}, rate window {meta.get("prometheus_rate_window")}), entity
-  `broker-1`; log-dir usage (`logdir:*`) every {meta.get("log_dir_every_s")} s;
+  `broker-1` (`request_handler_idle_ratio` divided by the
+  {meta.get("request_handler_pools", 1)} request handler pools of a combined broker + controller
+  node, so it reads 0..1); log-dir usage (`logdir:*`) every {meta.get("log_dir_every_s")} s;
 - `captures/`: real `kafka-consumer-groups --describe --group ...` output taken during the run
   (file name = UTC start time and phase; `captures/index.csv` has start/end times and the
   tool's stderr notices): {", ".join(f"`{c}`" for c in captures)}.
 
-LAG snapshots every {meta.get("lag_every_s")} s (`LagCollector.snapshot`). The cluster is called
-`{meta.get("cluster")}`.
+{_correction(meta)}LAG snapshots every {meta.get("lag_every_s")} s (`LagCollector.snapshot`).
+The cluster is called `{meta.get("cluster")}`.
 
 ## Settings
 
