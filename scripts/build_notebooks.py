@@ -324,18 +324,22 @@ LIVE_PARAMETERS = PARAMETERS + '''
 every_s = 5.0  # poll interval
 duration_s = 20.0  # when run headless (report / tests): how long to watch before the snapshot
 groups = None  # e.g. ["orders-consumer"]; None watches every group
+command_config = None  # secured cluster: a client properties file, as for Kafka's --command-config
 record_to = None  # a folder to record the snapshots to as a Dataset, or None'''
 
 LIVE_LOAD = '''import time
 
 import kbp_notebook as kbp
 from kbp_notebook import viz
+from kbp_notebook.collect import read_client_properties
 from kbp_notebook.widgets import LiveMonitor
 from kbp_notebook.widgets.live_monitor import ReplayCollector
 
 if bootstrap_servers:
+    # SASL / TLS settings from the properties file; they stay in memory, never in an output
+    security = read_client_properties(command_config) if command_config else {}
     monitor = LiveMonitor(bootstrap_servers, every_s=every_s, groups=groups, cluster=cluster,
-                          record_to=record_to)
+                          record_to=record_to, **security)
 else:
     # No cluster given: replay a recording through the same monitor, one snapshot per poll.
     from kbp_notebook.report import open_source
@@ -355,8 +359,10 @@ offsets and log end offsets through the admin API; it never joins a consumer gro
 commits. Every few seconds it redraws lag per group and topic with the trend line, and gives the
 **ETA to drain** of the slowest group.
 
-Set `bootstrap_servers` in the parameters cell (and, for secured clusters, create the monitor with
-the same client settings you give `kbp.LagCollector`). Without a cluster, the notebook replays a
+Set `bootstrap_servers` in the parameters cell and, for a secured cluster, `command_config`: the
+client properties file you give Kafka's own tools (`security.protocol`, `sasl.mechanism`,
+`sasl.jaas.config`, PEM `ssl.*` files). Its secrets stay in memory: they never appear in this
+notebook's outputs or in a rendered report. Without a cluster, the notebook replays a
 bundled recording through the same monitor."""),
     ("md", """## The monitor
 

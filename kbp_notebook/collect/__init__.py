@@ -7,6 +7,7 @@ with timezone-aware UTC times. Nothing here computes statistics.
 * ``parse_consumer_groups`` — saved ``kafka-consumer-groups --describe`` output.
 * ``PrometheusSource`` — broker metrics and exporter lag history from PromQL.
 * ``client_metrics``, ``log_dir_usage`` — client-side and disk metrics.
+* ``read_client_properties`` — a ``--command-config`` file as kafka-python settings.
 * ``load_sample``, ``list_samples``, ``sample_path`` — bundled recordings.
 * ``read_dataset``, ``write_dataset``, ``DatasetAppender`` — Dataset folders.
 
@@ -27,6 +28,7 @@ _LAZY: dict[str, str] = {
     "client_metrics": "kbp_notebook.collect.clients",
     "log_dir_usage": "kbp_notebook.collect.clients",
     "load_sample": "kbp_notebook.collect.samples",
+    "read_client_properties": "kbp_notebook.collect.cli",
     "list_samples": "kbp_notebook.collect.samples",
     "sample_path": "kbp_notebook.collect.samples",
 }
@@ -40,6 +42,7 @@ __all__ = [
     "load_sample",
     "log_dir_usage",
     "parse_consumer_groups",
+    "read_client_properties",
     "read_dataset",
     "sample_path",
     "write_dataset",
@@ -50,6 +53,7 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY, __all__)
 
 
 if TYPE_CHECKING:  # pragma: no cover
+    from kbp_notebook.collect.cli import read_client_properties
     from kbp_notebook.collect.clients import client_metrics, log_dir_usage
     from kbp_notebook.collect.consumer_groups_text import parse_consumer_groups
     from kbp_notebook.collect.kafka_lag import LagCollector

@@ -22,7 +22,13 @@ from typing import Any
 
 from kbp_notebook.errors import KbpInputError
 
-__all__ = ["collect_main", "parse_client_properties", "read_properties", "samples_main"]
+__all__ = [
+    "collect_main",
+    "parse_client_properties",
+    "read_client_properties",
+    "read_properties",
+    "samples_main",
+]
 
 
 def read_properties(text: str) -> dict[str, str]:
@@ -143,6 +149,24 @@ def parse_client_properties(text: str, *, source: str = "client properties") -> 
     return config
 
 
+def read_client_properties(
+    path: str | Path, *, option: str = "command_config"
+) -> dict[str, Any]:
+    """Read a client properties file (Kafka's ``--command-config``) as kafka-python settings.
+
+    ``option`` names the setting the path came from, for error messages.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise KbpInputError(
+            f"Cannot read {option} {path} ({exc.strerror}); check the path.",
+            path=str(path),
+        ) from None
+    return parse_client_properties(text, source=f"{option} {path}")
+
+
 def _collect_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbp collect",
@@ -172,17 +196,11 @@ def collect_main(argv: Sequence[str]) -> int:
     from kbp_notebook.collect.kafka_lag import LagCollector
 
     args = _collect_parser().parse_args(list(argv))
-    config: dict[str, Any] = {}
-    if args.command_config:
-        path = Path(args.command_config)
-        try:
-            text = path.read_text(encoding="utf-8")
-        except OSError as exc:
-            raise KbpInputError(
-                f"Cannot read --command-config {path} ({exc.strerror}); check the path.",
-                path=str(path),
-            ) from None
-        config = parse_client_properties(text, source=f"--command-config {path}")
+    config = (
+        read_client_properties(args.command_config, option="--command-config")
+        if args.command_config
+        else {}
+    )
     every_s = parse_duration_s(args.every, name="--every")
     duration_s = (
         None if args.duration is None else parse_duration_s(args.duration, name="--duration")

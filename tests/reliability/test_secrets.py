@@ -6,7 +6,9 @@ Against the SCRAM sandbox, with the user's real password as the canary:
   stderr kept as log files), in-process ``LagCollector.record`` records too,
   and a ``LiveMonitor`` watches the SASL listener while recording;
 * a report and the curated notebooks are executed on that recording (the
-  executed notebooks are written out with their outputs and widget state);
+  executed notebooks are written out with their outputs and widget state), and
+  the live monitor notebook watches the SASL listener through its
+  ``command_config`` parameter;
 * failures with the canary in the config: bad user (authentication fails),
   a black-holed address, the SASL config on the PLAINTEXT listener, and
   ``kbp collect`` with a wrong user.
@@ -149,6 +151,21 @@ def test_the_scram_password_leaks_nowhere(scram_sandbox, tmp_path, caplog) -> No
             errors.append(_error_text(exc))
         else:
             nbformat.write(nb, work / f"{name}.executed.ipynb")
+    # the live monitor notebook on the SASL listener, secured by its command_config parameter
+    live_props = work / "live.properties"
+    live_props.write_text(_properties(user, canary))
+    nb = execute_notebook(
+        find_notebook("04_live_monitor"),
+        parameters={
+            "source": None, "bootstrap_servers": sasl, "command_config": str(live_props),
+            "groups": [group], "duration_s": 4.0, "every_s": 1.0, "cluster": "scram",
+        },
+    )  # fmt: skip
+    live_props.unlink()
+    nbformat.write(nb, work / "04_live_monitor.sasl.executed.ipynb")
+    printed = "".join(out.get("text", "") for cell in nb.cells for out in cell.get("outputs", []))
+    assert "last error: None" in printed, printed
+    assert int(printed.split(" polls;")[0].split()[-1]) >= 2, printed
 
     # 4. failures with the canary in the config
     failing = [

@@ -10,7 +10,12 @@ from kbp_notebook import Dataset, list_samples, load_sample, sample_path, write_
 from kbp_notebook.collect._durations import parse_duration_s
 from kbp_notebook.collect._kafka import public_config, redact, secret_values
 from kbp_notebook.collect._progress import make_progress
-from kbp_notebook.collect.cli import collect_main, parse_client_properties, samples_main
+from kbp_notebook.collect.cli import (
+    collect_main,
+    parse_client_properties,
+    read_client_properties,
+    samples_main,
+)
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
 
 SCRAM_PROPERTIES = r"""
@@ -35,6 +40,14 @@ def test_scram_properties_map_to_kafka_python_settings():
         "client_id": "kbp-test",
         "request_timeout_ms": 5000,
     }
+
+
+def test_client_properties_file_is_read_and_a_missing_one_named(tmp_path):
+    path = tmp_path / "client.properties"
+    path.write_text(SCRAM_PROPERTIES, encoding="utf-8")
+    assert read_client_properties(path) == parse_client_properties(SCRAM_PROPERTIES)
+    with pytest.raises(KbpInputError, match=r"command_config .*nope\.properties.*check the path"):
+        read_client_properties(tmp_path / "nope.properties")
 
 
 def test_plain_login_module_defaults_mechanism_to_plain():
