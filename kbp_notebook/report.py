@@ -29,10 +29,10 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from kbp_notebook.errors import KbpDataError, KbpInputError
@@ -42,6 +42,7 @@ __all__ = [
     "HTML_MANAGER_INTEGRITY",
     "HTML_MANAGER_VERSION",
     "NOTEBOOKS",
+    "attempt",
     "ensure_widget_bundle",
     "find_notebook",
     "open_source",
@@ -222,6 +223,22 @@ def source_parameters(
     if ":" in source and "/" not in source:
         return {"source": None, "bootstrap_servers": source}
     return {"source": source}
+
+
+_T = TypeVar("_T")
+
+
+def attempt(make: Callable[[], _T]) -> _T | None:
+    """Return ``make()``, or print why the data cannot answer and return None.
+
+    For notebook cells: a recording too short or too sparse for one analysis
+    (``KbpDataError``) shows the reason in words and the rest of the notebook runs on.
+    """
+    try:
+        return make()
+    except KbpDataError as exc:
+        print(f"Not enough data: {exc}")
+        return None
 
 
 def open_source(

@@ -28,7 +28,7 @@ cluster = "default"'''
 
 LOAD = '''import kbp_notebook as kbp
 from kbp_notebook import viz
-from kbp_notebook.report import open_source
+from kbp_notebook.report import attempt, open_source
 
 ds = open_source(
     source,
@@ -89,7 +89,7 @@ any post-mortem."""),
 peak = ds.lag.groupby("time")["lag"].sum().idxmax()  # the worst moment of the backlog
 if (snapshots <= peak).sum() < 10:  # worst at the very start: nothing built up in this recording
     peak = snapshots.iloc[-1]
-trend = kbp.lag_trend(ds.lag[ds.lag["time"] <= peak])
+trend = attempt(lambda: kbp.lag_trend(ds.lag[ds.lag["time"] <= peak]))
 viz.plot_lag(ds.lag, events=ds.events, trend=trend)"""),
     ("md", """### Trend per group and topic (up to the peak)
 
@@ -111,8 +111,8 @@ The group's overall status is in brackets after its name.
 **What to do.** STALL on one partition: look at that partition's consumer (a poison message, a
 blocking call). STOP: the consumer is not running: restart it or check its deployment.
 WARN across all partitions: the group is too slow: see the drain and capacity sections."""),
-    ("code", """status = kbp.lag_status(ds.lag[ds.lag["time"] <= peak])  # at the worst moment
-status.plot()"""),
+    ("code", """status = attempt(lambda: kbp.lag_status(ds.lag[ds.lag["time"] <= peak]))
+status.plot() if status is not None else None"""),
     ("md", """### Status over time
 
 The same rules evaluated at regular points through the recording, so you can see when each group
@@ -136,8 +136,8 @@ offset the consumer has committed. It is what "how stale is the data downstream"
 
 Open triangles are **lower bounds**: the committed offset is older than anything in the recording,
 so we know it is *at least* that far behind and do not invent a number."""),
-    ("code", """seconds_behind = kbp.time_lag(ds.lag)
-seconds_behind.plot()"""),
+    ("code", """seconds_behind = attempt(lambda: kbp.time_lag(ds.lag))
+seconds_behind.plot() if seconds_behind is not None else None"""),
     ("md", """## 4. When will it drain?
 
 The fan chart starts at the end of the recording ("now"). The solid line runs from the current
@@ -155,14 +155,14 @@ on the topic now to buy time (`retention.ms`)."""),
 The forecast as it would have looked at the peak of the backlog, from the rates of that moment,
 with what really happened next drawn as the thin line: the check that matters in a post-mortem
 is whether waiting would have been enough."""),
-    ("code", """at_peak = kbp.time_to_drain(ds.lag[ds.lag["time"] <= peak])
+    ("code", """at_peak = attempt(lambda: kbp.time_to_drain(ds.lag[ds.lag["time"] <= peak]))
 viz.plot_drain(
     at_peak, lag=ds.lag, as_of=peak,
     title=f"At the peak ({peak:%H:%M:%S} UTC): would it have drained at those rates?",
-)"""),
+) if at_peak is not None else None"""),
     ("md", """### At the end of the recording"""),
-    ("code", """drain = kbp.time_to_drain(ds.lag)
-viz.plot_drain(drain, lag=ds.lag)"""),
+    ("code", """drain = attempt(lambda: kbp.time_to_drain(ds.lag))
+viz.plot_drain(drain, lag=ds.lag) if drain is not None else None"""),
     ("code", """drain"""),
     ("md", """## 5. Diagnosis
 
@@ -170,8 +170,8 @@ Each finding is one signal from the recording (lag growth, consumer vs producer 
 skew, broker flush latency, request handler idle, under-replicated partitions, producer latency,
 disk, retention), with its evidence and a severity. Red rows first. The recommendations follow
 from the findings; each says which evidence it rests on."""),
-    ("code", """diagnosis = kbp.diagnose(ds)
-diagnosis.plot()"""),
+    ("code", """diagnosis = attempt(lambda: kbp.diagnose(ds))
+diagnosis.plot() if diagnosis is not None else None"""),
     ("md", """## 6. Explore
 
 Pick a group, topic, partition or time range; toggle the trend and the per-partition breakdown.
@@ -209,7 +209,7 @@ peak = ds.lag.groupby("time")["lag"].sum().idxmax()
 if (snapshots <= peak).sum() < 10:  # worst at the very start: use the whole recording
     peak = snapshots.iloc[-1]
 upto = ds.lag[ds.lag["time"] <= peak]
-plan = kbp.capacity_plan(upto, target_s=target_s)
+plan = attempt(lambda: kbp.capacity_plan(upto, target_s=target_s))
 plan"""),
     ("md", """## Today against what is needed
 
@@ -218,13 +218,13 @@ partitions. **Where the needed consumers exceed the partitions**, adding consume
 they would sit idle. Increase the topic's partitions (and note that this changes key ordering
 for keyed topics) or make each consumer faster (batching, `max.poll.records`, async processing).
 """),
-    ("code", """plan.plot()"""),
+    ("code", """plan.plot() if plan is not None else None"""),
     ("md", """## Per-consumer throughput and rates
 
 `produce_rate` and `consume_rate` are messages per second over the recent window. A consume rate
 that stays flat when members are added means the bottleneck is not the consumers (a downstream
 system, the brokers, or one hot partition)."""),
-    ("code", """kbp.time_to_drain(upto)"""),
+    ("code", """attempt(lambda: kbp.time_to_drain(upto))"""),
     ("md", """## What if
 
 The same plan under a few scenarios: today's consumers, doubled, and with 50% more produce
@@ -232,16 +232,20 @@ traffic. `eta_s_at_plan` is the time to drain in seconds with `consumers_planned
 (capped by the partitions); `inf` means it never drains."""),
     ("code", """import pandas as pd
 
-today = int(plan.table["consumers_now"].fillna(1).max())
-scenarios = {
-    f"today ({today} consumers)": plan.what_if(consumers=today),
-    f"{2 * today} consumers": plan.what_if(consumers=2 * today),
-    f"{today} consumers, +50% produce": plan.what_if(consumers=today, produce_growth=0.5),
-    "as planned, +50% produce": plan.what_if(produce_growth=0.5),
-}
-columns = ["group", "topic", "consumers_planned", "partitions", "eta_s_at_plan", "feasible", "note"]
-pd.concat([s.table[columns].assign(scenario=name) for name, s in scenarios.items()],
-          ignore_index=True).set_index(["scenario", "group", "topic"])"""),
+what_if = None
+if plan is not None:
+    today = int(plan.table["consumers_now"].fillna(1).max())
+    scenarios = {
+        f"today ({today} consumers)": plan.what_if(consumers=today),
+        f"{2 * today} consumers": plan.what_if(consumers=2 * today),
+        f"{today} consumers, +50% produce": plan.what_if(consumers=today, produce_growth=0.5),
+        "as planned, +50% produce": plan.what_if(produce_growth=0.5),
+    }
+    columns = ["group", "topic", "consumers_planned", "partitions", "eta_s_at_plan", "feasible",
+               "note"]
+    what_if = pd.concat([s.table[columns].assign(scenario=name) for name, s in scenarios.items()],
+                        ignore_index=True).set_index(["scenario", "group", "topic"])
+what_if"""),
     ("md", """## Drain planner
 
 Move the sliders: number of consumers, per-consumer rate, produce growth and the target. The
@@ -276,16 +280,7 @@ correlated by eye; they should not come out significant here."""),
 (right axis) on one time axis. Bottom: the correlation at each shift; the red bar is the chosen
 shift. A positive shift means flush latency moved **first**. The title gives r, the shift, the
 p-value and the effective sample size."""),
-    ("code", """def attempt(make):
-    \"\"\"Show a result, or say plainly why this recording cannot answer.\"\"\"
-    try:
-        return make()
-    except kbp.KbpDataError as exc:
-        print(f"Not enough data: {exc}")
-        return None
-
-
-flush_vs_lag = attempt(lambda: kbp.flush_latency_vs_lag(ds))
+    ("code", """flush_vs_lag = attempt(lambda: kbp.flush_latency_vs_lag(ds))
 flush_vs_lag.plot() if flush_vs_lag is not None else None"""),
     ("code", """import textwrap
 

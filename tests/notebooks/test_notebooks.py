@@ -72,6 +72,36 @@ def test_notebook_runs_on_the_synthetic_recording(name, synthetic_recording):
     assert "<img src=x" not in text  # the hostile group id never reaches HTML unescaped
 
 
+@pytest.fixture(scope="module")
+def three_snapshots(tmp_path_factory):
+    """The first three snapshots of a sample: too short for a trend, a status or a forecast."""
+    ds = kbp.load_sample("producer-burst")
+    first = sorted(ds.lag["time"].unique())[:3]
+    short = kbp.Dataset(
+        lag=ds.lag[ds.lag["time"].isin(first)],
+        metrics=ds.metrics[ds.metrics["time"] <= first[-1]],
+        events=ds.events[ds.events["time"] <= first[-1]],
+        meta=ds.meta,
+    )
+    folder = tmp_path_factory.mktemp("short") / "recording"
+    kbp.write_dataset(short, folder)
+    return folder
+
+
+@pytest.mark.notebook
+@pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "04_live_monitor"])
+def test_notebook_says_not_enough_data_on_a_three_snapshot_recording(name, three_snapshots):
+    nb = execute_notebook(
+        find_notebook(name), parameters={"source": None, "recording": str(three_snapshots)}
+    )
+    outputs = _outputs(nb)
+    errors = [o for o in outputs if o.output_type == "error"]
+    assert not errors, errors[0].get("evalue") if errors else ""
+    printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert "Not enough data:" in printed and "at least" in printed
+    assert any(WIDGET in o.get("data", {}) for o in outputs), "the explorer did not display"
+
+
 @pytest.mark.notebook
 @pytest.mark.slow
 @pytest.mark.parametrize("sample", SAMPLES)
