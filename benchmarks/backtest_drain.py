@@ -238,6 +238,22 @@ def fresh_cases(
 # --------------------------------------------------------------------------- forecasting
 
 
+def crossing_time(t_s: np.ndarray, total: np.ndarray, episode: Episode) -> float:
+    """When the lag crossed the baseline ceiling at the drain end, interpolated.
+
+    The snapshot at ``episode.end`` is the first one seen at or below the
+    ceiling; the crossing happened between it and the one before. Using the
+    snapshot's own time would make the truth late by up to one snapshot
+    interval for every method (all forecast a crossing in continuous time).
+    """
+    before, after = episode.end - 1, episode.end
+    drop = total[before] - total[after]
+    if not drop > 0:
+        return float(t_s[after])
+    share = min(max((total[before] - episode.ceiling) / drop, 0.0), 1.0)
+    return float(t_s[before] + share * (t_s[after] - t_s[before]))
+
+
 def moments(episode: Episode, *, limit: int = MAX_MOMENTS_PER_PHASE) -> list[tuple[str, int]]:
     """Snapshot indices to forecast at: growth (onset+1 .. peak-1) and drain (peak .. end-1)."""
     out: list[tuple[str, int]] = []
@@ -302,7 +318,7 @@ def backtest_case(case: Case) -> pd.DataFrame | None:
         return None
     frame = case.lag.sort_values("time", kind="stable")
     rows = []
-    t_end = t_s[episode.end]
+    t_end = crossing_time(t_s, total, episode)
     for phase, i in moments(episode):
         upto = frame[frame["time"] <= times[i]]
         eta, low, high, variant = forecast_ours(upto, ceiling=ceiling)

@@ -50,6 +50,12 @@ total offsets -- the same model on the summed series -- because a consumer
 moves its capacity between the partitions it owns: a partition it has not
 got to yet reads "never" on its own while the key drains. The per-partition
 forecasts stay in ``.partitions``; ``slowest_partition`` names the latest.
+That reading (capacity moves freely) gives the ETA and the fast end of the
+interval. The slow end also allows for capacity that does *not* move
+between members: each member's partitions (by ``consumer_id``; a partition
+without a known owner is its own member) drain at their own rates, so the
+total rate falls as members finish (:func:`members_finish`); the interval
+spans both readings. Measured in ``benchmarks/backtest_drain.py``.
 ``retention_loss_s`` (where
 ``log_start_offset`` is known) is the soonest time at which a partition's
 committed offset would fall behind its log start offset at current rates
@@ -91,7 +97,7 @@ from kbp_notebook.analysis._series import (
 )
 from kbp_notebook.errors import KbpInputError
 
-__all__ = ["DrainForecast", "time_to_drain"]
+__all__ = ["DrainForecast", "members_finish", "time_to_drain"]
 
 #: Fewest samples in the span for a rate and its uncertainty.
 MIN_SAMPLES = 4
@@ -298,12 +304,19 @@ def _first_column(array: np.ndarray) -> np.ndarray:
 
 
 def drain_arrays(
-    panel: Panel, *, confidence: float, window: object, target_lag: object = 0.0
+    panel: Panel,
+    *,
+    confidence: float,
+    window: object,
+    target_lag: object = 0.0,
+    since: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Per-series rates, ETA and interval for a per-partition (or any) panel.
 
     The panel needs ``committed_offset`` and ``log_end_offset`` (and may
-    carry ``log_start_offset``).
+    carry ``log_start_offset``). ``since`` (seconds from the panel's ``t0``,
+    per row) fixes where each span starts instead of detecting it; the
+    start used is returned as ``span_start_s``.
     """
     valid = ~(np.isnan(panel["committed_offset"]) | np.isnan(panel["log_end_offset"]))
     panel = compact(panel, valid)
@@ -315,7 +328,10 @@ def drain_arrays(
         target = healthy_lag(lag, n)
     else:
         target = np.broadcast_to(np.asarray(target_lag, dtype=np.float64), n.shape)
-    if span is None:
+    if since is not None:
+        index = np.arange(t.shape[1])[None, :]
+        keep = (t >= since[:, None]) | (index >= (n - MIN_SAMPLES)[:, None])
+    elif span is None:
         change = drift_change(t, lag, n)
         index = np.arange(t.shape[1])[None, :]
         since = np.where(change["significant"], change["tau"], -np.inf)
@@ -412,6 +428,7 @@ def drain_arrays(
         "retention_loss_s": blank(retention),
         "n": n,
         "last_s": t_last,
+        "span_start_s": t_first,
         "reason": np.where(known_zero, "", reason),
         "unknown": unknown,
     }
@@ -508,6 +525,9 @@ def time_to_drain(
         for name in ("produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s"):
             group[name] = np.where(whole["unknown"], np.nan, whole[name])
         group["target_lag"] = whole["target_lag"]
+        group["_span_start_s"] = whole["span_start_s"]
+        group["_partitions"] = key_panel.partitions
+        group = _slow_end_from_members(group, frame, keys, columns, confidence=confidence)
     table = _roll_up(parts, keys, panel, group)
     partitions = parts.drop(columns=["_last_s", "_unknown"])
     require_single_ok(
@@ -519,8 +539,135 @@ def time_to_drain(
     return DrainForecast(table=table, partitions=partitions, confidence=confidence)
 
 
+def _owner_of_partition(frame: pd.DataFrame) -> pd.Series:
+    """Each row's partition's owner at its last snapshot.
+
+    Where no owner is known (no ``consumer_id``, or none at the last
+    snapshot) the partition counts as its own member.
+    """
+    part = ["cluster", "group", "topic", "partition"]
+    alone = "partition " + frame["partition"].astype("string")
+    if "consumer_id" not in frame.columns:
+        return alone
+    # "" (not NA) where no owner, so that "last" takes the last snapshot's value
+    ids = frame["consumer_id"].astype("string").fillna("").str.strip()
+    last = ids.groupby([frame[c] for c in part], sort=False, observed=True).transform("last")
+    return last.where(last != "", alone)
+
+
+def _rows_of(frame: pd.DataFrame, wanted: pd.DataFrame, keys: tuple[str, ...]) -> np.ndarray:
+    """Boolean mask of the frame's rows whose key is one of ``wanted``'s rows."""
+    index = pd.MultiIndex.from_frame(frame[list(keys)])
+    return np.asarray(index.isin(pd.MultiIndex.from_frame(wanted)))
+
+
+def _slow_end_from_members(
+    group: pd.DataFrame,
+    frame: pd.DataFrame,
+    keys: tuple[str, ...],
+    columns: list[str],
+    *,
+    confidence: float,
+) -> pd.DataFrame:
+    """Widen each key's interval to the case where capacity does not move between members.
+
+    The key's forecast assumes its consumers move their capacity to
+    whatever partitions still have a backlog. A member does that between the
+    partitions it owns, but not to another member's: then the total rate
+    falls as members finish, and the drain ends later. So each member's
+    partitions (by ``consumer_id`` at their last snapshot; a partition with
+    no known owner is its own member) are forecast from their total, over
+    the key's span and towards their share of the key's target lag, and
+    :func:`members_finish` gives when their excess lags, each falling at its
+    own rate, add up to no more than the key's target. The slow end of that
+    (the members' slow ends together) bounds the key's ``eta_high_s`` from
+    below: the interval spans both readings of how capacity moves. Keys
+    with a single member, or a member too thin to forecast, keep theirs.
+    """
+    # only keys still draining with a finite slow end can be widened
+    open_keys = group.loc[np.isfinite(group["eta_high_s"]) & (group["eta_s"] > 0), list(keys)]
+    if not len(open_keys):
+        return group
+    frame = frame[_rows_of(frame, open_keys, keys)]
+    with_owner = frame.assign(_owner=_owner_of_partition(frame))
+    per_key = with_owner.groupby(list(keys), sort=False, observed=True)["_owner"].nunique()
+    if not (per_key > 1).any():
+        return group
+    panel = build_panel(with_owner, by=(*keys, "_owner"), columns=columns)
+    key_of = panel.keys[list(keys)].merge(
+        group[[*keys, "_span_start_s", "_partitions", "target_lag"]], on=list(keys), how="left"
+    )
+    share = key_of["target_lag"].to_numpy(np.float64) * (
+        panel.partitions / key_of["_partitions"].to_numpy(np.float64)
+    )
+    members = _drain_all(
+        panel,
+        confidence=confidence,
+        window=None,
+        target_lag=share,
+        since=key_of["_span_start_s"].to_numpy(np.float64),
+    )
+    key_id = pd.MultiIndex.from_frame(key_of[list(keys)]).factorize()[0]
+    slow_end = members_finish(key_id, members["lag"] - members["target_lag"], members["eta_high_s"])
+    usable = ~pd.Series(members["unknown"]).groupby(key_id).any().to_numpy()
+    several = np.bincount(key_id) > 1
+    firsts = pd.Series(np.arange(len(key_id))).groupby(key_id).first().to_numpy()
+    solved = key_of.iloc[firsts][list(keys)].reset_index(drop=True)
+    solved["_slow_end"] = np.where(usable & several, slow_end, np.nan)
+    merged = group[list(keys)].merge(solved, on=list(keys), how="left")
+    out = group.copy()
+    out["eta_high_s"] = np.fmax(group["eta_high_s"].to_numpy(), merged["_slow_end"].to_numpy())
+    return out
+
+
+def members_finish(key_id: np.ndarray, excess: np.ndarray, eta: np.ndarray) -> np.ndarray:
+    """When the members' excess lags first add up to zero or less, per key.
+
+    Member ``i`` of key ``key_id[i]`` has ``excess[i]`` messages above its
+    share of the target and reaches its share after ``eta[i]`` seconds
+    (inf: never; its excess stays), falling linearly until then. A member
+    already at or below its share keeps its (negative) excess: slack for the
+    others. Keys are ``0..K-1``; returns ``(K,)`` seconds (inf: never).
+    """
+    n_keys = int(key_id.max()) + 1 if len(key_id) else 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        falling = (excess > 0) & np.isfinite(eta) & (eta > 0)
+        rate = np.where(falling, excess / np.where(falling, eta, 1.0), 0.0)
+    # the part of each key's sum that does not fall: members that do not drain,
+    # those at their share, and members done at once (eta 0) contribute nothing
+    done_now = (excess > 0) & (eta == 0)
+    steady = np.where(falling | done_now | np.isnan(excess), 0.0, excess)
+    constant = np.bincount(key_id, weights=steady, minlength=n_keys)
+    total_now = constant + np.bincount(
+        key_id, weights=np.where(falling, excess, 0.0), minlength=n_keys
+    )
+    out = np.where(total_now <= 0, 0.0, np.inf)
+    rows = np.flatnonzero(falling)
+    if len(rows) == 0:
+        return out
+    order = rows[np.lexsort((eta[rows], key_id[rows]))]
+    keys, t = key_id[order], eta[order]
+    # suffix sums within each key: the members still falling on the segment ending at t
+    e_rev = pd.Series(excess[order][::-1]).groupby(keys[::-1]).cumsum().to_numpy()[::-1]
+    r_rev = pd.Series(rate[order][::-1]).groupby(keys[::-1]).cumsum().to_numpy()[::-1]
+    level_at_t = constant[keys] + e_rev - r_rev * t
+    hit = level_at_t <= 0
+    first_hit = pd.Series(np.where(hit, np.arange(len(keys)), len(keys))).groupby(keys).min()
+    found = first_hit.to_numpy() < len(keys)
+    at = first_hit.to_numpy()[found]
+    crossing = (constant[keys[at]] + e_rev[at]) / r_rev[at]
+    solved = np.full(n_keys, np.nan)
+    solved[first_hit.index.to_numpy()[found]] = crossing
+    return np.where(total_now <= 0, 0.0, np.where(np.isnan(solved), np.inf, solved))
+
+
 def _drain_all(
-    panel: Panel, *, confidence: float, window: object, target_lag: object
+    panel: Panel,
+    *,
+    confidence: float,
+    window: object,
+    target_lag: object,
+    since: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Run :func:`drain_arrays` over a panel in cache-sized chunks of rows."""
     with quiet():
@@ -531,7 +678,11 @@ def _drain_all(
                 target = target_lag[rows]
             chunks.append(
                 drain_arrays(
-                    sub_panel(panel, rows), confidence=confidence, window=window, target_lag=target
+                    sub_panel(panel, rows),
+                    confidence=confidence,
+                    window=window,
+                    target_lag=target,
+                    since=None if since is None else since[rows],
                 )
             )
     return {name: np.concatenate([chunk[name] for chunk in chunks]) for name in chunks[0]}

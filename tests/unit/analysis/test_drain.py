@@ -6,6 +6,7 @@ from hypothesis import strategies as st
 from synthetic import drain_case, make_lag
 
 from kbp_notebook.analysis import DrainForecast, time_to_drain
+from kbp_notebook.analysis.drain import members_finish
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 
@@ -69,13 +70,29 @@ def test_key_eta_comes_from_total_lag_and_rates():
     total = total.assign(cluster="test", group="orders-consumer", topic="orders", partition=0)
     total["lag"] = total["log_end_offset"] - total["committed_offset"]
     alone = one(time_to_drain(total).table)
-    for column in ("eta_s", "eta_low_s", "eta_high_s", "produce_rate", "consume_rate"):
+    for column in ("eta_s", "eta_low_s", "produce_rate", "consume_rate"):
         assert row[column] == pytest.approx(alone[column], rel=1e-9)
+    # the slow end also allows for capacity that does not move (no owners known here:
+    # each partition its own member), so it reaches the hot partition's own slow end
+    hot = result.partitions.set_index("partition").loc[2]
+    assert row["eta_high_s"] >= alone["eta_high_s"]
+    assert row["eta_high_s"] >= hot["eta_high_s"] - 1e-6
     assert row["eta_low_s"] <= row["eta_s"] <= row["eta_high_s"]
 
 
+def test_members_finish_adds_members_excess_until_it_is_gone():
+    # key 0: two members, 100 msgs in 10 s and 300 msgs in 30 s: the sum is gone at 30 s
+    # key 1: a member below its share (-50) gives slack: 100 - 10 t - 50 <= 0 at t = 5
+    # key 2: a member that does not drain keeps its excess: never
+    # key 3: all at or below their share already: 0
+    key_id = np.array([0, 0, 1, 1, 2, 2, 3])
+    excess = np.array([100.0, 300.0, 100.0, -50.0, 100.0, 20.0, -1.0])
+    eta = np.array([10.0, 30.0, 10.0, 0.0, 10.0, np.inf, 0.0])
+    assert members_finish(key_id, excess, eta).tolist() == [30.0, 5.0, np.inf, 0.0]
+
+
 def test_group_drains_while_a_partition_is_not_reached_yet():
-    # one consumer works through its partitions in turn: partition 0's committed
+    # one consumer works through its partitions in turn: partition 3's committed
     # offset has not moved for the whole recent span, the others drain fast
     moving = make_lag(
         n=40, partitions=3, produce_rate=50, consume_rate=400, start_lag=100_000, seed=4
@@ -83,7 +100,8 @@ def test_group_drains_while_a_partition_is_not_reached_yet():
     stuck = make_lag(n=40, partitions=1, produce_rate=50, consume_rate=0, start_lag=60_000, seed=5)
     stuck["partition"] = np.int32(3)
     lag = pd.concat([moving, stuck], ignore_index=True)
-    result = time_to_drain(lag)
+    owned = lag.assign(consumer_id=pd.Series(["consumer-0"] * len(lag), dtype="string"))
+    result = time_to_drain(owned)
     parts = result.partitions.set_index("partition")
     assert parts.loc[3, "eta_s"] == np.inf  # on its own it never drains
     row = one(result.table)
@@ -91,7 +109,13 @@ def test_group_drains_while_a_partition_is_not_reached_yet():
     net = row["consume_rate"] - row["produce_rate"]
     assert net == pytest.approx(3 * 350 - 50, rel=0.02)
     assert row["eta_s"] == pytest.approx(row["lag"] / net, rel=0.02)
+    # one member owns all four partitions: its capacity moves to partition 3
     assert np.isfinite(row["eta_high_s"])
+    # without owners, partition 3 may have a consumer of its own that is stuck:
+    # the same ETA, but the slow end cannot rule out "never"
+    unknown = one(time_to_drain(lag).table)
+    assert unknown["eta_s"] == pytest.approx(row["eta_s"], rel=1e-9)
+    assert unknown["eta_high_s"] == np.inf
 
 
 def test_switch_from_growth_to_drain_is_seen_within_a_few_snapshots():
