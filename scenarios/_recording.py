@@ -235,6 +235,35 @@ class Recording:
             time.sleep(0.25)
         return None
 
+    def observe_healthy(self, group: str, seconds: float, *, floor: int) -> int:
+        """Observe the healthy phase (a capture half way) and return its baseline ceiling."""
+        healthy = observe(self, group, seconds * 0.5)
+        self.capture("healthy", group=group)
+        healthy += observe(self, group, seconds * 0.5)
+        return baseline_ceiling(healthy, floor=floor)
+
+    def drain_to_baseline(
+        self, group: str, *, ceiling: int, timeout_s: float, tail_s: float, capture: str | None
+    ) -> None:
+        """Wait for ``group``'s lag to be back at ``ceiling``, mark when, observe the tail.
+
+        Writes ``lag_baseline_reached`` (or ``drain_timeout``), then after
+        ``tail_s`` seconds an optional capture labelled ``capture``.
+        """
+        reached = self.wait_for_baseline(group, at_most=ceiling, timeout_s=timeout_s)
+        if reached is not None:
+            self.events.mark(
+                "lag_baseline_reached",
+                f"total lag of {group} back at or below {ceiling}",
+                time=reached,
+            )
+        else:
+            self.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
+        observe(self, group, tail_s)
+        if capture is not None:
+            self.capture(capture, group=group)
+        self.meta["baseline_ceiling_lag"] = ceiling
+
     # ------------------------------------------------------------------ captures
 
     def capture(self, label: str, *, group: str) -> threading.Thread:

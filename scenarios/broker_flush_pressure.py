@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._recording import Recording, observe
 from scenarios._workload import (
     ConsumerGroupDriver,
     DiskNeighbour,
@@ -128,10 +128,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             f"producer at {RATE_PER_S:.0f} msg/s; {CONSUMERS} consumers committing every "
             f"{MAX_POLL_RECORDS} records; broker flushes after every message",
         )
-        healthy = observe(recording, group, phases["healthy"] * 0.5)
-        recording.capture("healthy", group=group)
-        healthy += observe(recording, group, phases["healthy"] * 0.5)
-        ceiling = baseline_ceiling(healthy, floor=300)
+        ceiling = recording.observe_healthy(group, phases["healthy"], floor=300)
 
         neighbour.start()
         recording.events.mark(
@@ -148,18 +145,13 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "flush_pressure_end",
             f"neighbour stopped after writing {neighbour.bytes_written / 2**20:.0f} MiB",
         )
-        reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
-        if reached is not None:
-            recording.events.mark(
-                "lag_baseline_reached",
-                f"total lag of {group} back at or below {ceiling}",
-                time=reached,
-            )
-        else:
-            recording.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
-        observe(recording, group, phases["tail"])
-        recording.capture("recovered", group=group)
-        recording.meta["baseline_ceiling_lag"] = ceiling
+        recording.drain_to_baseline(
+            group,
+            ceiling=ceiling,
+            timeout_s=phases["drain_max"],
+            tail_s=phases["tail"],
+            capture="recovered",
+        )
         recording.meta["messages_produced"] = producer.sent
         recording.meta["neighbour_mib_written"] = round(neighbour.bytes_written / 2**20)
         recording.stop_sampling()

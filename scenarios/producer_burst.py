@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._recording import Recording, observe
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
 NAME = "producer-burst"
@@ -75,10 +75,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             f"producer at {BASE_RATE_PER_S:.0f} msg/s; {CONSUMERS} consumers, "
             f"nominal capacity ~{capacity:.0f} msg/s",
         )
-        healthy = observe(recording, group, phases["healthy"] * 0.5)
-        recording.capture("healthy", group=group)
-        healthy += observe(recording, group, phases["healthy"] * 0.5)
-        ceiling = baseline_ceiling(healthy, floor=200)
+        ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 
         producer.set_rate(BURST_RATE_PER_S)
         recording.events.mark(
@@ -96,17 +93,13 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         )
         observe(recording, group, min(10.0, phases["drain_max"] / 4))
         recording.capture("draining", group=group)
-        reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
-        if reached is not None:
-            recording.events.mark(
-                "lag_baseline_reached",
-                f"total lag of {group} back at or below {ceiling}",
-                time=reached,
-            )
-        else:
-            recording.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
-        observe(recording, group, phases["tail"])
-        recording.meta["baseline_ceiling_lag"] = ceiling
+        recording.drain_to_baseline(
+            group,
+            ceiling=ceiling,
+            timeout_s=phases["drain_max"],
+            tail_s=phases["tail"],
+            capture=None,
+        )
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:

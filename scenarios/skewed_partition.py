@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._recording import Recording, observe
 from scenarios._workload import (
     ConsumerGroupDriver,
     RateProducer,
@@ -94,10 +94,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "steady_start",
             f"producer at {RATE_PER_S:.0f} msg/s over 1000 keys; {CONSUMERS} consumers",
         )
-        healthy = observe(recording, group, phases["healthy"] * 0.5)
-        recording.capture("healthy", group=group)
-        healthy += observe(recording, group, phases["healthy"] * 0.5)
-        ceiling = baseline_ceiling(healthy, floor=200)
+        ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 
         state["skewed"] = True
         recording.events.mark(
@@ -112,18 +109,13 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
 
         state["skewed"] = False
         recording.events.mark("skew_end", "keys spread evenly over partitions again")
-        reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
-        if reached is not None:
-            recording.events.mark(
-                "lag_baseline_reached",
-                f"total lag of {group} back at or below {ceiling}",
-                time=reached,
-            )
-        else:
-            recording.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
-        observe(recording, group, phases["tail"])
-        recording.capture("drained", group=group)
-        recording.meta["baseline_ceiling_lag"] = ceiling
+        recording.drain_to_baseline(
+            group,
+            ceiling=ceiling,
+            timeout_s=phases["drain_max"],
+            tail_s=phases["tail"],
+            capture="drained",
+        )
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._recording import Recording, observe
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
 NAME = "slow-consumer-then-scale-out"
@@ -73,10 +73,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         recording.events.mark(
             "steady_start", f"producer at {RATE_PER_S:.0f} msg/s; 1 consumer in {group}"
         )
-        healthy = observe(recording, group, phases["healthy"] * 0.5)
-        recording.capture("healthy", group=group)
-        healthy += observe(recording, group, phases["healthy"] * 0.5)
-        ceiling = baseline_ceiling(healthy, floor=200)
+        ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 
         consumers.set_delay(SLOW_DELAY_S)
         recording.events.mark(
@@ -97,18 +94,13 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         )
         consumers.wait_assigned(timeout_s=30)
         recording.capture("scaled-out", group=group)
-        reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
-        if reached is not None:
-            recording.events.mark(
-                "lag_baseline_reached",
-                f"total lag of {group} back at or below {ceiling}",
-                time=reached,
-            )
-        else:
-            recording.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
-        observe(recording, group, phases["tail"])
-        recording.capture("drained", group=group)
-        recording.meta["baseline_ceiling_lag"] = ceiling
+        recording.drain_to_baseline(
+            group,
+            ceiling=ceiling,
+            timeout_s=phases["drain_max"],
+            tail_s=phases["tail"],
+            capture="drained",
+        )
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:

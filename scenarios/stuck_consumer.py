@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._recording import Recording, observe
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
 NAME = "stuck-consumer"
@@ -89,10 +89,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "steady_start",
             f"producer at {RATE_PER_S:.0f} msg/s; one member in {group} and one in {control}",
         )
-        healthy = observe(recording, group, phases["healthy"] * 0.5)
-        recording.capture("healthy", group=group)
-        healthy += observe(recording, group, phases["healthy"] * 0.5)
-        ceiling = baseline_ceiling(healthy, floor=150)
+        ceiling = recording.observe_healthy(group, phases["healthy"], floor=150)
 
         member = stuck.workers[0]
         member.stall()
@@ -138,18 +135,13 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         recording.events.mark(
             "consumer_rejoined", f"{stuck.workers[0].client_id} joined {group} and resumes"
         )
-        reached = recording.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
-        if reached is not None:
-            recording.events.mark(
-                "lag_baseline_reached",
-                f"total lag of {group} back at or below {ceiling}",
-                time=reached,
-            )
-        else:
-            recording.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
-        observe(recording, group, phases["tail"])
-        recording.capture("recovered", group=group)
-        recording.meta["baseline_ceiling_lag"] = ceiling
+        recording.drain_to_baseline(
+            group,
+            ceiling=ceiling,
+            timeout_s=phases["drain_max"],
+            tail_s=phases["tail"],
+            capture="recovered",
+        )
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:
