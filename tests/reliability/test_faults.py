@@ -8,6 +8,9 @@
   complete snapshots resume once the broker is back.
 * One broker: the only broker stops under a ``LiveMonitor``; the readout says
   "cluster unreachable since …" (no freeze, no crash) and polling recovers.
+* One broker frozen (SIGSTOP: sockets open, nothing answers) under a
+  ``LiveMonitor`` and a recording: both notice within their timeouts, write
+  no row for the frozen time, and carry on after SIGCONT.
 * A rebalance storm while snapshots are taken: every snapshot is whole (each
   partition once, all of them) and consistent with the consumers' commit log.
 """
@@ -202,4 +205,99 @@ def test_rebalance_storm_during_snapshots_gives_whole_consistent_rows(sandbox, t
             assert int(row.committed_offset) in truth[(row.topic, row.partition)], row
     FIGURES["faults: rebalance storm snapshots / rebalance callbacks"] = (
         f"{len(snapshots)} / {rebalances}"
+    )
+
+
+def _committed_group(bootstrap: str, topic: str, group: str) -> None:
+    """Write 50 messages and commit offset 20 for ``group`` (no member stays)."""
+    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap)
+    for i in range(50):
+        producer.send(topic, value=b"%d" % i)
+    producer.flush(timeout=30)
+    producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.commit({tp: OffsetAndMetadata(20, "", -1)})
+    finally:
+        consumer.close(autocommit=False)
+
+
+def test_a_frozen_broker_freezes_neither_the_monitor_nor_the_recording(sandbox, tmp_path) -> None:
+    # SIGSTOP: the broker's sockets stay open but nothing answers (a GC pause, a hung
+    # disk, a VM stall): unlike a dead broker, only timeouts can tell
+    import os
+    import signal
+
+    from kbp_notebook.widgets.live_monitor import LiveMonitor
+
+    bootstrap = sandbox.bootstrap_servers
+    topic, group = unique("rel-frozen-topic"), unique("rel-frozen-group")
+    create_topic(bootstrap, topic, 1)
+    _committed_group(bootstrap, topic, group)
+    out = tmp_path / "recording"
+    result: dict[str, object] = {}
+
+    def record() -> None:
+        try:
+            with LagCollector(bootstrap, cluster="frozen", request_timeout_ms=3000) as collector:
+                collector.record(out, every=1.0, duration="45s", groups=[group], progress=False,
+                                 max_backoff_s=2)  # fmt: skip
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            result["error"] = exc
+
+    monitor = LiveMonitor(
+        bootstrap, every_s=1.0, groups=[group], request_timeout_ms=3000, bootstrap_timeout_ms=3000
+    )
+    pid = sandbox.broker_pid(sandbox.broker_ids[0])
+    assert pid is not None
+    recorder = threading.Thread(target=record, daemon=True)
+    try:
+        assert monitor.poll_once(), monitor.last_error
+        recorder.start()
+        time.sleep(6)
+        frozen_at = pd.Timestamp.now(tz="UTC")
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            assert monitor.poll_once() is False
+            FIGURES["frozen broker: seconds until the monitor said unreachable"] = round(
+                time.monotonic() - started, 1
+            )
+            assert time.monotonic() - started < 30, "the poll froze with the broker"
+            assert "cluster unreachable since" in monitor.readout.value
+            time.sleep(max(0.0, 14 - (time.monotonic() - started)))
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        thawed_at = pd.Timestamp.now(tz="UTC")
+        deadline = time.monotonic() + 60
+        while not monitor.poll_once():
+            assert time.monotonic() < deadline, monitor.last_error
+            time.sleep(1)
+        assert monitor.unreachable_since is None
+        recorder.join(timeout=180)
+        assert not recorder.is_alive(), "the recorder froze"
+    finally:
+        os.kill(pid, signal.SIGCONT)  # never leave the shared broker stopped
+        monitor.close_collector()
+    assert "error" not in result, result.get("error")
+
+    dataset = read_dataset(out)
+    lag, events = dataset.lag, dataset.events
+    errors = events[(events["kind"] == "collector_error") & (events["time"] >= frozen_at)]
+    assert len(errors), "the freeze left no error event"
+    assert (errors["time"] <= thawed_at + pd.Timedelta(seconds=10)).any()
+    # the rows written are true: the committed offset and the log end never changed
+    assert set(lag["committed_offset"].dropna().astype(int)) == {20}
+    assert set(lag["log_end_offset"].dropna().astype(int)) == {50}
+    after = lag[lag["time"] > thawed_at]
+    assert after["time"].nunique() >= 3, "snapshots did not resume after the thaw"
+    during = lag[(lag["time"] > frozen_at + pd.Timedelta(seconds=4)) & (lag["time"] < thawed_at)]
+    FIGURES["frozen broker: snapshots before / during / after the freeze"] = (
+        f"{lag[lag['time'] < frozen_at]['time'].nunique()} / {during['time'].nunique()} / "
+        f"{after['time'].nunique()}"
     )
