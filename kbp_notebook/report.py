@@ -457,6 +457,10 @@ def render_report(
     return target
 
 
+#: Notebook parameters that are file or folder paths.
+_PATH_PARAMETERS = ("recording", "command_config", "record_to")
+
+
 def _parse_parameter(text: str) -> tuple[str, Any]:
     import json
 
@@ -467,7 +471,11 @@ def _parse_parameter(text: str) -> tuple[str, Any]:
         value: Any = json.loads(raw)
     except ValueError:
         value = raw
-    return name.strip(), value
+    name = name.strip()
+    if name in _PATH_PARAMETERS and isinstance(value, str):
+        # the notebook runs in notebooks/: a path is read relative to where kbp was called
+        value = str(Path(value).expanduser().resolve())
+    return name, value
 
 
 def report_main(argv: Sequence[str]) -> int:

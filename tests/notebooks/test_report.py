@@ -14,6 +14,7 @@ from kbp_notebook.errors import KbpInputError
 from kbp_notebook.report import (
     EMBED_JS_SHA256,
     NOTEBOOKS,
+    _parse_parameter,
     _redact_url,
     ensure_widget_bundle,
     find_notebook,
@@ -100,3 +101,17 @@ def test_unknown_source_is_a_clear_error_before_any_kernel_starts(tmp_path):
     assert done.returncode == 1
     assert "neither a bundled sample" in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / "x.html").exists()
+
+
+def test_report_parameters_are_json_or_text_and_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert _parse_parameter("every_s=2.5") == ("every_s", 2.5)
+    assert _parse_parameter('groups=["a", "b"]') == ("groups", ["a", "b"])
+    assert _parse_parameter("cluster=prod") == ("cluster", "prod")
+    # the notebook runs in notebooks/, so a path is made absolute where kbp was called
+    assert _parse_parameter("command_config=client.properties") == (
+        "command_config",
+        str(tmp_path / "client.properties"),
+    )
+    with pytest.raises(KbpInputError, match="NAME=VALUE"):
+        _parse_parameter("command_config")
