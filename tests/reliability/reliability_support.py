@@ -234,16 +234,31 @@ class GroupWorkload:
     # -- control -----------------------------------------------------------------
 
     def start(self, *, stable_timeout_s: float = 150.0) -> GroupWorkload:
-        """Start producing and consuming; return once every consumer owns partitions."""
-        self._threads = [threading.Thread(target=self._produce, daemon=True)]
-        self._threads += [
-            threading.Thread(target=self._consume, args=(i,), daemon=True)
-            for i in range(self.consumers)
-        ]
-        for thread in self._threads:
+        """Start producing and consuming; return once every consumer owns partitions.
+
+        Members join one at a time, each once the ones before it own partitions:
+        kafka-python members that join together (one of them before it has the
+        topic's metadata) were seen to leave one member hung in the rebalance.
+        """
+        deadline = time.monotonic() + stable_timeout_s
+        producer = threading.Thread(target=self._produce, daemon=True)
+        producer.start()
+        self._threads = [producer]
+        for index in range(self.consumers):
+            thread = threading.Thread(target=self._consume, args=(index,), daemon=True)
             thread.start()
-        self.wait_stable(stable_timeout_s)
+            self._threads.append(thread)
+            self._wait_owned(index + 1, deadline)
+        self.wait_stable(max(deadline - time.monotonic(), 30.0))
         return self
+
+    def _wait_owned(self, members: int, deadline: float) -> None:
+        """Wait until ``members`` consumers exist and each owns partitions (or the deadline)."""
+        while time.monotonic() < deadline:
+            owned = [m.assignment() for m in list(self._members.values())]
+            if len(owned) >= members and all(owned):
+                return
+            time.sleep(0.2)
 
     def wait_stable(self, timeout_s: float = 90.0) -> None:
         """Wait until every consumer owns partitions and the group has committed."""
