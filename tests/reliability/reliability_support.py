@@ -189,6 +189,12 @@ class GroupWorkload:
             metadata_max_age_ms=3000,
             **self.client_config,
         )
+        # Know the topic before joining: a member that joins first assigns nothing
+        # ("No partition metadata"), re-joins at once, and in CI such a member was
+        # seen to hang in that re-join (kafka-python 3.0.12) until its session expired.
+        known = time.monotonic() + 30
+        while not consumer.partitions_for_topic(self.topic) and time.monotonic() < known:
+            time.sleep(0.2)
         self._members[client_id] = consumer
         consumer.subscribe([self.topic], listener=Listener())
         last_commit = time.monotonic()
@@ -236,9 +242,8 @@ class GroupWorkload:
     def start(self, *, stable_timeout_s: float = 150.0) -> GroupWorkload:
         """Start producing and consuming; return once every consumer owns partitions.
 
-        Members join one at a time, each once the ones before it own partitions:
-        kafka-python members that join together (one of them before it has the
-        topic's metadata) were seen to leave one member hung in the rebalance.
+        Members join one at a time, each once the ones before it own partitions,
+        and each knows the topic's partitions before it joins (see ``_consume``).
         """
         deadline = time.monotonic() + stable_timeout_s
         producer = threading.Thread(target=self._produce, daemon=True)
