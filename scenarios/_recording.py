@@ -23,7 +23,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -243,14 +243,15 @@ class Recording:
         return baseline_ceiling(healthy, floor=floor)
 
     def drain_to_baseline(
-        self, group: str, *, ceiling: int, timeout_s: float, tail_s: float, capture: str | None
+        self, group: str, ceiling: int, phases: Mapping[str, float], *, capture: str | None
     ) -> None:
         """Wait for ``group``'s lag to be back at ``ceiling``, mark when, observe the tail.
 
-        Writes ``lag_baseline_reached`` (or ``drain_timeout``), then after
-        ``tail_s`` seconds an optional capture labelled ``capture``.
+        Waits at most ``phases["drain_max"]`` seconds and writes
+        ``lag_baseline_reached`` (or ``drain_timeout``); then, after
+        ``phases["tail"]`` seconds, an optional capture labelled ``capture``.
         """
-        reached = self.wait_for_baseline(group, at_most=ceiling, timeout_s=timeout_s)
+        reached = self.wait_for_baseline(group, at_most=ceiling, timeout_s=phases["drain_max"])
         if reached is not None:
             self.events.mark(
                 "lag_baseline_reached",
@@ -259,7 +260,7 @@ class Recording:
             )
         else:
             self.events.mark("drain_timeout", f"lag of {group} still above {ceiling}")
-        observe(self, group, tail_s)
+        observe(self, group, phases["tail"])
         if capture is not None:
             self.capture(capture, group=group)
         self.meta["baseline_ceiling_lag"] = ceiling

@@ -145,13 +145,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "flush_pressure_end",
             f"neighbour stopped after writing {neighbour.bytes_written / 2**20:.0f} MiB",
         )
-        recording.drain_to_baseline(
-            group,
-            ceiling=ceiling,
-            timeout_s=phases["drain_max"],
-            tail_s=phases["tail"],
-            capture="recovered",
-        )
+        recording.drain_to_baseline(group, ceiling, phases, capture="recovered")
         recording.meta["messages_produced"] = producer.sent
         recording.meta["neighbour_mib_written"] = round(neighbour.bytes_written / 2**20)
         recording.stop_sampling()

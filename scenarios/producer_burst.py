@@ -93,13 +93,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         )
         observe(recording, group, min(10.0, phases["drain_max"] / 4))
         recording.capture("draining", group=group)
-        recording.drain_to_baseline(
-            group,
-            ceiling=ceiling,
-            timeout_s=phases["drain_max"],
-            tail_s=phases["tail"],
-            capture=None,
-        )
+        recording.drain_to_baseline(group, ceiling, phases, capture=None)
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:

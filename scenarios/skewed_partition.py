@@ -109,13 +109,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
 
         state["skewed"] = False
         recording.events.mark("skew_end", "keys spread evenly over partitions again")
-        recording.drain_to_baseline(
-            group,
-            ceiling=ceiling,
-            timeout_s=phases["drain_max"],
-            tail_s=phases["tail"],
-            capture="drained",
-        )
+        recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:

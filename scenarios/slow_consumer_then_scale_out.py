@@ -94,13 +94,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         )
         consumers.wait_assigned(timeout_s=30)
         recording.capture("scaled-out", group=group)
-        recording.drain_to_baseline(
-            group,
-            ceiling=ceiling,
-            timeout_s=phases["drain_max"],
-            tail_s=phases["tail"],
-            capture="drained",
-        )
+        recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:

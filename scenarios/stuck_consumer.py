@@ -135,13 +135,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         recording.events.mark(
             "consumer_rejoined", f"{stuck.workers[0].client_id} joined {group} and resumes"
         )
-        recording.drain_to_baseline(
-            group,
-            ceiling=ceiling,
-            timeout_s=phases["drain_max"],
-            tail_s=phases["tail"],
-            capture="recovered",
-        )
+        recording.drain_to_baseline(group, ceiling, phases, capture="recovered")
         recording.meta["messages_produced"] = producer.sent
         recording.stop_sampling()
     finally:

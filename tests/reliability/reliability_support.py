@@ -66,6 +66,37 @@ def create_topic(
         admin.close()
 
 
+def commit_offset(config: dict[str, Any], topic: str, group: str, offset: int) -> None:
+    """Commit ``offset`` for partition 0 of ``topic`` as ``group``, without joining it.
+
+    ``config`` holds kafka-python settings, ``bootstrap_servers`` included.
+    """
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+
+    consumer = KafkaConsumer(group_id=group, enable_auto_commit=False, **config)
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
+    finally:
+        consumer.close(autocommit=False)
+
+
+def produce_and_commit(
+    config: dict[str, Any], topic: str, group: str, *, messages: int, offset: int
+) -> None:
+    """Write ``messages`` to partition 0 of ``topic``, then :func:`commit_offset` ``offset``."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(**config)
+    for i in range(messages):
+        producer.send(topic, value=b"%d" % i, partition=0)
+    producer.flush(timeout=30)
+    producer.close()
+    commit_offset(config, topic, group, offset)
+
+
 def list_topics_and_groups(bootstrap: str, **config: Any) -> tuple[set[str], set[str]]:
     """Every topic and every group on the cluster (internal ones included)."""
     from kafka import KafkaAdminClient

@@ -23,7 +23,13 @@ import time
 
 import pandas as pd
 import pytest
-from reliability_support import FIGURES, GroupWorkload, create_topic, unique
+from reliability_support import (
+    FIGURES,
+    GroupWorkload,
+    create_topic,
+    produce_and_commit,
+    unique,
+)
 
 from kbp_notebook.collect.kafka_lag import LagCollector
 from kbp_notebook.collect.storage import read_dataset
@@ -208,25 +214,6 @@ def test_rebalance_storm_during_snapshots_gives_whole_consistent_rows(sandbox, t
     )
 
 
-def _committed_group(bootstrap: str, topic: str, group: str) -> None:
-    """Write 50 messages and commit offset 20 for ``group`` (no member stays)."""
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap)
-    for i in range(50):
-        producer.send(topic, value=b"%d" % i)
-    producer.flush(timeout=30)
-    producer.close()
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.commit({tp: OffsetAndMetadata(20, "", -1)})
-    finally:
-        consumer.close(autocommit=False)
-
-
 def test_a_frozen_broker_freezes_neither_the_monitor_nor_the_recording(sandbox, tmp_path) -> None:
     # SIGSTOP: the broker's sockets stay open but nothing answers (a GC pause, a hung
     # disk, a VM stall): unlike a dead broker, only timeouts can tell
@@ -238,7 +225,7 @@ def test_a_frozen_broker_freezes_neither_the_monitor_nor_the_recording(sandbox, 
     bootstrap = sandbox.bootstrap_servers
     topic, group = unique("rel-frozen-topic"), unique("rel-frozen-group")
     create_topic(bootstrap, topic, 1)
-    _committed_group(bootstrap, topic, group)
+    produce_and_commit({"bootstrap_servers": bootstrap}, topic, group, messages=50, offset=20)
     out = tmp_path / "recording"
     result: dict[str, object] = {}
 

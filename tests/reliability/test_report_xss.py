@@ -18,7 +18,7 @@ import concurrent.futures
 import time
 
 import pytest
-from reliability_support import CHROMIUM_ARGS, create_topic, unique
+from reliability_support import CHROMIUM_ARGS, commit_offset, create_topic, unique
 
 from kbp_notebook.collect.kafka_lag import LagCollector
 from kbp_notebook.collect.storage import read_dataset
@@ -35,20 +35,6 @@ HOSTILE_GROUPS = [
 ]
 # Legal topic names are [a-zA-Z0-9._-]{1,249}; these are the odd ones.
 ODD_TOPICS = [f"_-.-_{MARK}", f"x{'.' * 3}{MARK}", f"{MARK}-" + "y" * 180]
-
-
-def _commit(bootstrap: str, group: str, topic: str, offset: int) -> None:
-    """Commit ``offset`` for partition 0 of ``topic`` as ``group`` (no group join)."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.commit({tp: OffsetAndMetadata(offset, "", -1)})
-    finally:
-        consumer.close(autocommit=False)
 
 
 def _produce(bootstrap: str, topics: list[str], count: int) -> None:
@@ -68,15 +54,17 @@ def hostile_recording(sandbox, tmp_path_factory):
     for topic in ODD_TOPICS:
         create_topic(bootstrap, topic, 1)
     _produce(bootstrap, ODD_TOPICS, 200)
-    for i, group in enumerate(HOSTILE_GROUPS):
-        _commit(bootstrap, group, ODD_TOPICS[i % len(ODD_TOPICS)], 10 * (i + 1))
+    plain = {"bootstrap_servers": bootstrap}
+    watched = [(group, ODD_TOPICS[i % len(ODD_TOPICS)]) for i, group in enumerate(HOSTILE_GROUPS)]
+    for i, (group, topic) in enumerate(watched):
+        commit_offset(plain, topic, group, 10 * (i + 1))
     out = tmp_path_factory.mktemp("xss") / "recording"
     with LagCollector(bootstrap, cluster=f"<i>{MARK}-cluster</i>") as collector:
         for k in range(6):  # lag grows between snapshots; the consumers commit a little
             collector.record(out, every="1s", duration="1s", groups=HOSTILE_GROUPS, progress=False)
             _produce(bootstrap, ODD_TOPICS, 50)
-            for i, group in enumerate(HOSTILE_GROUPS):
-                _commit(bootstrap, group, ODD_TOPICS[i % len(ODD_TOPICS)], 10 * (i + 1) + 5 * k)
+            for i, (group, topic) in enumerate(watched):
+                commit_offset(plain, topic, group, 10 * (i + 1) + 5 * k)
             time.sleep(0.5)
     dataset = read_dataset(out)
     assert set(dataset.lag["group"]) == set(HOSTILE_GROUPS)

@@ -31,7 +31,7 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from reliability_support import ROOT, create_topic, unique
+from reliability_support import ROOT, create_topic, produce_and_commit, unique
 
 from kbp_notebook.collect.kafka_lag import LagCollector
 from kbp_notebook.collect.storage import read_dataset
@@ -72,24 +72,6 @@ def _properties(user: str, password: str) -> str:
     )
 
 
-def _commit_over_sasl(config: dict, group: str, topic: str) -> None:
-    from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-    from kafka.structs import OffsetAndMetadata
-
-    producer = KafkaProducer(**config)
-    for i in range(100):
-        producer.send(topic, value=b"%d" % i)
-    producer.flush(timeout=30)
-    producer.close()
-    consumer = KafkaConsumer(group_id=group, enable_auto_commit=False, **config)
-    try:
-        tp = TopicPartition(topic, 0)
-        consumer.assign([tp])
-        consumer.commit({tp: OffsetAndMetadata(40, "", -1)})
-    finally:
-        consumer.close(autocommit=False)
-
-
 def test_the_scram_password_leaks_nowhere(scram_sandbox, tmp_path, caplog) -> None:
     import nbformat
 
@@ -105,7 +87,7 @@ def test_the_scram_password_leaks_nowhere(scram_sandbox, tmp_path, caplog) -> No
     assert len(canary) >= 12
     topic, group = unique("rel-secret-topic"), unique("rel-secret-group")
     create_topic(scram_sandbox.bootstrap_servers, topic, 1)
-    _commit_over_sasl(config, group, topic)
+    produce_and_commit(config, topic, group, messages=100, offset=40)
     work = tmp_path / "work"
     work.mkdir()
     errors: list[str] = []
