@@ -18,10 +18,11 @@ else twice the 90th percentile of the first 15 % of the recording -- the
 rule the scenarios use), the peak (largest total lag), and the drain end =
 the first snapshot after the peak from which the total lag stays at or below
 the ceiling for 3 snapshots, moved back to where the lag crossed the ceiling
-(interpolated between that snapshot and the one before). Growth moments run from the last snapshot at
-baseline before the peak to the peak; drain moments from the peak to the
-drain end. Every method forecasts when lag reaches zero; the truth is when it
-is back at baseline (a few hundred messages, seconds at drain rates).
+(interpolated between that snapshot and the one before). Growth moments run
+from the last snapshot at baseline before the peak to the peak; drain
+moments from the peak to the drain end. Every method forecasts when lag
+reaches zero; the truth is when it is back at baseline (a few hundred
+messages, seconds at drain rates).
 
 Sources: bundled samples (``kbp.list_samples()``), fresh short scenario runs
 on the sandbox with ``--fresh``, and -- always, labelled as such -- synthetic
