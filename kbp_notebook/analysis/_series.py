@@ -298,19 +298,27 @@ def int_column(values: np.ndarray) -> pd.Series:
     return pd.Series(rounded).astype("Int64")
 
 
+def owner_ids(frame: pd.DataFrame) -> pd.Series | None:
+    """Each row's ``consumer_id``, stripped; NA where the partition has no owner.
+
+    Empty and ``-`` (what ``kafka-consumer-groups`` prints) mean no owner.
+    None when the frame has no ``consumer_id`` column.
+    """
+    if "consumer_id" not in frame.columns:
+        return None
+    ids = frame["consumer_id"].astype("string").fillna("").str.strip()
+    return ids.where(~ids.isin(["", "-"]))
+
+
 def owner_flag(frame: pd.DataFrame) -> np.ndarray | None:
     """Return 1.0 where a row's partition has an owner (``consumer_id``), else 0.0.
 
     None when ownership is unknown (no ``consumer_id`` column, or all NA).
     """
-    if "consumer_id" not in frame.columns:
+    ids = owner_ids(frame)
+    if ids is None or frame["consumer_id"].isna().all():
         return None
-    ids = frame["consumer_id"]
-    known = ids.notna().to_numpy()
-    if not known.any():
-        return None
-    text = ids.fillna("").astype(str).str.strip()
-    return ((text != "") & (text != "-")).to_numpy().astype(np.float64)
+    return ids.notna().to_numpy().astype(np.float64)
 
 
 def build_panel(

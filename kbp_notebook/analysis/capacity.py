@@ -40,6 +40,7 @@ from kbp_notebook.analysis._series import (
     build_panel,
     int_column,
     normalise_by,
+    owner_ids,
     prepare_lag,
     quiet,
 )
@@ -247,10 +248,9 @@ def _members_and_rates(frame: pd.DataFrame) -> pd.DataFrame:
     """Per key: through-origin fit of busy-interval consume rate on active members."""
     keys = list(KEYS)
     extra: dict[str, np.ndarray] = {}
-    has_ids = "consumer_id" in frame.columns and frame["consumer_id"].notna().any()
-    if has_ids:
-        ids = frame["consumer_id"].fillna("").astype(str).str.strip()
-        owned = ids.where((ids != "") & (ids != "-"))
+    owned = owner_ids(frame)
+    has_ids = owned is not None and frame["consumer_id"].notna().any()
+    if owned is not None and has_ids:
         by_time = [frame[name] for name in [*keys, "time"]]
         members = owned.groupby(by_time, observed=True).transform("nunique")
         rows = frame["time"].groupby(by_time, observed=True).transform("size")

@@ -87,6 +87,7 @@ from kbp_notebook.analysis._series import (
     drift_change,
     noise_components,
     normalise_by,
+    owner_ids,
     parse_window,
     prepare_lag,
     quiet,
@@ -547,11 +548,12 @@ def _owner_of_partition(frame: pd.DataFrame) -> pd.Series:
     """
     part = ["cluster", "group", "topic", "partition"]
     alone = "partition " + frame["partition"].astype("string")
-    if "consumer_id" not in frame.columns:
+    ids = owner_ids(frame)
+    if ids is None:
         return alone
     # "" (not NA) where no owner, so that "last" takes the last snapshot's value
-    ids = frame["consumer_id"].astype("string").fillna("").str.strip()
-    last = ids.groupby([frame[c] for c in part], sort=False, observed=True).transform("last")
+    owners = ids.fillna("").groupby([frame[c] for c in part], sort=False, observed=True)
+    last = owners.transform("last")
     return last.where(last != "", alone)
 
 
@@ -607,12 +609,12 @@ def _slow_end_from_members(
         target_lag=share,
         since=key_of["_span_start_s"].to_numpy(np.float64),
     )
-    key_id = pd.MultiIndex.from_frame(key_of[list(keys)]).factorize()[0]
+    key_id, key_values = pd.MultiIndex.from_frame(key_of[list(keys)]).factorize()
     slow_end = members_finish(key_id, members["lag"] - members["target_lag"], members["eta_high_s"])
     usable = ~pd.Series(members["unknown"]).groupby(key_id).any().to_numpy()
     several = np.bincount(key_id) > 1
-    firsts = pd.Series(np.arange(len(key_id))).groupby(key_id).first().to_numpy()
-    solved = key_of.iloc[firsts][list(keys)].reset_index(drop=True)
+    assert isinstance(key_values, pd.MultiIndex)  # factorize keeps the index type
+    solved = key_values.to_frame(index=False, name=list(keys))
     solved["_slow_end"] = np.where(usable & several, slow_end, np.nan)
     merged = group[list(keys)].merge(solved, on=list(keys), how="left")
     out = group.copy()

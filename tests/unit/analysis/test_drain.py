@@ -80,6 +80,17 @@ def test_key_eta_comes_from_total_lag_and_rates():
     assert row["eta_low_s"] <= row["eta_s"] <= row["eta_high_s"]
 
 
+def test_a_dash_owner_is_no_owner_for_the_slow_end():
+    # kafka-consumer-groups prints "-" for a partition without a member: like a
+    # missing consumer_id, each such partition is its own member, not one member "-"
+    lag = make_lag(n=60, partitions=3, produce_rate=40, consume_rate=150, start_lag=20_000,
+                   skew=[1.0, 1.0, 3.0], noise=20, seed=2)  # fmt: skip
+    dashed = lag.assign(consumer_id=pd.Series(["-"] * len(lag), dtype="string"))
+    assert one(time_to_drain(dashed).table)["eta_high_s"] == pytest.approx(
+        one(time_to_drain(lag).table)["eta_high_s"], rel=1e-12
+    )
+
+
 def test_members_finish_adds_members_excess_until_it_is_gone():
     # key 0: two members, 100 msgs in 10 s and 300 msgs in 30 s: the sum is gone at 30 s
     # key 1: a member below its share (-50) gives slack: 100 - 10 t - 50 <= 0 at t = 5
