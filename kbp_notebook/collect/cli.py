@@ -183,6 +183,23 @@ def _collect_parser() -> argparse.ArgumentParser:
         "--command-config", default=None, help="Kafka client properties file (SASL/SSL)"
     )
     parser.add_argument("--cluster", default="default", help="your name for the cluster")
+    parser.add_argument(
+        "--group-pattern",
+        default=None,
+        help="without --group: only groups whose id matches this regular expression",
+    )
+    parser.add_argument(
+        "--skip-empty-groups",
+        action="store_true",
+        help="without --group: skip groups with no member (Empty/Dead); a group whose "
+        "consumers all died is Empty, so use this only to hide abandoned groups",
+    )
+    parser.add_argument(
+        "--max-groups",
+        type=int,
+        default=None,
+        help="without --group: track at most this many groups (first by id)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show progress")
     parser.add_argument(
         "--max-backoff", default="60s", help="longest wait between retries when unreachable"
@@ -206,7 +223,14 @@ def collect_main(argv: Sequence[str]) -> int:
         None if args.duration is None else parse_duration_s(args.duration, name="--duration")
     )
     max_backoff_s = parse_duration_s(args.max_backoff, name="--max-backoff")
-    with LagCollector(args.bootstrap_server, cluster=args.cluster, **config) as collector:
+    with LagCollector(
+        args.bootstrap_server,
+        cluster=args.cluster,
+        group_pattern=args.group_pattern,
+        skip_empty_groups=args.skip_empty_groups,
+        max_groups=args.max_groups,
+        **config,
+    ) as collector:
         collector.record(
             args.out,
             every=every_s,

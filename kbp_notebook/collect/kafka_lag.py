@@ -30,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from kbp_notebook.collect._durations import parse_duration_s
+from kbp_notebook.collect._group_select import GroupSelection, count_requests, select_groups
 from kbp_notebook.collect._kafka import (
     connect_admin,
     describe_exception,
@@ -85,6 +86,17 @@ class LagCollector:
     log_start_offsets
         Also read each partition's log-start offset (one more ListOffsets
         request per leader) into the optional ``log_start_offset`` column.
+    group_pattern
+        Big clusters: when snapshots list every group (``groups=None``), track
+        only the group ids in which this regular expression matches
+        (``re.search``; anchor with ``^``/``$``).
+    skip_empty_groups
+        When listing, skip groups the broker reports ``Empty`` or ``Dead`` (no
+        member). Off by default: a group whose consumers all died is ``Empty``,
+        and its lag is the one that grows.
+    max_groups
+        When listing, track at most this many groups (the first in id order, so
+        the same ones every snapshot); the rest are named in ``last_problems``.
     **kafka_config
         kafka-python client settings, e.g. ``security_protocol="SASL_SSL"``,
         ``sasl_mechanism="SCRAM-SHA-512"``, ``sasl_plain_username=...``,
@@ -114,6 +126,9 @@ class LagCollector:
         *,
         cluster: str = "default",
         log_start_offsets: bool = True,
+        group_pattern: str | None = None,
+        skip_empty_groups: bool = False,
+        max_groups: int | None = None,
         **kafka_config: Any,
     ) -> None:
         if not bootstrap_servers:
@@ -127,6 +142,10 @@ class LagCollector:
         )
         self.cluster = str(cluster)
         self.log_start_offsets = bool(log_start_offsets)
+        self.group_selection = GroupSelection(
+            pattern=group_pattern, skip_empty=bool(skip_empty_groups), max_groups=max_groups
+        )
+        self._selection_notices: list[str] = []
         self._kafka_config = dict(kafka_config)
         self._secrets = secret_values(self._kafka_config)
         self._lock = threading.Lock()
@@ -134,6 +153,8 @@ class LagCollector:
         #: Problems met by the last snapshot (partitions without a leader, a broker
         #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
         self.last_problems: list[tuple[str, str]] = []
+        #: Kafka requests the last snapshot sent, by API (``{"OffsetFetch": 1, ...}``).
+        self.last_requests: dict[str, int] = {}
         #: Counts of the last ``record()`` session (snapshots, rows, failed attempts).
         self.last_recording: RecordingStats | None = None
 
@@ -209,7 +230,9 @@ class LagCollector:
                 )
         with self._lock:
             try:
-                frame, problems = self._snapshot(groups)
+                with count_requests(self._admin_client()) as counts:
+                    frame, problems = self._snapshot(groups)
+                self.last_requests = dict(sorted(counts.items()))
             except Exception as exc:
                 self.close()  # the next call reconnects from scratch
                 raise self._error(exc, "taking a lag snapshot") from None
@@ -224,12 +247,11 @@ class LagCollector:
     def _group_ids(self, admin: Any, groups: Iterable[str] | str | None) -> list[str]:
         if groups is None:
             listed = admin.list_groups()
-            listed_ids = {
-                str(g["group_id"])
-                for g in listed
-                if g.get("protocol_type", "consumer") in _CONSUMER_PROTOCOLS
-            }
-            return sorted(listed_ids)
+            consumer_groups = [
+                g for g in listed if g.get("protocol_type", "consumer") in _CONSUMER_PROTOCOLS
+            ]
+            chosen, self._selection_notices = select_groups(consumer_groups, self.group_selection)
+            return chosen
         if isinstance(groups, str):
             groups = [groups]
         ids = list(dict.fromkeys(str(g) for g in groups))
@@ -319,7 +341,9 @@ class LagCollector:
         admin = self._admin_client()
         problems: list[tuple[str, str]] = []
         time = pd.Timestamp.now(tz="UTC")
+        self._selection_notices = []
         group_ids = self._group_ids(admin, groups)
+        problems.extend(("collector_notice", text) for text in self._selection_notices)
         if not group_ids:
             return _empty_lag(), problems
         descriptions = admin.describe_groups(group_ids)
@@ -480,6 +504,11 @@ class LagCollector:
             kafka_config=self.public_config,
             every_s=every_s,
             groups=group_list,
+            group_selection={
+                "pattern": self.group_selection.pattern,
+                "skip_empty": self.group_selection.skip_empty,
+                "max_groups": self.group_selection.max_groups,
+            },
             started_at=previous_meta.get("started_at", started.isoformat()),
             sessions=[*previous_meta.get("sessions", []), started.isoformat()],
         )

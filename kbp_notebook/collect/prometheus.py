@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from kbp_notebook.collect._durations import parse_duration_s
+from kbp_notebook.collect._durations import parse_time_utc as _to_timestamp
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
 from kbp_notebook.frames import (
     empty_lag_frame,
@@ -149,20 +150,6 @@ _LAG_SCHEMES: tuple[dict[str, str], ...] = (
 )
 
 _BROKER_LABELS = ("broker_id", "broker", "kafka_broker_id", "node_id", "instance")
-
-
-def _to_timestamp(value: Any, name: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise KbpInputError(
-            f"{name}={value!r} is not a time ({exc}); pass e.g. '2024-05-01T12:00Z' or a "
-            f"timezone-aware datetime.",
-            column=name,
-        ) from None
-    if pd.isna(stamp):
-        raise KbpInputError(f"{name} is missing; pass a time.", column=name)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _public_url(url: str) -> str:
