@@ -36,7 +36,6 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.collect._durations import parse_duration_s
 from kbp_notebook.collect._groups import (
     GroupMember,
     describe_groups_by_type,
@@ -60,6 +59,7 @@ from kbp_notebook.frames import (
     Dataset,
     validate_lag_frame,
 )
+from kbp_notebook.units import parse_duration_s
 
 __all__ = ["LagCollector"]
 
