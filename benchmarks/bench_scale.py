@@ -31,8 +31,8 @@ from pathlib import Path
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 from kbp_notebook import LagCollector  # noqa: E402
-from kbp_notebook.collect._durations import parse_duration_s  # noqa: E402
 from kbp_notebook.sandbox import Sandbox  # noqa: E402
+from kbp_notebook.units import parse_duration_s  # noqa: E402
 from scenarios.many_groups import make_many_groups  # noqa: E402
 
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.collect._durations import parse_time_utc
 from kbp_notebook.errors import KbpInputError
 from kbp_notebook.frames import (
     LAG_COLUMNS,
@@ -30,6 +29,7 @@ from kbp_notebook.frames import (
     empty_lag_frame,
     empty_metrics_frame,
 )
+from kbp_notebook.units import parse_time_utc
 
 __all__ = ["DatasetAppender", "lag_key_counts", "read_dataset", "write_dataset"]
 
