@@ -28,10 +28,9 @@ warnings.filterwarnings("ignore")
 import kbp_notebook as kbp
 path, name, max_rows, columns = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
 analysis = getattr(kbp, name)
-data = "dataset" if name in ("incidents", "diagnose") else "lag"
 chunks = []
 t0 = time.perf_counter()
-result = kbp.analyse_recording(path, analysis, data=data, max_rows=max_rows, columns=columns,
+result = kbp.analyse_recording(path, analysis, max_rows=max_rows, columns=columns,
                                progress=lambda i, n, g: chunks.append(n))
 seconds = time.perf_counter() - t0
 table = getattr(result, "episodes", None)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import inspect
 import os
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -63,13 +64,28 @@ def chunk_groups(rows_per_group: pd.Series, max_rows: int) -> list[list[str]]:
     return chunks
 
 
+def _combine_incidents(parts: Sequence[Any], combined: Any) -> Any:
+    """Incidents: broker events repeat in every chunk; the verdict is about all episodes."""
+    from kbp_notebook.analysis.incident_model import verdict_lines
+
+    events = combined.events.drop_duplicates(ignore_index=True)
+    if "time" in events.columns:
+        events = events.sort_values("time", kind="stable").reset_index(drop=True)
+    verdict = verdict_lines(combined.table, combined.baselines, as_of=combined.as_of)
+    return dataclasses.replace(combined, events=events, verdict=verdict)
+
+
+#: Result classes (by name) whose combined fields need more than concatenation.
+_FINISH: dict[str, Callable[[Sequence[Any], Any], Any]] = {"Incidents": _combine_incidents}
+
+
 def _combine(results: Sequence[Any]) -> Any:
     """One result from the results of each chunk.
 
     A result class may define ``combine(parts)`` (a classmethod) to do it
     itself; otherwise DataFrame fields are concatenated, timestamps take the
-    latest, tuples are joined without repeats, and other fields must agree
-    (else the first chunk's value is kept).
+    latest, tuples are joined without repeats, and other fields keep the first
+    chunk's value; ``Incidents`` then gets its verdict from all the episodes.
     """
     first = results[0]
     if len(results) == 1:
@@ -101,14 +117,24 @@ def _combine(results: Sequence[Any]) -> Any:
             changes[spec.name] = max(known) if known else sample
         elif isinstance(sample, tuple):
             changes[spec.name] = tuple(dict.fromkeys(item for v in values for item in v))
-    return dataclasses.replace(first, **changes)
+    combined = dataclasses.replace(first, **changes)
+    finish = _FINISH.get(type(first).__name__)
+    return combined if finish is None else finish(results, combined)
+
+
+def _first_parameter(function: Callable[..., Any]) -> str | None:
+    try:
+        parameters = list(inspect.signature(function).parameters)
+    except (TypeError, ValueError):
+        return None
+    return parameters[0] if parameters else None
 
 
 def analyse_recording(
     path: str | os.PathLike[str],
     analysis: Callable[..., Any],
     *,
-    data: str = "lag",
+    data: str = "auto",
     max_rows: int = DEFAULT_MAX_ROWS,
     groups: Iterable[str] | str | None = None,
     topics: Iterable[str] | str | None = None,
@@ -131,7 +157,9 @@ def analyse_recording(
     data
         ``"lag"`` passes each chunk's LAG frame; ``"dataset"`` passes a Dataset of
         the chunk's LAG rows with the recording's metrics and events (for
-        ``incidents`` and ``diagnose``, which use broker metrics when present).
+        ``incidents`` and ``diagnose``, which use broker metrics when present);
+        ``"auto"`` (default) passes a LAG frame to functions whose first
+        parameter is named ``lag`` and a Dataset to the others.
     max_rows
         LAG rows per chunk (default 5 million, about 1 GB in pandas with the owner
         columns). Peak memory follows this, not the recording's size.
@@ -162,9 +190,14 @@ def analyse_recording(
     >>> trend = kbp.analyse_recording(kbp.sample_path("stuck-consumer"), kbp.lag_trend)
     >>> sorted(trend.table["group"].unique())
     ['audit-archiver', 'ledger-writer']
+    >>> found = kbp.analyse_recording(kbp.sample_path("stuck-consumer"), kbp.incidents)
+    >>> sorted(found.episodes["group"].unique())
+    ['ledger-writer']
     """
-    if data not in ("lag", "dataset"):
-        raise KbpInputError(f"data={data!r}: pass 'lag' or 'dataset'.", column="data")
+    if data not in ("auto", "lag", "dataset"):
+        raise KbpInputError(f"data={data!r}: pass 'auto', 'lag' or 'dataset'.", column="data")
+    if data == "auto":
+        data = "lag" if _first_parameter(analysis) == "lag" else "dataset"
     if not isinstance(max_rows, int) or max_rows < 1:
         raise KbpInputError(f"max_rows={max_rows!r}: pass a positive number of rows.")
     counts = lag_key_counts(path, by="group", groups=groups, topics=topics, start=start, end=end)

@@ -105,7 +105,11 @@ def test_key_counts_and_chunks(recording: SyntheticRecording, whole: kbp.Dataset
 
 @pytest.mark.parametrize(
     ("analysis", "frames"),
-    [(kbp.lag_trend, ("table",)), (kbp.time_to_drain, ("table", "partitions"))],
+    [
+        (kbp.lag_trend, ("table", "segments")),
+        (kbp.time_to_drain, ("table", "partitions")),
+        (kbp.incidents, ("table", "baselines", "lag")),
+    ],
 )
 def test_chunked_analysis_equals_whole(
     recording: SyntheticRecording, whole: kbp.Dataset, analysis, frames
@@ -122,8 +126,14 @@ def test_chunked_analysis_equals_whole(
     assert type(chunked) is type(once)
     for name in frames:
         left, right = getattr(chunked, name), getattr(once, name)
-        keys = [c for c in ("group", "topic", "partition") if c in right.columns]
+        keys = [c for c in ("group", "topic", "partition", "start", "time") if c in right.columns]
         pd.testing.assert_frame_equal(_sorted(left, keys), _sorted(right, keys))
+    if analysis is kbp.incidents:
+        assert len(once.table) > 0
+        assert chunked.verdict == once.verdict
+        assert chunked.as_of == once.as_of
+        keys = ["time", "kind", "group", "topic", "partition"]
+        pd.testing.assert_frame_equal(_sorted(chunked.events, keys), _sorted(once.events, keys))
 
 
 def test_chunked_trend_finds_the_episodes(recording: SyntheticRecording) -> None:
