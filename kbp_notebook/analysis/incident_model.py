@@ -345,7 +345,7 @@ def incidents(
     rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
     base_rows: list[dict[str, Any]] = []
-    totals: list[pd.DataFrame] = []
+    totals: list[tuple[dict[str, object], np.ndarray, np.ndarray]] = []
     for block in key_blocks(frame, keys):
         if np.isnan(block.total_lag).all():
             continue
