@@ -195,6 +195,19 @@ def _collect_parser() -> argparse.ArgumentParser:
         "consumers all died is Empty, so use this only to hide abandoned groups",
     )
     parser.add_argument(
+        "--remote-write",
+        default=None,
+        metavar="URL",
+        help="also push every snapshot to a Prometheus-compatible store's remote-write "
+        "endpoint, e.g. http://127.0.0.1:8428/api/v1/write",
+    )
+    parser.add_argument(
+        "--remote-write-names",
+        default="kafka_exporter",
+        choices=["kafka_exporter", "kafka-lag-exporter", "kminion"],
+        help="metric names of the pushed series (default: kafka_exporter's)",
+    )
+    parser.add_argument(
         "--max-groups",
         type=int,
         default=None,
@@ -210,6 +223,7 @@ def _collect_parser() -> argparse.ArgumentParser:
 def collect_main(argv: Sequence[str]) -> int:
     """Run ``kbp collect`` with ``argv`` (without the program name); return the exit code."""
     from kbp_notebook.collect.kafka_lag import LagCollector
+    from kbp_notebook.collect.remote_write import RemoteWriter
     from kbp_notebook.units import parse_duration_s
 
     args = _collect_parser().parse_args(list(argv))
@@ -239,6 +253,11 @@ def collect_main(argv: Sequence[str]) -> int:
             progress=not args.no_progress,
             max_backoff_s=max_backoff_s,
             read_back=False,  # the folder may hold days of data; print counts only
+            remote_write=(
+                RemoteWriter(args.remote_write, scheme=args.remote_write_names)
+                if args.remote_write
+                else None
+            ),
         )
         stats = collector.last_recording
     if stats is not None:

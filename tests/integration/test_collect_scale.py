@@ -18,9 +18,12 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaConsumer
 
+import kbp_notebook as kbp
 from kbp_notebook import LagCollector
 from kbp_notebook.collect import _recorder
+from kbp_notebook.collect.cli import collect_main
 from kbp_notebook.errors import KbpInputError
+from kbp_notebook.history_sandbox import HistoryStore
 from kbp_notebook.sandbox import Sandbox
 from scenarios.many_groups import ManyGroups, make_many_groups
 
@@ -158,8 +161,8 @@ def test_recording_memory_is_flat(
     with LagCollector(sb.bootstrap_servers) as collector:
         original = collector.snapshot
 
-        def measured(groups=None):  # type: ignore[no-untyped-def]
-            frame = original(groups)
+        def measured(groups=None, **options):  # type: ignore[no-untyped-def]
+            frame = original(groups, **options)
             gc.collect()
             rss.append(_rss_bytes())
             return frame
@@ -174,3 +177,40 @@ def test_recording_memory_is_flat(
     early = statistics.median(rss[15:25])
     late = statistics.median(rss[50:60])
     assert late - early < 6 * 2**20, f"RSS grew {(late - early) / 2**20:.1f} MiB"
+
+
+def test_kbp_collect_remote_writes_what_it_records(
+    scale: tuple[Sandbox, ManyGroups], tmp_path
+) -> None:
+    """``kbp collect --remote-write`` into real VictoriaMetrics: the store holds the recording."""
+    sb, layout = scale
+    out = tmp_path / "rec"
+    with HistoryStore("victoria-metrics") as store:
+        code = collect_main(
+            [
+                "--bootstrap-server", sb.bootstrap_servers, "--cluster", "scale",
+                r"--group-pattern=-000[0-4]\d$", "--max-groups", "40",
+                "--every", "1s", "--duration", "3s", "--out", str(out), "--no-progress",
+                "--remote-write", store.write_url, "--remote-write-names", "kminion",
+            ]
+        )  # fmt: skip
+        assert code == 0
+        store.flush()
+        recorded = kbp.read_dataset(out)
+        assert recorded.lag["group"].nunique() == 40
+        # Three ticks; a loaded machine may skip late ones, never invent rows.
+        assert 1 <= recorded.lag["time"].nunique() <= 3
+        assert recorded.meta["group_selection"] == {
+            "pattern": r"-000[0-4]\d$",
+            "skip_empty": False,
+            "max_groups": 40,
+        }
+        source = kbp.PrometheusSource(store.query_url, cluster="scale")
+        times = sorted(recorded.lag["time"].unique())
+        for when in times:
+            stored = source.lag_totals(when, when, "1s", by="group", scheme="kminion")
+            expected = recorded.lag[recorded.lag["time"] == when].groupby("group")["lag"].sum()
+            assert dict(zip(stored["group"], stored["lag"].astype(int), strict=True)) == {
+                g: int(v) for g, v in expected.items()
+            }
+    assert not [e for e in recorded.events["kind"] if e == "remote_write_error"]
