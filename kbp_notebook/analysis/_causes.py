@@ -32,6 +32,7 @@ from kbp_notebook.analysis._derived_events import (
     BROKER_LATENCY_METRICS,
     LATENCY_RATIO,
     CommitRun,
+    KeyFacts,
     MembershipChange,
     MemberStall,
     Rewind,
@@ -141,10 +142,7 @@ def onset_signals(
     base: Baseline,
     span: Span,
     *,
-    changes: list[MembershipChange],
-    runs: list[CommitRun],
-    member_stalls: list[MemberStall],
-    rewinds: list[Rewind],
+    facts: KeyFacts,
     latency: pd.DataFrame,
 ) -> OnsetSignals:
     """Measure rates, membership, stalls, rewinds and broker latency around the onset."""
@@ -165,11 +163,11 @@ def onset_signals(
             growth = np.nan_to_num(block.lag[:, span.peak] - block.lag[:, span.start])
         unit_produce = produced[:, in_during].sum(axis=1) / max(t[onset_end] - t_start, 1e-9)
     window_lo = t_start - base.window_s
-    near_changes = [c for c in changes if window_lo <= t[c.index] <= t[onset_end]]
-    stalls = [r for r in runs if r.first <= onset_end and r.last >= span.start
+    near_changes = [c for c in facts.changes if window_lo <= t[c.index] <= t[onset_end]]
+    stalls = [r for r in facts.runs if r.first <= onset_end and r.last >= span.start
               and t[r.first] <= t[onset_end]]
-    stalled_members = [m for m in member_stalls if m.first <= onset_end and m.last >= span.start]
-    near_rewinds = [r for r in rewinds if span.start - 1 <= r.index <= onset_end]
+    stalled_members = [m for m in facts.stalls if m.first <= onset_end and m.last >= span.start]
+    near_rewinds = [r for r in facts.rewinds if span.start - 1 <= r.index <= onset_end]
     broker = _broker_excursion(latency, block.times[span.start], block.times[onset_end],
                                base.window_s)
     return OnsetSignals(
