@@ -295,7 +295,7 @@ def _broker(s: OnsetSignals) -> str | None:
 
 
 def _slowdown(s: OnsetSignals) -> str | None:
-    if not s.consume_down > 0:
+    if not s.consume_down > RISE_FRACTION * s.consume_before:
         return None
     members = "" if not s.block.owners_known else (
         f"; {s.members_before:.0f} member(s) before, {s.members_during:.0f} during")
@@ -354,7 +354,10 @@ RECOMMENDATIONS: dict[str, str] = {
         "Offsets were moved back: expect the replayed messages to be processed again (make sure "
         "downstream is idempotent); if it was not intended, find who reset them."
     ),
-    "none": "Nothing to do.",
+    "none": (
+        "The group was short of capacity with no change the data shows: compare its consume "
+        "rate with the produce rate (capacity_plan) and scale out, up to the partition count."
+    ),
 }
 
 
@@ -378,8 +381,12 @@ def judge(s: OnsetSignals, later: list[str]) -> tuple[str, tuple[str, ...], str]
         # slower consumption is the symptom every consumer-side cause shares
         held = [item for item in held if item[0] != "consumer_slowdown"]
     if not held:
-        held.append(("none", "lag rose without a change in rates, members or brokers that "
-                             "the data shows"))
+        held.append(("none", f"neither rate changed at the onset: consumers read "
+                             f"{format_rate(s.consume_during)} while producers wrote "
+                             f"{format_rate(s.produce_during)} (before: "
+                             f"{format_rate(s.consume_before)} and "
+                             f"{format_rate(s.produce_before)}), so the group was short of "
+                             "capacity already; no change of members or brokers shows"))
     ranked = [name for name, _ in held]
     ranked += [name for name in later if name not in ranked]
     return held[0][0], tuple(ranked), held[0][1]

@@ -85,7 +85,7 @@ EPISODE_COLUMNS = (
     "produce_rate_before_per_s", "produce_rate_during_per_s", "consume_rate_before_per_s",
     "consume_rate_during_per_s", "partitions_involved", "peak_time_lag_s",
     "peak_time_lag_is_lower_bound", "expected_end", "expected_end_low", "expected_end_high",
-    "cause", "causes", "evidence", "recommendation",
+    "broker_latency_ratio", "broker_evidence", "cause", "causes", "evidence", "recommendation",
 )
 
 
@@ -271,11 +271,26 @@ def _episode_row(
         "expected_end": expected[0],
         "expected_end_low": expected[1],
         "expected_end_high": expected[2],
+        "broker_latency_ratio": (signals.broker[2] / signals.broker[3]
+                                 if signals.broker else float("nan")),
+        "broker_evidence": _broker_words(signals, recorded=len(latency) > 0),
         "cause": cause,
         "causes": causes,
         "evidence": evidence,
         "recommendation": RECOMMENDATIONS[cause],
     }
+
+
+def _broker_words(signals: OnsetSignals, *, recorded: bool) -> str:
+    """Return the broker latency at the onset against its own level before, in words."""
+    if not recorded:
+        return "no broker latency was recorded, so the brokers cannot be judged"
+    if signals.broker is None:
+        return ("no broker latency signal rose to twice its own level before the onset "
+                "(or there was too little before it to tell)")
+    entity, name, top, usual, when = signals.broker
+    return (f"{entity} {name} rose to {top:.0f} ms from {usual:.0f} ms before the onset "
+            f"({top / usual:.1f}x) at {format_time(when)}")
 
 
 def _expected_end(block: KeyBlock, base: Baseline, span: Span,
