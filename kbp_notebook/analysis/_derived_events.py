@@ -403,7 +403,7 @@ def broker_latency_events(latency: pd.DataFrame) -> list[tuple[DerivedEvent, str
         for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True):
             if a < 3:
                 continue  # high from the first samples on: no "before" to call it a change
-            until = times[min(b + 1, len(values) - 1)]
+            until = times[min(int(b) + 1, len(values) - 1)]
             if (pd.Timestamp(until) - pd.Timestamp(times[a])).total_seconds() < LATENCY_MIN_S:
                 continue
             peak = float(np.nanmax(values[a : b + 1]))
