@@ -8,6 +8,8 @@ One Fetch request per partition leader for all partitions (sent to every
 leader at once), never joining a group and never committing:
 ``max_wait_ms=0`` (the broker answers at once with what it has), a byte cap
 per partition and per request, and a time budget (the request timeout).
+More rounds only for partitions read at several offsets (several groups) and
+for batches larger than their first share (below).
 
 What comes back is read like this:
 
@@ -19,9 +21,13 @@ What comes back is read like this:
 * Only transaction markers (control batches) between the committed offset
   and the log end: nothing left to consume, note ``only_markers`` (0 s).
   Markers before a data record are skipped.
-* The byte cap cut the batch holding the record: the batch header still
-  says when the batch's first record was written; that time (an age at
-  most the batch's own time span too old), note ``batch_start``.
+* A batch larger than the partition's share of the byte cap: the broker
+  sends nothing for that partition (only the first partition of a response
+  may exceed its share, by one batch), so it is asked again with an even
+  split of the bytes left, until it fits, 1 MiB is reached or the cap is
+  spent. Should a response still end inside the batch holding the
+  record, its header tells when the batch's first record was written: that
+  time, note ``batch_start`` (too old by at most the batch's time span).
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ __all__ = ["FetchStats", "RecordTime", "read_record_times"]
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _TIMESTAMP_TYPE_BIT = 0x08
 _CONTROL_BIT = 0x20
+#: Bytes a partition may get in one Fetch: at least a small batch, at most 1 MiB
+#: (Kafka's default max.message.bytes is about 1 MiB).
+_MIN_SHARE = 512
+_MAX_SHARE = 1 << 20
 #: Fetch v12 is the last version that names topics (v13+ wants topic ids); Kafka
 #: 2.7 to 4.x all serve it.
 _FETCH_MAX_VERSION = 12
@@ -159,9 +169,9 @@ def read_record_times(
         groups at different offsets needs one round per distinct offset (a Fetch
         names each partition once); every round is one request per leader.
     max_bytes
-        Cap on the record bytes of all responses together; each target gets an
-        equal share (at least 512 bytes: one batch header and a few small
-        records; at most 1 MiB).
+        Cap on the record bytes of all responses together; each target first
+        gets an equal share (at least 512 bytes, at most 1 MiB), and on a
+        retry, when its batch did not fit, an even split of what is left.
     time_budget_s
         The time all rounds may take; what has not been answered by then gets
         no time (a problem is noted).
@@ -175,28 +185,43 @@ def read_record_times(
     stats = FetchStats(partitions=len(targets))
     if not targets:
         return {}, stats
-    per_partition = int(min(1 << 20, max(512, max_bytes // len(targets))))
-    offsets: dict[tuple[str, int], list[int]] = defaultdict(list)
+    share = dict.fromkeys(targets, int(min(_MAX_SHARE, max(_MIN_SHARE, max_bytes // len(targets)))))
+    pending: dict[tuple[str, int], list[int]] = defaultdict(list)
     for topic, partition, offset in sorted(targets):
-        offsets[(topic, partition)].append(offset)
-    rounds = max(len(values) for values in offsets.values())
+        pending[(topic, partition)].append(offset)
     deadline = time.monotonic() + time_budget_s
     started = time.perf_counter()
     found: dict[tuple[str, int, int], RecordTime] = {}
-    for index in range(rounds):
+    too_big = 0
+    while pending:
+        wanted = {(*tp, offsets[0]): targets[(*tp, offsets[0])] for tp, offsets in pending.items()}
         remaining_s = deadline - time.monotonic()
-        wanted = {
-            (topic, partition, values[index]): targets[(topic, partition, values[index])]
-            for (topic, partition), values in offsets.items()
-            if index < len(values)
-        }
         if remaining_s <= 0:
+            left = sum(len(offsets) for offsets in pending.values())
             stats.problems.append(
-                f"time budget of {time_budget_s:g} s spent; {len(wanted)} partition "
-                f"offset(s) not read"
+                f"time budget of {time_budget_s:g} s spent; {left} partition offset(s) not read"
             )
-            continue
-        _fetch_round(admin, wanted, per_partition, remaining_s, stats, found)
+            break
+        before = stats.bytes
+        empty = _fetch_round(admin, wanted, share, remaining_s, stats, found)
+        max_bytes -= stats.bytes - before
+        for target in wanted:
+            bigger = int(min(_MAX_SHARE, max(max_bytes, 0) // max(len(empty), 1)))
+            if target in empty and bigger > share[target]:
+                # the broker sends nothing for a partition whose batch exceeds its share:
+                # ask again with an even split of the bytes left (never past the cap)
+                share[target] = bigger
+                continue
+            too_big += target in empty
+            offsets = pending[target[:2]]
+            offsets.pop(0)
+            if not offsets:
+                del pending[target[:2]]
+    if too_big:
+        stats.problems.append(
+            f"{too_big} partition offset(s) sit in record batches larger than the byte cap "
+            f"allows (time_lag_max_bytes)"
+        )
     stats.seconds = time.perf_counter() - started
     stats.answered = len(found)
     return found, stats
@@ -205,12 +230,16 @@ def read_record_times(
 def _fetch_round(
     admin: Any,
     wanted: Mapping[tuple[str, int, int], int],
-    per_partition: int,
+    share: Mapping[tuple[str, int, int], int],
     timeout_s: float,
     stats: FetchStats,
     found: dict[tuple[str, int, int], RecordTime],
-) -> None:
-    """One Fetch per leader (sent to all leaders at once) for partitions named once each."""
+) -> set[tuple[str, int, int]]:
+    """One Fetch per leader (sent to all leaders at once) for partitions named once each.
+
+    Returns the targets the broker answered with no bytes although records are
+    there (their batch is larger than their share).
+    """
     from kafka.protocol.consumer import FetchRequest
 
     by_leader: dict[int, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
@@ -221,12 +250,14 @@ def _fetch_round(
     timeout_ms = max(1, int(timeout_s * 1000))
 
     def request(topics: Mapping[str, list[tuple[int, int]]]) -> Any:
-        count = sum(len(parts) for parts in topics.values())
+        total = sum(
+            share[(topic, p, offset)] for topic, parts in topics.items() for p, offset in parts
+        )
         return FetchRequest(
             replica_id=-1,
             max_wait_ms=0,
             min_bytes=0,
-            max_bytes=per_partition * count,
+            max_bytes=total,
             isolation_level=0,
             session_id=0,
             session_epoch=-1,
@@ -240,7 +271,7 @@ def _fetch_round(
                             fetch_offset=offset,
                             last_fetched_epoch=-1,
                             log_start_offset=-1,
-                            partition_max_bytes=per_partition,
+                            partition_max_bytes=share[(topic, p, offset)],
                         )
                         for p, offset in sorted(parts)
                     ],
@@ -270,6 +301,7 @@ def _fetch_round(
 
     answers: list[tuple[int, Any]] = admin._manager.run(fetch_all)
     stats.requests += len(by_leader)
+    empty: set[tuple[str, int, int]] = set()
     for leader, response in answers:
         if isinstance(response, BaseException):
             count = sum(len(parts) for parts in by_leader[leader].values())
@@ -288,6 +320,10 @@ def _fetch_round(
                     continue
                 records = bytes(part.records or b"")
                 stats.bytes += len(records)
+                if not records and int(part.high_watermark) > asked[tp]:
+                    empty.add((*tp, asked[tp]))
+                    continue
                 got = record_time_from_bytes(records, asked[tp], int(part.high_watermark))
                 if got is not None:
                     found[(*tp, asked[tp])] = got
+    return empty

@@ -178,7 +178,7 @@ class LagCollector:
         groups: Iterable[str] | str | None = None,
         *,
         time_lag: bool = False,
-        time_lag_max_bytes: int = 4 << 20,
+        time_lag_max_bytes: int = 16 << 20,
         time_lag_budget_s: float = 5.0,
     ) -> pd.DataFrame:
         """Return the lag of every partition of the given groups, now.
@@ -197,8 +197,10 @@ class LagCollector:
             ``timestamp_type``. :func:`kbp_notebook.time_lag` uses these figures
             where present.
         time_lag_max_bytes
-            Cap on the record bytes fetched for ``time_lag`` in one snapshot,
-            shared equally by the lagging partitions (at least 512 bytes each).
+            Cap on the record bytes fetched for ``time_lag`` in one snapshot
+            (default 16 MiB), shared equally by the lagging partitions (at least
+            512 bytes each); a partition whose record batch is larger than its
+            share is asked again with a share of what is left.
         time_lag_budget_s
             Time the record fetches may take; partitions not read by then have
             NA ``time_lag_s`` (and a ``collector_notice``).

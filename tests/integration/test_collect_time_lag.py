@@ -166,3 +166,38 @@ def test_time_lag_reads_are_read_only(sandbox, cases):
         assert described["members"] == [] and described["group_state"] == "Empty"
     finally:
         admin.close()
+
+
+def test_a_batch_larger_than_its_share_is_asked_again_or_reported(sandbox):
+    bootstrap = sandbox.bootstrap_servers
+    prefix = f"kbp-tlbig-{uuid.uuid4().hex[:6]}"
+    topic, group = f"{prefix}-topic", f"{prefix}-group"
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(topic, 3, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=500, batch_size=1 << 20)
+    producer.send(topic, b"small", partition=0)
+    for _ in range(100):  # one ~100 KB batch on partitions 1 and 2
+        producer.send(topic, b"b" * 1000, partition=1)
+        producer.send(topic, b"b" * 1000, partition=2)
+    producer.flush()
+    producer.close()
+    commit(bootstrap, group, {(topic, 0): 0, (topic, 1): 50, (topic, 2): 50})
+    with LagCollector(bootstrap) as collector:
+        # ~107 KiB each at first would fit; 320 KiB: 107 KiB each, fits at once
+        roomy = collector.snapshot([group], time_lag=True, time_lag_max_bytes=320 << 10)
+        assert collector.last_time_lag_cost.requests == 1
+        # 240 KiB: 80 KiB each; the broker sends the big ones nothing (only the first
+        # partition with data may exceed its share), asked again with what is left they fit
+        retried = collector.snapshot([group], time_lag=True, time_lag_max_bytes=240 << 10)
+        assert collector.last_time_lag_cost.requests == 2
+        # 64 KiB: the retry's first partition gets its whole batch anyway (the broker's
+        # one-batch minimum); the other cannot fit in what is left: NA and a notice
+        tight = collector.snapshot([group], time_lag=True, time_lag_max_bytes=64 << 10)
+        cost = collector.last_time_lag_cost
+        problems = list(collector.last_problems)
+    assert roomy["time_lag_source"].eq("record").all()
+    assert retried["time_lag_source"].eq("record").all()
+    assert tight["time_lag_s"].isna().sum() == 1
+    assert cost.bytes < (64 << 10) + 110_000  # over the cap by at most one batch
+    assert any("larger than the byte cap" in text for _, text in problems)
