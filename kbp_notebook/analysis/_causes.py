@@ -17,7 +17,7 @@ point of the episode is ranked into ``causes``):
    owns what -- every committed offset standing still), ``consumer_stalled``
    (owned partitions whose committed offsets stand still), ``partition_skew``,
    ``broker_slow`` (broker latency at least twice its own level before the
-   onset, at or just before it), else ``consumer_slowdown``.
+   onset and 20 ms above it, at or just before it), else ``consumer_slowdown``.
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ import pandas as pd
 
 from kbp_notebook.analysis._derived_events import (
     BROKER_LATENCY_METRICS,
+    LATENCY_MIN_RISE_MS,
     LATENCY_RATIO,
     CommitRun,
     KeyFacts,
@@ -127,7 +128,8 @@ def _broker_excursion(
         with quiet():
             usual, top = float(np.nanmedian(base)), float(np.nanmax(smooth[near]))
             ceiling = float(np.nanmax(base))
-        if not usual > 0 or top < LATENCY_RATIO * usual or top <= ceiling:
+        if (not usual > 0 or top < LATENCY_RATIO * usual or top <= ceiling
+                or top < usual + LATENCY_MIN_RISE_MS):
             continue
         ratio = top / usual
         if best is None or ratio > best[2] / best[3]:

@@ -13,7 +13,8 @@ model turns them into the ``.events`` frame and reads them for causes.
   (binary segmentation of binned rates; a step must be at least
   ``RATE_STEP_FRACTION`` of the larger level and stand out of the bins' noise).
 * broker latency: a broker latency signal at least ``LATENCY_RATIO`` times its
-  own usual level (25th percentile) for a while.
+  own usual level (25th percentile) and ``LATENCY_MIN_RISE_MS`` above it, for at
+  least ``LATENCY_MIN_S``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from kbp_notebook.units import format_count, format_duration, format_rate
 
 __all__ = [
     "BROKER_LATENCY_METRICS",
+    "LATENCY_MIN_RISE_MS",
     "LATENCY_RATIO",
     "DerivedEvent",
     "broker_latency",
@@ -45,8 +47,12 @@ __all__ = [
 
 #: A rate step smaller than this share of the larger level is noise.
 RATE_STEP_FRACTION = 0.25
-#: A broker latency at least this many times its usual level is an excursion.
+#: A broker latency at least this many times its usual level is an excursion ...
 LATENCY_RATIO = 2.0
+#: ... if it is also this many ms above it (a client notices tens of ms, not 3 -> 7 ms) ...
+LATENCY_MIN_RISE_MS = 20.0
+#: ... and lasts this long (seconds), like a consumer that is behind.
+LATENCY_MIN_S = 30.0
 #: Broker latency signals (canonical METRICS names) and their plain names.
 BROKER_LATENCY_METRICS: dict[str, str] = {
     "log_flush_time_ms_p99": "log flush p99",
@@ -390,13 +396,16 @@ def broker_latency_events(latency: pd.DataFrame) -> list[tuple[DerivedEvent, str
             smooth = pd.Series(values).rolling(3, center=True, min_periods=1).median().to_numpy()
         if not usual > 0:
             continue
-        high = smooth >= LATENCY_RATIO * usual
+        high = (smooth >= LATENCY_RATIO * usual) & (smooth >= usual + LATENCY_MIN_RISE_MS)
         edges = np.diff(np.r_[0, high.astype(np.int8), 0])
         times = series["time"].to_numpy()
         name = BROKER_LATENCY_METRICS[str(metric)]
         for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True):
             if a < 3:
                 continue  # high from the first samples on: no "before" to call it a change
+            until = times[min(int(b) + 1, len(values) - 1)]
+            if (pd.Timestamp(until) - pd.Timestamp(times[a])).total_seconds() < LATENCY_MIN_S:
+                continue
             peak = float(np.nanmax(values[a : b + 1]))
             out.append((
                 DerivedEvent(pd.Timestamp(times[a]), "broker_latency_high",

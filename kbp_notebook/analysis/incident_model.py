@@ -500,9 +500,11 @@ def verdict_lines(episodes: pd.DataFrame, baselines: pd.DataFrame, *, as_of: pd.
         behind = (f" (more than {format_duration(seconds)} behind the newest message)"
                   if row["peak_time_lag_is_lower_bound"]
                   else f" (about {format_duration(seconds)} behind the newest message)")
+    how = (", most of it at once when offsets moved back"
+           if row["cause"] == "offset_rewind"
+           else f"; it grew {format_rate(row['growth_rate_per_s'])}")
     worst_line = (f"At worst {format_count(row['peak_lag'])} messages behind{behind}, at "
-                  f"{format_time(row['peak_time'])}; it grew "
-                  f"{format_rate(row['growth_rate_per_s'])}.")
+                  f"{format_time(row['peak_time'])}{how}.")
     why = f"Why: {CAUSE_WORDS[str(row['cause'])]} — {row['evidence']}."
     if row["recovered"]:
         when = (f"Recovered: it drained at {format_rate(row['drain_rate_per_s'])} and was back "
