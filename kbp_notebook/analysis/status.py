@@ -651,17 +651,20 @@ def lag_status(
     timeline: bool | str = "auto",
     timeline_points: int = 60,
 ) -> LagStatus:
-    """Evaluate Burrow's consumer status rules per partition and per group.
+    """Evaluate Burrow-style consumer status rules per partition and per group.
 
     Parameters
     ----------
     lag
-        LAG frame; ``consumer_id`` (optional) tells owned from unowned partitions.
+        LAG frame; ``consumer_id`` (optional) tells owned from unowned partitions
+        and which partitions one member works on.
     window
         Number of commits (changes of committed offset) per evaluation window.
     allowed_lag
         Lag (messages) still counted as caught up, e.g. 1 for transactional
-        producers whose commit markers leave a lag of one.
+        producers whose commit markers leave a lag of one. A partition's
+        in-flight lag (produce rate x time between commits) counts as caught
+        up too.
     timeline
         Also evaluate the rules at ``timeline_points`` earlier snapshot times
         (``LagStatus.timeline``); ``"auto"`` does so for small frames only.
@@ -671,7 +674,10 @@ def lag_status(
     Returns
     -------
     LagStatus
-        ``.partitions``, ``.groups`` (also ``.table``), ``.timeline``.
+        ``.partitions``, ``.groups`` (also ``.table``), ``.timeline`` and
+        ``.group_timeline`` (status over time), ``.as_of``. The rules, and
+        where and why they differ from Burrow's, are in this module's
+        docstring.
 
     Raises
     ------
