@@ -217,6 +217,11 @@ def _collect_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-backoff", default="60s", help="longest wait between retries when unreachable"
     )
+    parser.add_argument(
+        "--time-lag",
+        action="store_true",
+        help="also read the record at each committed offset: exact lag in seconds",
+    )
     return parser
 
 
@@ -258,6 +263,7 @@ def collect_main(argv: Sequence[str]) -> int:
                 if args.remote_write
                 else None
             ),
+            time_lag=args.time_lag,
         )
         stats = collector.last_recording
     if stats is not None:
