@@ -842,7 +842,8 @@ def _onset_note(
     A correlation over a short recording can miss an effect that is plain at the onset
     (the disk got slow, then lag built up): this note says which it was.
     """
-    from kbp_notebook.analysis._causes import LATENCY_RATIO, ONSET_S, latency_at_onset
+    from kbp_notebook.analysis._causes import ONSET_S, latency_at_onset
+    from kbp_notebook.analysis._derived_events import LATENCY_RATIO
     from kbp_notebook.analysis._episodes import CATCH_UP_WINDOW_S
     from kbp_notebook.analysis.incident_model import incidents
 
