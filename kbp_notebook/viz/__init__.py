@@ -17,6 +17,7 @@ plot_capacity       a ``CapacityPlan``: consumers/partitions today vs needed
 plot_what_if        a ``CapacityPlan`` scenario: the backlog under the planned consumers
 plot_correlation    a ``Correlation``: both series on one axis and r by shift
 plot_diagnosis      a ``Diagnosis``: findings by severity and recommendations
+choice_figure       precomputed figures behind plotly's own dropdown or slider (reports)
 """
 
 from __future__ import annotations
@@ -26,8 +27,10 @@ from kbp_notebook.viz._style import (
     TREND_COLOURS,
     esc,
     figure_mimebundle,
+    report_mode,
     use_report_renderer,
 )
+from kbp_notebook.viz.controls import choice_figure, with_readout
 from kbp_notebook.viz.correlation import plot_correlation, plot_diagnosis
 from kbp_notebook.viz.drain import plot_capacity, plot_drain, plot_what_if
 from kbp_notebook.viz.lag import add_events, plot_lag, plot_lag_trend, plot_time_lag
@@ -37,6 +40,7 @@ __all__ = [
     "BURROW_COLOURS",
     "TREND_COLOURS",
     "add_events",
+    "choice_figure",
     "esc",
     "figure_mimebundle",
     "plot_capacity",
@@ -49,5 +53,7 @@ __all__ = [
     "plot_status_timeline",
     "plot_time_lag",
     "plot_what_if",
+    "report_mode",
     "use_report_renderer",
+    "with_readout",
 ]

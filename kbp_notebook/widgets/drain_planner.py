@@ -110,6 +110,18 @@ class DrainPlanner(Explorer):
         if not self._loading:
             super().refresh(*args)
 
+    def offline_figure(self) -> go.Figure:
+        """Return the what-if figure with plotly's own consumers slider (every count precomputed).
+
+        Offline the slider covers the number of consumers of the group shown;
+        the other sliders (rate, growth, target) stay at the values rendered
+        (the readout says them).
+        """
+        if self.plan is None:
+            return super().offline_figure()
+        counts = list(range(int(self.consumers.min), int(self.consumers.max) + 1))
+        return self._choices_figure(self.consumers, counts, label="consumers", kind="slider")
+
     def _build_figure(self) -> tuple[go.Figure, str]:
         if self.plan is None:
             return viz.plot_lag(self._rows(), title=f"Lag of {self.group.value}"), \

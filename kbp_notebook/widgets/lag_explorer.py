@@ -16,6 +16,7 @@ from kbp_notebook.widgets._base import ALL, Explorer, as_lag_frame, message
 __all__ = ["LagExplorer"]
 
 _MAX_TIME_OPTIONS = 240
+_MAX_OFFLINE_GROUPS = 20
 
 
 class LagExplorer(Explorer):
@@ -143,6 +144,19 @@ class LagExplorer(Explorer):
         figure = viz.plot_lag(rows, events=events, trend=self.last_trend, by=by,
                               partitions=per_partition, title=title)
         return figure, self._describe(rows) + (message(note, tone="warn") if note else "")
+
+    def offline_figure(self) -> go.Figure:
+        """Return the lag figure with plotly's own group dropdown (every group precomputed).
+
+        Only the group is offered (the groups with the largest lag first, up to
+        ``_MAX_OFFLINE_GROUPS``); the time range is plotly's zoom, the trend and the
+        per-partition lines its legend.
+        """
+        groups = list(self.group.options)[:_MAX_OFFLINE_GROUPS]
+        if self.group.value not in groups:
+            groups[-1] = self.group.value
+        return self._choices_figure(self.group, groups, label="group", kind="dropdown",
+                                    name=viz.esc)
 
     def _describe(self, rows: pd.DataFrame) -> str:
         if rows.empty:
