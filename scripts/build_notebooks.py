@@ -389,9 +389,9 @@ not); `slope_per_s` is how fast lag is changing. Both need at least three snapsh
 ]
 
 
-def build() -> list[Path]:
-    """Write the notebooks and return their paths."""
-    OUT.mkdir(exist_ok=True)
+def build(out: Path = OUT) -> list[Path]:
+    """Write the notebooks into ``out`` (default: notebooks/) and return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
     books = {
         "01_incident_postmortem": _notebook("Incident post-mortem", POSTMORTEM),
         "02_capacity_planning": _notebook("Capacity planning", CAPACITY),
@@ -402,7 +402,7 @@ def build() -> list[Path]:
     paths = []
     for name, nb in books.items():
         nbformat.validate(nb)
-        path = OUT / f"{name}.ipynb"
+        path = out / f"{name}.ipynb"
         nbformat.write(nb, path)
         paths.append(path)
     return paths

@@ -1,6 +1,8 @@
 """Every curated notebook executes headless (nbclient, python3 kernel) on every sample.
 
-Besides the bundled samples each notebook also runs on a synthetic recording
+They run as in JupyterLab (``report=False``: live ipywidgets, widget state stored);
+the report rendering of the same notebooks is checked in a browser
+(tests/browser/test_report_offline.py). Besides the bundled samples each notebook also runs on a synthetic recording
 whose group id is hostile HTML. The live monitor runs against the real
 sandbox cluster too (integration).
 """
@@ -65,7 +67,7 @@ def _parameters(name, source):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_on_the_synthetic_recording(name, synthetic_recording):
     nb = execute_notebook(find_notebook(name), parameters=_parameters(
-        name, {"source": None, "recording": str(synthetic_recording)}))
+        name, {"source": None, "recording": str(synthetic_recording)}), report=False)
     outputs = _check_executed(nb, name)
     text = "".join(str(o.get("data", {}).get("text/html", "")) + str(o.get("text", ""))
                    for o in outputs)
@@ -92,7 +94,8 @@ def three_snapshots(tmp_path_factory):
 @pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "04_live_monitor"])
 def test_notebook_says_not_enough_data_on_a_three_snapshot_recording(name, three_snapshots):
     nb = execute_notebook(
-        find_notebook(name), parameters={"source": None, "recording": str(three_snapshots)}
+        find_notebook(name), parameters={"source": None, "recording": str(three_snapshots)},
+        report=False,
     )
     outputs = _outputs(nb)
     errors = [o for o in outputs if o.output_type == "error"]
@@ -107,7 +110,8 @@ def test_notebook_says_not_enough_data_on_a_three_snapshot_recording(name, three
 @pytest.mark.parametrize("sample", SAMPLES)
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_on_every_sample(name, sample):
-    nb = execute_notebook(find_notebook(name), parameters=_parameters(name, {"source": sample}))
+    nb = execute_notebook(find_notebook(name), parameters=_parameters(name, {"source": sample}),
+                          report=False)
     _check_executed(nb, name)
 
 
@@ -153,7 +157,7 @@ def test_live_monitor_notebook_against_the_sandbox(sandbox):
     nb = execute_notebook(find_notebook("04_live_monitor"), parameters={
         "source": None, "bootstrap_servers": sandbox.bootstrap_servers, "groups": [group],
         "duration_s": 8.0, "every_s": 2.0, "cluster": "sandbox",
-    })
+    }, report=False)
     outputs = _check_executed(nb, "04_live_monitor")
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "last error: None" in printed
