@@ -35,6 +35,7 @@ from scipy import stats
 
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import validate_lag_frame
+from kbp_notebook.units import parse_duration_s
 
 __all__ = [
     "KEY_ORDER",
@@ -452,30 +453,34 @@ def to_timestamps(t0: pd.Timestamp, seconds: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(out)
 
 
-def parse_window(window: object) -> pd.Timedelta | int | None:
-    """Read ``window``: None, a sample count (int) or a duration ("30min", Timedelta).
+def parse_window(window: object) -> pd.Timedelta | None:
+    """Read ``window``: None, or a duration (a bare number is seconds, as everywhere).
 
     Raises
     ------
     KbpInputError
-        ``window`` is neither.
+        ``window`` is not a positive duration.
     """
     if window is None:
         return None
-    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
-        if window < 2:
-            raise KbpInputError(f"window={window!r} must keep at least 2 samples.")
-        return int(window)
-    try:
-        span = pd.Timedelta(window)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
+    if isinstance(window, str) and not any(ch.isdigit() for ch in window):
         raise KbpInputError(
-            f"window={window!r} is not a duration or a sample count; "
-            f"use e.g. window='30min', pd.Timedelta(minutes=30) or window=60 (samples)."
-        ) from None
-    if span <= pd.Timedelta(0):
-        raise KbpInputError(f"window={window!r} must be a positive duration.")
-    return span
+            f"window={window!r} is not a duration; use e.g. window='30min', 600 (seconds) "
+            "or pd.Timedelta(minutes=30)."
+        )
+    try:
+        seconds = parse_duration_s(window, name="window")
+    except KbpInputError:
+        try:
+            seconds = pd.Timedelta(window).total_seconds()  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            seconds = float("nan")
+        if not seconds > 0:
+            raise KbpInputError(
+                f"window={window!r} is not a positive duration; use e.g. window='30min', "
+                "600 (seconds) or pd.Timedelta(minutes=30)."
+            ) from None
+    return pd.Timedelta(seconds=seconds)
 
 
 def compact(panel: Panel, keep: np.ndarray) -> Panel:
@@ -501,16 +506,12 @@ def compact(panel: Panel, keep: np.ndarray) -> Panel:
 
 
 def apply_window(panel: Panel, window: object) -> Panel:
-    """Keep the last ``window`` of each series (a duration or a sample count)."""
+    """Keep the last ``window`` (a duration; a bare number is seconds) of each series."""
     span = parse_window(window)
     if span is None:
         return panel
-    if isinstance(span, int):
-        index = np.arange(panel.time_s.shape[1])[None, :]
-        keep = index >= (panel.n - span)[:, None]
-    else:
-        end = panel.last(panel.time_s)
-        keep = panel.time_s >= (end - span.total_seconds())[:, None]
+    end = panel.last(panel.time_s)
+    keep = panel.time_s >= (end - span.total_seconds())[:, None]
     return compact(panel, keep)
 
 

@@ -399,8 +399,8 @@ def lag_trend(
         ``slope_per_s``, the interval and ``status``. ``slope_ols_per_s`` is
         always given.
     window
-        Only the last part of each series: a duration (``"30min"``) or a
-        number of samples; None for all.
+        Only the last part of each series: a duration (``"30min"``, or a
+        bare number of seconds); None for all.
     confidence
         Level of ``ci_low``/``ci_high`` and of the ``status`` decision.
 

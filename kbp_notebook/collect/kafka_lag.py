@@ -29,7 +29,7 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.collect._durations import parse_duration_s
+from kbp_notebook.units import parse_duration_s
 from kbp_notebook.collect._kafka import (
     connect_admin,
     describe_exception,

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kbp_notebook.collect._durations import parse_duration_s
+from kbp_notebook.units import parse_duration_s
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
 from kbp_notebook.frames import (
     empty_lag_frame,
