@@ -163,11 +163,17 @@ def format_number(value: object, *, digits: int = 3) -> str:
     return text
 
 
-def format_rate(value: object, *, unit: str = "msg/s") -> str:
-    """Return a rate with 2--3 significant figures and its unit (``"450 msg/s"``)."""
+def format_rate(value: object, *, unit: str = "msg/s", signed: bool = False) -> str:
+    """Return a rate with 2--3 significant figures and its unit (``"450 msg/s"``).
+
+    ``signed=True`` writes a ``+`` before positive rates (growth ``+56.2 msg/s``).
+    """
     if _missing(value):
         return MISSING
-    return f"{format_number(value)} {unit}".strip()
+    text = f"{format_number(value)} {unit}".strip()
+    if signed and text != MISSING and float(value) > 0:  # type: ignore[arg-type]
+        text = "+" + text
+    return text
 
 
 def format_percent(value: object) -> str:

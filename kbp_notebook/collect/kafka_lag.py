@@ -29,7 +29,6 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.units import parse_duration_s
 from kbp_notebook.collect._kafka import (
     connect_admin,
     describe_exception,
@@ -47,6 +46,7 @@ from kbp_notebook.frames import (
     Dataset,
     validate_lag_frame,
 )
+from kbp_notebook.units import parse_duration_s
 
 __all__ = ["LagCollector"]
 

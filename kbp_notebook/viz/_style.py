@@ -14,10 +14,11 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
+
+from kbp_notebook.units import format_number
 
 __all__ = [
     "BURROW_COLOURS",
@@ -133,33 +134,6 @@ def colour_for(index: int) -> str:
     return SERIES_COLOURS[index % len(SERIES_COLOURS)]
 
 
-def fmt_duration(seconds: float) -> str:
-    """Return ``seconds`` as ``1h 02m``/``4m 10s``/``12 s``; ``never`` for inf, ``—`` for NaN."""
-    if seconds is None or (isinstance(seconds, float) and np.isnan(seconds)):
-        return "—"
-    if np.isinf(seconds):
-        return "never" if seconds > 0 else "—"
-    seconds = float(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
-    if seconds < 86400 * 2:
-        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-    return f"{seconds / 86400:.1f} d"
-
-
-def fmt_number(value: float) -> str:
-    """Return a compact human number (``12.3k``, ``4.1M``)."""
-    if value is None or _isna(value):
-        return "—"
-    value = float(value)
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}"
-    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
-
-
 def table_figure(
     frame: pd.DataFrame,
     title: str,
@@ -174,8 +148,7 @@ def table_figure(
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_float_dtype(column):
-            cells.append([fmt_number(v) if abs(v) >= 1000 else f"{v:.3g}" if not _isna(v)
-                          else "—" for v in column.to_numpy(dtype=float)])
+            cells.append([format_number(v) for v in column.to_numpy(dtype=float)])
         else:
             cells.append(["—" if _isna(v) else esc(v) for v in column.tolist()])
     fill_colour: Any = [list(fill)] * len(frame.columns) if fill is not None else "white"

@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kbp_notebook.units import format_duration, format_rate
 from kbp_notebook.viz._style import (
     TREND_COLOURS,
     colour_for,
     empty_figure,
     esc,
-    fmt_duration,
     key_label,
     new_figure,
 )
@@ -159,13 +159,15 @@ def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str
     low, high = row.get("ci_low", np.nan), row.get("ci_high", np.nan)
     interval = ""
     if np.isfinite(low) and np.isfinite(high):
-        interval = f" (90% CI {low:+,.1f} to {high:+,.1f})"
+        interval = (f" (90% CI {format_rate(low, signed=True)} to "
+                        f"{format_rate(high, signed=True)})")
     fig.add_trace(
         go.Scatter(
             x=[start, x_end], y=[intercept, intercept + slope * end_s], mode="lines",
-            name=f"trend {label}: {slope:+,.1f} msg/s, {esc(status)}",
+            name=f"trend {label}: {format_rate(slope, signed=True)}, {esc(status)}",
             line={"color": TREND_COLOURS.get(status, colour), "dash": "dash", "width": 2},
-            hovertemplate=f"trend {slope:+,.2f} msg/s{esc(interval)}<extra>{label}</extra>",
+            hovertemplate=(f"trend {format_rate(slope, signed=True)}{esc(interval)}"
+                           f"<extra>{label}</extra>"),
             legendgroup=label,
         )
     )
@@ -286,7 +288,7 @@ def plot_time_lag(result: Any, *, by: Sequence[str] = ("group", "topic"),
         exact = part["time_lag_s"].where(~part["bound"])
         fig.add_trace(go.Scatter(
             x=part["time"], y=exact, mode="lines", name=label, line={"color": colour, "width": 2},
-            customdata=[fmt_duration(v) for v in part["time_lag_s"]],
+            customdata=[format_duration(v) for v in part["time_lag_s"]],
             hovertemplate="%{customdata} behind<extra>" + label + "</extra>",
             connectgaps=False,
         ))
@@ -297,7 +299,7 @@ def plot_time_lag(result: Any, *, by: Sequence[str] = ("group", "topic"),
                 x=lower["time"], y=lower["time_lag_s"], mode="markers",
                 name=f"{label}: at least (older than the history)",
                 marker={"symbol": "triangle-up-open", "size": 9, "color": colour},
-                customdata=[fmt_duration(v) for v in lower["time_lag_s"]],
+                customdata=[format_duration(v) for v in lower["time_lag_s"]],
                 hovertemplate="at least %{customdata} behind (lower bound)<extra>" + label
                               + "</extra>",
             ))

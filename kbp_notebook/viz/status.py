@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kbp_notebook.units import format_count
 from kbp_notebook.viz._style import (
     BURROW_COLOURS,
     BURROW_ORDER,
     empty_figure,
     esc,
-    fmt_number,
     key_label,
     new_figure,
 )
@@ -74,7 +74,7 @@ def plot_lag_status(result: Any, *, history: pd.DataFrame | None = None) -> go.F
             x=sel["partition"].astype(int), y=sel["row_label"], mode="markers", name=esc(status),
             marker={"symbol": "square", "size": 18, "color": BURROW_COLOURS.get(status, "#333"),
                     "line": {"color": "white", "width": 1}},
-            customdata=[fmt_number(v) for v in current[mask]],
+            customdata=[format_count(v) for v in current[mask]],
             hovertemplate=f"partition %{{x}}: {esc(status)}, lag %{{customdata}}"
                           "<extra>%{y}</extra>",
         ))

@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from kbp_notebook import analysis, viz
 from kbp_notebook.errors import KbpError
-from kbp_notebook.viz._style import fmt_duration
+from kbp_notebook.units import format_duration, format_rate
 from kbp_notebook.widgets._base import Explorer, as_lag_frame, message
 
 __all__ = ["DrainPlanner"]
@@ -143,17 +143,17 @@ class DrainPlanner(Explorer):
         partitions_needed = _first(table, ("partitions_needed",))
         partitions = _first(table, ("partitions",))
         note = _first(table, ("note",))
-        parts = [f"{self.consumers.value} consumers × {self.per_consumer_rate.value:,.1f} msg/s"
+        parts = [f"{self.consumers.value} consumers × {format_rate(self.per_consumer_rate.value)}"
                  f", produce {self.produce_growth.value:+.0%}: "]
         if np.isfinite(self.eta_s):
-            parts.append(f"ETA to drain {fmt_duration(self.eta_s)}")
+            parts.append(f"ETA to drain {format_duration(self.eta_s)}")
             tone = "ok" if self.eta_s <= target_s else "warn"
         else:
             parts.append("does not drain (consumers slower than producers)")
             tone = "error"
         if needed is not None:
             parts.append(f"; {int(needed)} consumers needed to drain within "
-                         f"{fmt_duration(target_s)}")
+                         f"{format_duration(target_s)}")
         if partitions_needed is not None and partitions is not None and \
                 int(partitions_needed) > int(partitions):
             parts.append(f"; only {int(partitions)} partitions: add partitions "

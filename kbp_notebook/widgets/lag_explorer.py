@@ -11,6 +11,7 @@ import plotly.graph_objects as go
 
 from kbp_notebook import analysis, viz
 from kbp_notebook.errors import KbpError
+from kbp_notebook.units import format_count, format_rate, format_time
 from kbp_notebook.widgets._base import ALL, Explorer, as_lag_frame, message
 
 __all__ = ["LagExplorer"]
@@ -164,7 +165,7 @@ class LagExplorer(Explorer):
         latest = rows[rows["time"] == rows["time"].max()]
         total = latest["lag"].sum()
         when = rows["time"].max()
-        text = f"{self.group.value}: {int(total):,} messages behind at {when:%H:%M:%S} UTC"
+        text = f"{self.group.value}: {format_count(total)} messages behind at {format_time(when)}"
         tone = "info"
         if self.last_trend is not None and len(self.last_trend.table):
             table = self.last_trend.table
@@ -172,9 +173,9 @@ class LagExplorer(Explorer):
             if len(growing):
                 tone = "warn"
                 worst = growing.sort_values("slope_per_s", ascending=False).iloc[0]
-                text += f"; growing at {float(worst['slope_per_s']):+,.1f} msg/s"
+                text += f"; growing at {format_rate(worst['slope_per_s'], signed=True)}"
                 if not pd.isna(worst.get("onset", pd.NaT)):
-                    text += f" since {pd.Timestamp(worst['onset']):%H:%M:%S} UTC"
+                    text += f" since {format_time(worst['onset'])}"
             else:
                 text += "; not growing"
         return message(text, tone=tone)
