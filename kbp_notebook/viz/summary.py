@@ -216,8 +216,14 @@ def verdict_box(incidents: Any) -> HtmlBlock:
     Returns
     -------
     HtmlBlock
-        ``<div class="kbp-verdict">``; green (``kbp-ok``) when there is no episode.
+        ``<div class="kbp-verdict">``; green (``kbp-ok``) when there is no episode;
+        grey (``kbp-none``) when ``incidents`` is None (too little data for a verdict).
     """
+    if incidents is None:
+        return HtmlBlock(
+            "<div class='kbp-verdict kbp-none'><h2>No verdict</h2><p>This data is too short "
+            "or too sparse for the incident model: the reason is printed above. Record for "
+            "longer (at least a few minutes of snapshots) and run again.</p></div>")
     lines = [str(line) for line in getattr(incidents, "verdict", ())]
     episodes = getattr(incidents, "episodes", pd.DataFrame())
     worst = incidents.worst() if callable(getattr(incidents, "worst", None)) else None
