@@ -177,6 +177,10 @@ REPORT_TRACE_TYPES: frozenset[str] = frozenset({
 })
 
 
+#: A mailed report must not offer to upload its data ("Share chart..." sends it to a cloud).
+REPORT_PLOT_CONFIG: dict[str, Any] = {"displaylogo": False, "showSendToCloud": False}
+
+
 def _table_html(fig_dict: Mapping[str, Any]) -> str:
     """Return a figure made of ``go.Table`` traces as HTML tables.
 
@@ -215,7 +219,7 @@ def report_figure_html(fig: go.Figure | Mapping[str, Any]) -> str:
     html_text: str = pio.to_html(
         fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
         default_width="100%", default_height=fig_dict.get("layout", {}).get("height") or 460,
-        validate=False, config={"displaylogo": False},
+        validate=False, config=dict(REPORT_PLOT_CONFIG),
     )
     return html_text
 
@@ -271,6 +275,6 @@ def figure_mimebundle(fig: go.Figure) -> dict[str, Any]:
     html_text = report_figure_html(as_json)
     return {
         "application/vnd.plotly.v1+json": {"data": as_json["data"], "layout": as_json["layout"],
-                                           "config": {"displaylogo": False}},
+                                           "config": dict(REPORT_PLOT_CONFIG)},
         "text/html": html_text,
     }

@@ -149,25 +149,29 @@ def choice_figure(
                       "args": [{"visible": shown}, update]})
     layout = base_layout
     margin = dict(layout.get("margin", {}))
-    top = int(margin.get("t", 64))
+    extra = 40 if control == "dropdown" else 130
+    height = int(layout.get("height", 460)) + extra
     if control == "dropdown":
-        margin["t"] = top + 40
+        margin["t"] = int(margin.get("t", 64)) + extra
+        # the header sits in the top right corner of the figure, 6 px below its edge (in
+        # paper units above the plot area), and the list opens down over the plot
+        plot_px = max(height - margin["t"] - int(margin.get("b", 48)), 1)
         layout["updatemenus"] = [{
             "type": "dropdown", "direction": "down", "active": active, "showactive": True,
-            "buttons": steps, "x": 1.0, "xanchor": "right", "y": 1.0, "yanchor": "bottom",
-            "pad": {"b": top - 20}, "bgcolor": "#f7f7f7", "bordercolor": "#bbbbbb",
-            "font": {"size": 12},
+            "buttons": steps, "x": 1.0, "xanchor": "right",
+            "y": 1.0 + (margin["t"] - 6) / plot_px, "yanchor": "top", "pad": {"r": 0, "t": 0},
+            "bgcolor": "#f7f7f7", "bordercolor": "#bbbbbb", "font": {"size": 12},
         }]
     else:
         # below the x axis title and a legend drawn under the plot
-        margin["b"] = int(margin.get("b", 48)) + 130
+        margin["b"] = int(margin.get("b", 48)) + extra
         layout["sliders"] = [{
             "active": active, "steps": steps, "pad": {"t": 100},
             "currentvalue": {"prefix": f"{label}: ", "font": {"size": 13}},
             "len": 1.0, "x": 0.0,
         }]
     layout["margin"] = margin
-    layout["height"] = int(layout.get("height", 460)) + (40 if control == "dropdown" else 130)
+    layout["height"] = height
     layout["meta"] = {"kbp_control": {"label": label, "kind": control,
                                       "choices": [name for name, _ in choices]}}
     return go.Figure({"data": data, "layout": layout})

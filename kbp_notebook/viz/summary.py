@@ -240,7 +240,7 @@ def verdict_box(incidents: Any) -> HtmlBlock:
         figures.append(("worst at", format_time(worst["peak_time"])))
         figures.append(("cause", str(worst["cause"]).replace("_", " ")))
         keys = {_key_words(row) for _, row in episodes.iterrows()}
-        figures.append(("episodes", f"{len(episodes)} on {len(keys)} group/topic"))
+        figures.append((f"episode(s), on {len(keys)} group/topic pair(s)", str(len(episodes))))
     heading = "No incident" if ok else f"Incident: {_key_words(worst) if worst is not None else ''}"
     when = f" <small>(data up to {html.escape(format_time(as_of, date=True))})</small>" \
         if as_of is not None else ""

@@ -82,7 +82,8 @@ class CorrelationExplorer(Explorer):
             )
         except KbpError as exc:
             self.result = None
-            return empty_figure("Correlation", str(exc)), message(str(exc), tone="warn")
+            title = f"{self.metric.value} against {self.target.label}"
+            return empty_figure(title, str(exc)), message(str(exc), tone="warn")
         lines = self.result.summary_lines()
         text = lines[0] if lines else ""
         tone = "warn" if self.result.significant else "info"
