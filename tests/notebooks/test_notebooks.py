@@ -1,10 +1,10 @@
-"""Every curated notebook executes headless (nbclient, python3 kernel) on every sample.
+"""Every curated notebook executes headless (nbclient, python3 kernel) as in JupyterLab.
 
-They run as in JupyterLab (``report=False``: live ipywidgets, widget state stored);
-the report rendering of the same notebooks is checked in a browser
-(tests/browser/test_report_offline.py). Besides the bundled samples each notebook also runs on a synthetic recording
-whose group id is hostile HTML. The live monitor runs against the real
-sandbox cluster too (integration).
+Here they run with ``report=False`` (live ipywidgets, widget state stored) on a
+synthetic recording whose group id is hostile HTML, on a three-snapshot
+recording, and (the live monitor) against the real sandbox cluster. Every
+notebook on every bundled sample is executed in report mode, and its report
+checked in a browser, by tests/browser/test_report_offline.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import pytest
 import kbp_notebook as kbp
 from kbp_notebook.report import NOTEBOOKS, execute_notebook, find_notebook
 
-SAMPLES = kbp.list_samples()
 PLOTLY = "application/vnd.plotly.v1+json"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -103,16 +102,6 @@ def test_notebook_says_not_enough_data_on_a_three_snapshot_recording(name, three
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Not enough data:" in printed and "at least" in printed
     assert any(WIDGET in o.get("data", {}) for o in outputs), "the explorer did not display"
-
-
-@pytest.mark.notebook
-@pytest.mark.slow
-@pytest.mark.parametrize("sample", SAMPLES)
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_on_every_sample(name, sample):
-    nb = execute_notebook(find_notebook(name), parameters=_parameters(name, {"source": sample}),
-                          report=False)
-    _check_executed(nb, name)
 
 
 def _lagging_group(bootstrap: str) -> tuple[str, str]:
