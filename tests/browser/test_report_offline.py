@@ -113,9 +113,20 @@ _EXPECTED = """([i, k, kind]) => {
 }"""
 
 
-def _tried(count):
-    picks = {1, count // 2, count - 1} | set(range(1, min(count, CHOICES_TRIED - 1)))
-    return sorted(p for p in picks if 0 < p < count)
+_SETTLED = """([i, k, kind, wanted]) => {
+    const gd = document.querySelectorAll('.js-plotly-plot')[i];
+    const control = kind === 'dropdown' ? gd.layout.updatemenus[0] : gd.layout.sliders[0];
+    const step = kind === 'dropdown' ? control.buttons[k] : control.steps[k];
+    const title = gd.querySelector('.g-gtitle');
+    return control.active === k && !!title && title.textContent.includes(wanted)
+        && step.args[0].visible.every((v, n) => (gd.data[n].visible ?? true) === v);
+}"""
+
+
+def _tried(count, active):
+    """The choices to move to: the first, the middle, the last and the next to the active one."""
+    picks = {0, count // 2, count - 1, (active + 1) % count}
+    return sorted(p for p in picks if p != active)[:CHOICES_TRIED]
 
 
 def _move_dropdown(page, index, k):
@@ -155,20 +166,17 @@ def _exercise_controls(page):
         assert len(choices) >= 2, "a control with nothing to choose"
         page.locator(".js-plotly-plot").nth(index).scroll_into_view_if_needed()
         before = state
-        for k in _tried(len(choices)):
-            if kind == "dropdown":
-                _move_dropdown(page, index, k)
-                page.wait_for_function(
-                    "([i, k]) => document.querySelectorAll('.js-plotly-plot')[i]"
-                    ".layout.updatemenus[0].active === k", arg=[index, k], timeout=20_000)
-            else:
-                _move_slider(page, index, k)
-                page.wait_for_function(
-                    "([i, k]) => document.querySelectorAll('.js-plotly-plot')[i]"
-                    ".layout.sliders[0].active === k", arg=[index, k], timeout=20_000)
-            after = page.evaluate(_STATE, index)
+        active = state["menuActive"] if kind == "dropdown" else state["sliderActive"]
+        for k in _tried(len(choices), active):
             label = html.unescape(choices[k])
             wanted = label if kind == "dropdown" else f"{label} {meta['label']}"
+            if kind == "dropdown":
+                _move_dropdown(page, index, k)
+            else:
+                _move_slider(page, index, k)
+            # wait for the state asserted below: the control at k, plotly done redrawing
+            page.wait_for_function(_SETTLED, arg=[index, k, kind, wanted], timeout=30_000)
+            after = page.evaluate(_STATE, index)
             # the figure says what was chosen, and shows that choice's traces
             assert wanted in after["title"], (wanted, after["title"])
             assert after["shown"] == page.evaluate(_EXPECTED, [index, k, kind])
