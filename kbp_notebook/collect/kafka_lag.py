@@ -2,19 +2,26 @@
 
 ``LagCollector`` talks to the cluster through kafka-python's
 ``KafkaAdminClient`` only. It never joins a group, never commits, never
-creates topics: it sends ListGroups, DescribeGroups, OffsetFetch, Metadata
-and ListOffsets requests, batched so one snapshot costs a handful of round
-trips whatever the number of groups (one OffsetFetch per coordinator for all
-groups, one ListOffsets per partition leader for all partitions).
+creates topics: it sends ListGroups, the describe request of each group's
+type, OffsetFetch, Metadata and ListOffsets requests, batched so one snapshot
+costs a handful of round trips whatever the number of groups (one request of
+each kind per coordinator for all groups, one ListOffsets per partition
+leader for all partitions).
 
 Committed offsets are fetched *before* log-end offsets, so lag computed from
 one snapshot is never negative on a healthy log.
 
-Limits: owners (``consumer_id``, ``host``, ``client_id``) come from
-DescribeGroups, i.e. classic-protocol groups (every kafka-python consumer, and
-Java consumers unless ``group.protocol=consumer``). Groups on the KIP-848
-consumer protocol still get committed offsets and lag, with NA owners:
-kafka-python 3 has no ConsumerGroupDescribe. Share groups are not listed.
+Group types (``group_type`` column, from ListGroups v5): ``classic`` groups
+are described by DescribeGroups, KIP-848 ``consumer`` groups by
+ConsumerGroupDescribe, ``share`` groups by ShareGroupDescribe (see
+``_groups``), so all three get real owners. A share group commits no
+offsets: its ``committed_offset`` is the *share-partition start offset*
+(every record before it is acknowledged; what ``kafka-share-groups
+--describe`` shows as START-OFFSET), so its ``lag`` counts records not yet
+known to be acknowledged -- an upper bound, since records after the start
+offset may already be acknowledged one by one. ``streams`` groups get
+committed offsets and lag, with NA owners (their members own tasks), and a
+notice in ``last_problems``.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ from typing import Any
 
 import pandas as pd
 
+from kbp_notebook.collect._groups import (
+    GroupMember,
+    describe_groups_by_type,
+    listed_group_types,
+    share_group_start_offsets,
+)
 from kbp_notebook.collect._kafka import (
     connect_admin,
     describe_exception,
@@ -37,6 +50,7 @@ from kbp_notebook.collect._kafka import (
     translate_kafka_error,
 )
 from kbp_notebook.collect._progress import make_progress
+from kbp_notebook.collect._record_times import FetchStats, read_record_times
 from kbp_notebook.collect._recorder import RecordingStats, run_recording
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
@@ -51,26 +65,7 @@ from kbp_notebook.units import parse_duration_s
 __all__ = ["LagCollector"]
 
 _OWNER_COLUMNS = ("consumer_id", "host", "client_id")
-#: Group protocol types the official tool lists as consumer groups.
-_CONSUMER_PROTOCOLS = ("consumer", "")
-
-
-def _member_partitions(member: dict[str, Any]) -> list[tuple[str, int]]:
-    """Return the (topic, partition) pairs a described group member owns."""
-    assignment = member.get("member_assignment")
-    if assignment is None or isinstance(assignment, bytes | bytearray | str):
-        return []
-    if isinstance(assignment, dict):  # kafka-python 3 hands back to_dict() output
-        return [
-            (str(entry["topic"]), int(p))
-            for entry in assignment.get("assigned_partitions") or ()
-            for p in entry.get("partitions") or ()
-        ]
-    partitions = getattr(assignment, "partitions", None)
-    if callable(partitions):
-        return [(tp.topic, int(tp.partition)) for tp in partitions()]
-    pairs = getattr(assignment, "assigned_partitions", None) or []
-    return [(str(topic), int(p)) for topic, parts in pairs for p in parts]
+_GROUP_COLUMNS = ("group_type", "group_state")
 
 
 class LagCollector:
@@ -134,6 +129,9 @@ class LagCollector:
         #: Problems met by the last snapshot (partitions without a leader, a broker
         #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
         self.last_problems: list[tuple[str, str]] = []
+        #: Cost of the last ``snapshot(time_lag=True)``'s record fetches.
+        self.last_time_lag_cost: FetchStats | None = None
+        self._last_leaders: dict[tuple[str, int], int] = {}
         #: Counts of the last ``record()`` session (snapshots, rows, failed attempts).
         self.last_recording: RecordingStats | None = None
 
@@ -175,7 +173,14 @@ class LagCollector:
 
     # -- snapshot ------------------------------------------------------------------
 
-    def snapshot(self, groups: Iterable[str] | str | None = None) -> pd.DataFrame:
+    def snapshot(
+        self,
+        groups: Iterable[str] | str | None = None,
+        *,
+        time_lag: bool = False,
+        time_lag_max_bytes: int = 16 << 20,
+        time_lag_budget_s: float = 5.0,
+    ) -> pd.DataFrame:
         """Return the lag of every partition of the given groups, now.
 
         Parameters
@@ -183,16 +188,35 @@ class LagCollector:
         groups
             Group ids to read; ``None`` reads every consumer group on the cluster
             (like ``kafka-consumer-groups --describe --all-groups``).
+        time_lag
+            Also read, without joining any group, the timestamp of the record at
+            each lagging partition's committed offset (one Fetch per partition
+            leader, see ``_record_times``) and add ``time_lag_s`` (snapshot time
+            minus that timestamp; 0 where the group is caught up),
+            ``time_lag_source`` (``record``), ``time_lag_note`` and
+            ``timestamp_type``. :func:`kbp_notebook.time_lag` uses these figures
+            where present.
+        time_lag_max_bytes
+            Cap on the record bytes fetched for ``time_lag`` in one snapshot
+            (default 16 MiB), shared equally by the lagging partitions (at least
+            512 bytes each); a partition whose record batch is larger than its
+            share is asked again with a share of what is left.
+        time_lag_budget_s
+            Time the record fetches may take; partitions not read by then have
+            NA ``time_lag_s`` (and a ``collector_notice``).
 
         Returns
         -------
         pandas.DataFrame
             A validated LAG frame with one ``time`` for the whole snapshot and the
             optional ``log_start_offset``, ``consumer_id``, ``host``, ``client_id``
-            columns. ``committed_offset`` and ``lag`` are NA where the group has no
-            commit; offsets are NA where a partition has no leader (see
-            ``last_problems``); owner columns are NA where no member owns the
-            partition (empty group, rebalancing).
+            columns, and ``group_type`` (``classic``, ``consumer``, ``share``,
+            ``streams``) and ``group_state`` (the coordinator's word: ``Stable``,
+            ``Empty``, ...). ``committed_offset`` and ``lag`` are NA where the group has no
+            commit (for share groups: see the module docstring); offsets are NA
+            where a partition has no leader (see ``last_problems``); owner
+            columns are NA where no member owns the partition (empty group,
+            rebalancing).
 
         Raises
         ------
@@ -210,6 +234,10 @@ class LagCollector:
         with self._lock:
             try:
                 frame, problems = self._snapshot(groups)
+                if time_lag:
+                    frame = self._add_record_time_lag(
+                        frame, problems, max_bytes=time_lag_max_bytes, budget_s=time_lag_budget_s
+                    )
             except Exception as exc:
                 self.close()  # the next call reconnects from scratch
                 raise self._error(exc, "taking a lag snapshot") from None
@@ -221,15 +249,11 @@ class LagCollector:
                 self.close()
             return frame
 
-    def _group_ids(self, admin: Any, groups: Iterable[str] | str | None) -> list[str]:
+    def _group_ids(
+        self, listing: dict[str, tuple[str, str]], groups: Iterable[str] | str | None
+    ) -> list[str]:
         if groups is None:
-            listed = admin.list_groups()
-            listed_ids = {
-                str(g["group_id"])
-                for g in listed
-                if g.get("protocol_type", "consumer") in _CONSUMER_PROTOCOLS
-            }
-            return sorted(listed_ids)
+            return sorted(listing)
         if isinstance(groups, str):
             groups = [groups]
         ids = list(dict.fromkeys(str(g) for g in groups))
@@ -319,29 +343,34 @@ class LagCollector:
         admin = self._admin_client()
         problems: list[tuple[str, str]] = []
         time = pd.Timestamp.now(tz="UTC")
-        group_ids = self._group_ids(admin, groups)
+        listing = listed_group_types(admin.list_groups())
+        group_ids = self._group_ids(listing, groups)
         if not group_ids:
             return _empty_lag(), problems
-        descriptions = admin.describe_groups(group_ids)
-        # Committed offsets first, then log ends: lag is never negative.
-        committed = self._committed(admin, group_ids)
+        described = describe_groups_by_type(admin, {g: listing.get(g, ("", "")) for g in group_ids})
+        share = [g for g in group_ids if described[g].group_type == "share"]
+        # Committed offsets first, then log ends: lag is never negative. Share groups
+        # commit nothing; their share-partition start offset stands in (see the docstring).
+        committed = self._committed(admin, [g for g in group_ids if g not in set(share)])
+        committed.update(share_group_start_offsets(admin, share))
 
         owners: dict[tuple[str, str, int], tuple[str, str, str]] = {}
         wanted: dict[str, set[tuple[str, int]]] = {}
         for group in group_ids:
-            description = descriptions.get(group) or {}
-            state = str(description.get("group_state") or "")
+            description = described[group]
             parts = set(committed.get(group, {}))
-            for member in description.get("members") or ():
-                owner = (
-                    str(member.get("member_id") or ""),
-                    str(member.get("client_host") or ""),
-                    str(member.get("client_id") or ""),
+            owners.update(_owners(group, description.members))
+            for member in description.members:
+                parts.update(member.partitions)
+            if description.group_type == "streams":
+                problems.append(
+                    (
+                        "collector_notice",
+                        f"Streams group {group!r}: committed offsets and lag are read; its "
+                        f"members own tasks and are not described (owner columns NA).",
+                    )
                 )
-                for tp in _member_partitions(member):
-                    owners[(group, *tp)] = owner
-                    parts.add(tp)
-            if not parts and groups is not None and state in ("Dead", ""):
+            if not parts and groups is not None and description.group_state in ("Dead", ""):
                 problems.append(("collector_notice", f"Consumer group {group!r} does not exist."))
             wanted[group] = parts
 
@@ -350,6 +379,7 @@ class LagCollector:
         for text in metadata_problems:
             problems.append(("collector_error", f"Kafka at {self.address}: {text}."))
         led = {tp: leaders[tp] for tp in all_tps if leaders.get(tp, -1) >= 0}
+        self._last_leaders = led
         leaderless = [tp for tp in all_tps if tp in leaders and leaders[tp] < 0]
         if leaderless:
             shown = ", ".join(f"{t}-{p}" for t, p in leaderless[:10])
@@ -374,6 +404,7 @@ class LagCollector:
                 "log_end_offset",
                 "log_start_offset",
                 *_OWNER_COLUMNS,
+                *_GROUP_COLUMNS,
             )
         }
         for group in group_ids:
@@ -389,6 +420,8 @@ class LagCollector:
                 columns["log_start_offset"].append(log_start.get(key))
                 for index, name in enumerate(_OWNER_COLUMNS):
                     columns[name].append(found[index] if found else None)
+                columns["group_type"].append(described[group].group_type or None)
+                columns["group_state"].append(described[group].group_state or None)
         frame = pd.DataFrame(
             {
                 "time": pd.Series([time] * len(columns["group"]), dtype="datetime64[ns, UTC]"),
@@ -403,9 +436,93 @@ class LagCollector:
         frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
         if self.log_start_offsets:
             frame["log_start_offset"] = pd.Series(columns["log_start_offset"], dtype="Int64")
-        for name in _OWNER_COLUMNS:
+        for name in (*_OWNER_COLUMNS, *_GROUP_COLUMNS):
             frame[name] = pd.Series(columns[name], dtype="string")
         return validate_lag_frame(frame), problems
+
+    def _add_record_time_lag(
+        self,
+        frame: pd.DataFrame,
+        problems: list[tuple[str, str]],
+        *,
+        max_bytes: int,
+        budget_s: float,
+    ) -> pd.DataFrame:
+        """Add ``time_lag_s`` and friends from the records at the committed offsets."""
+        committed = frame["committed_offset"]
+        log_start = (
+            frame["log_start_offset"]
+            if "log_start_offset" in frame
+            else pd.Series(pd.NA, index=frame.index)
+        )
+        behind = (frame["lag"] > 0).fillna(False).to_numpy(bool)
+        # retention may have deleted the committed record: read from the log start instead
+        fetch_from = committed.where(~(log_start > committed).fillna(False), log_start)
+        leaders = self._last_leaders
+        targets: dict[tuple[str, int, int], int] = {}
+        keys: list[tuple[str, int, int] | None] = []
+        for row_behind, topic, partition, offset in zip(
+            behind, frame["topic"], frame["partition"], fetch_from, strict=True
+        ):
+            leader = leaders.get((str(topic), int(partition)))
+            if not row_behind or leader is None or pd.isna(offset):
+                keys.append(None)
+                continue
+            key = (str(topic), int(partition), int(offset))
+            targets[key] = leader
+            keys.append(key)
+        found, stats = read_record_times(
+            self._admin_client(), targets, max_bytes=max_bytes, time_budget_s=budget_s
+        )
+        self.last_time_lag_cost = stats
+        for text in stats.problems:
+            problems.append(
+                (
+                    "collector_notice",
+                    f"Kafka at {self.address}: lag in seconds: {text}; those rows have NA "
+                    f"time_lag_s (kbp.time_lag falls back to the offset history).",
+                )
+            )
+        now_ms = frame["time"].iloc[0].value / 1e6 if len(frame) else 0.0
+        seconds: list[float] = []
+        sources: list[str | None] = []
+        notes: list[str | None] = []
+        kinds: list[str | None] = []
+        for index, target in enumerate(keys):
+            if target is None:
+                lag_value = frame["lag"].iloc[index]
+                caught_up = not pd.isna(lag_value) and int(lag_value) <= 0
+                seconds.append(0.0 if caught_up else float("nan"))
+                sources.append("record" if caught_up else None)
+                notes.append(None)
+                kinds.append(None)
+                continue
+            got = found.get(target)
+            if got is None:
+                seconds.append(float("nan"))
+                sources.append(None)
+                notes.append(None)
+                kinds.append(None)
+                continue
+            note = got.note
+            if target[2] != committed.iloc[index] and got.timestamp_ms is not None:
+                note = "next_available"  # the committed record was deleted by retention
+            if got.timestamp_ms is None:
+                age = 0.0
+            else:
+                age = (now_ms - got.timestamp_ms) / 1000.0
+                if age < 0:
+                    age, note = 0.0, "clock_skew"
+            seconds.append(age)
+            sources.append("record")
+            notes.append(note or None)
+            kinds.append(got.timestamp_type or None)
+        frame = frame.copy()
+        frame["time_lag_s"] = pd.Series(seconds, index=frame.index, dtype="float64")
+        frame["time_lag_source"] = pd.Series(sources, index=frame.index, dtype="string")
+        frame["time_lag_note"] = pd.Series(notes, index=frame.index, dtype="string")
+        frame["timestamp_type"] = pd.Series(kinds, index=frame.index, dtype="string")
+        return frame
 
     # -- recording -----------------------------------------------------------------
 
@@ -420,6 +537,7 @@ class LagCollector:
         max_backoff_s: float = 60.0,
         progress_stream: Any = None,
         read_back: bool = True,
+        time_lag: bool = False,
     ) -> Dataset | None:
         """Take a snapshot every ``every`` and append it to a Dataset folder.
 
@@ -453,6 +571,9 @@ class LagCollector:
             Read the folder back and return it (``False``: return None, for long
             recordings whose frames you will read later; counts are in
             ``last_recording``).
+        time_lag
+            Read record timestamps at the committed offsets in every snapshot
+            (see :meth:`snapshot`): ``time_lag_s`` is then exact, not interpolated.
 
         Returns
         -------
@@ -486,7 +607,7 @@ class LagCollector:
         display = make_progress(progress, total, stream=progress_stream)
 
         def take() -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-            frame = self.snapshot(group_list)
+            frame = self.snapshot(group_list, time_lag=time_lag)
             return frame, list(self.last_problems)
 
         try:
@@ -505,6 +626,29 @@ class LagCollector:
         if not read_back:
             return None
         return read_dataset(path)
+
+
+def _owners(
+    group: str, members: Iterable[GroupMember]
+) -> dict[tuple[str, str, int], tuple[str, str, str]]:
+    """Owner columns per (group, topic, partition).
+
+    A share group's partitions can be assigned to several members at once: their
+    ids, hosts and client ids are joined with ``,`` (sorted by member id).
+    """
+    by_partition: dict[tuple[str, int], list[GroupMember]] = defaultdict(list)
+    for member in members:
+        for tp in member.partitions:
+            by_partition[tp].append(member)
+    owners: dict[tuple[str, str, int], tuple[str, str, str]] = {}
+    for (topic, partition), found in by_partition.items():
+        found = sorted(found, key=lambda m: m.member_id)
+        owners[(group, topic, partition)] = (
+            ",".join(m.member_id for m in found),
+            ",".join(dict.fromkeys(m.host for m in found)),
+            ",".join(dict.fromkeys(m.client_id for m in found)),
+        )
+    return owners
 
 
 def _empty_lag() -> pd.DataFrame:
