@@ -5,6 +5,7 @@ say the same thing the same way:
 
 * in: :func:`parse_duration_s` -- a bare number is **seconds** everywhere;
   text such as ``"500ms"``, ``"5s"``, ``"10m"``, ``"1h30m"``; a ``timedelta``.
+  :func:`parse_time_utc` -- a time as a UTC Timestamp (naive means UTC).
 * out: :func:`format_duration` (``"2 min 14 s"``), :func:`format_count`
   (``"26,177"``), :func:`format_rate` (2--3 significant figures and a unit),
   :func:`format_number`, :func:`format_time` (``"15:58:37 UTC"``, the date
@@ -38,6 +39,7 @@ __all__ = [
     "format_table",
     "format_time",
     "parse_duration_s",
+    "parse_time_utc",
 ]
 
 #: What a missing value reads as.
@@ -90,6 +92,35 @@ def parse_duration_s(value: object, *, name: str = "duration") -> float:
             column=name,
         )
     return seconds
+
+
+
+def parse_time_utc(value: object, name: str) -> pd.Timestamp:
+    """Return ``value`` as a UTC Timestamp (naive times are taken as UTC).
+
+    Parameters
+    ----------
+    value
+        A datetime, Timestamp or text such as ``"2024-05-01T12:00Z"``.
+    name
+        The option's name, used in the error message.
+
+    Raises
+    ------
+    KbpInputError
+        Not a time, or missing.
+    """
+    try:
+        stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise KbpInputError(
+            f"{name}={value!r} is not a time ({exc}); pass e.g. '2024-05-01T12:00Z' or a "
+            f"timezone-aware datetime.",
+            column=name,
+        ) from None
+    if pd.isna(stamp):
+        raise KbpInputError(f"{name} is missing; pass a time.", column=name)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _missing(value: object) -> bool:
