@@ -201,3 +201,20 @@ def test_a_batch_larger_than_its_share_is_asked_again_or_reported(sandbox):
     assert tight["time_lag_s"].isna().sum() == 1
     assert cost.bytes < (64 << 10) + 110_000  # over the cap by at most one batch
     assert any("larger than the byte cap" in text for _, text in problems)
+
+
+def test_kbp_collect_time_lag_records_the_figures(sandbox, cases, tmp_path):
+    from kbp_notebook.collect.cli import collect_main
+
+    out = tmp_path / "rec"
+    code = collect_main([
+        "--bootstrap-server", sandbox.bootstrap_servers, "--group", cases["group"],
+        "--every", "1s", "--duration", "2s", "--out", str(out), "--no-progress", "--time-lag",
+    ])  # fmt: skip
+    assert code == 0
+    lag = kbp.read_dataset(out).lag
+    assert lag["time"].nunique() == 2
+    assert (lag["time_lag_source"] == "record").all()
+    two_hours = lag[lag["topic"] == cases["names"]["create"]]["time_lag_s"]
+    assert (two_hours > 7190).all()
+    assert (kbp.time_lag(lag).table["time_lag_source"] == "record").all()
