@@ -194,11 +194,17 @@ def format_number(value: object, *, digits: int = 3) -> str:
     return text
 
 
-def format_rate(value: object, *, unit: str = "msg/s") -> str:
-    """Return a rate with 2--3 significant figures and its unit (``"450 msg/s"``)."""
+def format_rate(value: object, *, unit: str = "msg/s", signed: bool = False) -> str:
+    """Return a rate with 2--3 significant figures and its unit (``"450 msg/s"``).
+
+    ``signed=True`` writes a ``+`` before positive rates (growth ``+56.2 msg/s``).
+    """
     if _missing(value):
         return MISSING
-    return f"{format_number(value)} {unit}".strip()
+    text = f"{format_number(value)} {unit}".strip()
+    if signed and text != MISSING and float(value) > 0:  # type: ignore[arg-type]
+        text = "+" + text
+    return text
 
 
 def format_percent(value: object) -> str:
@@ -251,6 +257,7 @@ def format_table(
     *,
     kinds: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    never: str = "never",
 ) -> pd.DataFrame:
     """Return ``frame`` as strings for people to read.
 
@@ -259,6 +266,8 @@ def format_table(
     ``HH:MM:SS UTC``) unless ``kinds`` names it: one of ``"count"``,
     ``"rate"``, ``"duration"``, ``"time"``, ``"bytes"``, ``"percent"``,
     ``"number"``, ``"text"``. ``labels`` renames columns for display.
+    ``never`` is what an infinite duration reads (e.g. "does not drain at
+    current rates").
     """
     kinds = dict(kinds or {})
     out = pd.DataFrame(index=frame.index)
@@ -277,12 +286,12 @@ def format_table(
             else:
                 kind = "text"
         out[labels.get(str(name), str(name)) if labels else str(name)] = [
-            _format_cell(value, kind) for value in column.tolist()
+            _format_cell(value, kind, never) for value in column.tolist()
         ]
     return out
 
 
-def _format_cell(value: object, kind: str) -> str:
+def _format_cell(value: object, kind: str, never: str = "never") -> str:
     if kind == "text":
         if isinstance(value, bool | np.bool_):
             return "yes" if value else "no"
@@ -290,7 +299,7 @@ def _format_cell(value: object, kind: str) -> str:
     formatters: dict[str, Callable[[object], str]] = {
         "count": format_count,
         "rate": format_rate,
-        "duration": format_duration,
+        "duration": lambda seconds: format_duration(seconds, never=never),
         "time": format_time,
         "bytes": format_bytes,
         "percent": format_percent,

@@ -355,6 +355,18 @@ class PrometheusSource:
             )
         return data
 
+    def check(self) -> None:
+        """Ask the server one trivial instant query (``1``): raise if it cannot answer.
+
+        Raises
+        ------
+        KbpConnectionError
+            Unreachable, refused, or failing (the message names the address).
+        KbpInputError
+            Something answered that is not a Prometheus API.
+        """
+        self._get("query", {"query": "1"}, "1")
+
     # -- queries ----------------------------------------------------------------
 
     def query_range(
