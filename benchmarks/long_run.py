@@ -204,7 +204,7 @@ def long_run(
 
 
 def main() -> int:
-    from kbp_notebook.collect._durations import parse_duration_s
+    from kbp_notebook.units import parse_duration_s
     from kbp_notebook.sandbox import Sandbox
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])

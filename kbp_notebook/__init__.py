@@ -48,6 +48,7 @@ _EXPORTS: dict[str, str] = {
     "correlate": "kbp_notebook.analysis",
     "flush_latency_vs_lag": "kbp_notebook.analysis",
     "diagnose": "kbp_notebook.analysis",
+    "incidents": "kbp_notebook.analysis",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -62,6 +63,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         correlate,
         diagnose,
         flush_latency_vs_lag,
+        incidents,
         lag_status,
         lag_trend,
         time_lag,

@@ -55,6 +55,9 @@ LAG_OPTIONAL_COLUMNS: dict[str, str] = {
     "consumer_id": "string",
     "host": "string",
     "client_id": "string",
+    # what the group coordinator says: classic / consumer / share / streams, and its state
+    "group_type": "string",
+    "group_state": "string",
 }
 METRICS_COLUMNS: dict[str, str] = {
     "time": TIME_DTYPE,

@@ -1294,6 +1294,35 @@ class Sandbox:
 
     # ---------------------------------------------------------------- tools
 
+    def tool_command(self, main_class: str, *args: str) -> list[str]:
+        """Return the command line that runs a Kafka tool class from the sandbox's jars.
+
+        For tools that keep running (``ConsoleConsumer``, ``ConsoleShareConsumer``):
+        start it with ``subprocess.Popen`` and stop it by its pid. Small heap, as
+        :meth:`run_tool`.
+
+        Parameters
+        ----------
+        main_class
+            e.g. ``"org.apache.kafka.tools.consumer.ConsoleConsumer"``.
+        *args
+            Its arguments (nothing is filled in).
+
+        Returns
+        -------
+        list of str
+            ``java ... main_class *args``.
+        """
+        if self._jars is None:
+            self._jars = fetch_jars()
+        if self._java is None:
+            self._java = _java()
+            _check_java(self._java)
+        cmd = self._java_cmd(
+            main_class, opts=_TOOL_JVM_OPTS, log4j=_asset("tools-log4j2.properties")
+        )
+        return cmd + list(args)
+
     def run_tool(
         self, main_class: str, *args: str, timeout_s: float = 180.0
     ) -> subprocess.CompletedProcess[str]:
@@ -1311,15 +1340,7 @@ class Sandbox:
         subprocess.CompletedProcess
             With text ``stdout`` / ``stderr``; a non-zero exit code is not raised.
         """
-        if self._jars is None:
-            self._jars = fetch_jars()
-        if self._java is None:
-            self._java = _java()
-            _check_java(self._java)
-        cmd = self._java_cmd(
-            main_class, opts=_TOOL_JVM_OPTS, log4j=_asset("tools-log4j2.properties")
-        )
-        cmd += list(args)
+        cmd = self.tool_command(main_class, *args)
         try:
             return subprocess.run(
                 cmd, capture_output=True, text=True, timeout=timeout_s, check=False

@@ -24,6 +24,8 @@ _EXPORTS: dict[str, str] = {
     "Correlation": "kbp_notebook.analysis.correlation",
     "flush_latency_vs_lag": "kbp_notebook.analysis.correlation",
     "diagnose": "kbp_notebook.analysis.diagnosis",
+    "incidents": "kbp_notebook.analysis.incident_model",
+    "Incidents": "kbp_notebook.analysis.incident_model",
     "Diagnosis": "kbp_notebook.analysis.diagnosis",
 }
 

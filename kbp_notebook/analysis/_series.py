@@ -19,7 +19,7 @@ computed with ``Series.dt.total_seconds()`` so the datetime resolution pandas
 picked (``ns`` or ``us``) does not matter.
 
 Also here: the vectorised statistics several analyses share (OLS per row,
-lag-1 autocorrelation, a one-hinge segmented regression, windowing).
+lag-1 autocorrelation, a one-change drift test, windowing).
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from scipy import stats
 
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import validate_lag_frame
+from kbp_notebook.units import parse_duration_s
 
 __all__ = [
     "KEY_ORDER",
@@ -43,7 +44,7 @@ __all__ = [
     "build_panel",
     "compact",
     "drift_change",
-    "hinge_fit",
+    "ffill_index",
     "int_column",
     "key_codes",
     "lag1_autocorr",
@@ -452,30 +453,34 @@ def to_timestamps(t0: pd.Timestamp, seconds: np.ndarray) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(out)
 
 
-def parse_window(window: object) -> pd.Timedelta | int | None:
-    """Read ``window``: None, a sample count (int) or a duration ("30min", Timedelta).
+def parse_window(window: object) -> pd.Timedelta | None:
+    """Read ``window``: None, or a duration (a bare number is seconds, as everywhere).
 
     Raises
     ------
     KbpInputError
-        ``window`` is neither.
+        ``window`` is not a positive duration.
     """
     if window is None:
         return None
-    if isinstance(window, (int, np.integer)) and not isinstance(window, bool):
-        if window < 2:
-            raise KbpInputError(f"window={window!r} must keep at least 2 samples.")
-        return int(window)
-    try:
-        span = pd.Timedelta(window)  # type: ignore[arg-type]
-    except (ValueError, TypeError):
+    if isinstance(window, str) and not any(ch.isdigit() for ch in window):
         raise KbpInputError(
-            f"window={window!r} is not a duration or a sample count; "
-            f"use e.g. window='30min', pd.Timedelta(minutes=30) or window=60 (samples)."
-        ) from None
-    if span <= pd.Timedelta(0):
-        raise KbpInputError(f"window={window!r} must be a positive duration.")
-    return span
+            f"window={window!r} is not a duration; use e.g. window='30min', 600 (seconds) "
+            "or pd.Timedelta(minutes=30)."
+        )
+    try:
+        seconds = parse_duration_s(window, name="window")
+    except KbpInputError:
+        try:
+            seconds = pd.Timedelta(window).total_seconds()  # type: ignore[arg-type]
+        except (ValueError, TypeError):
+            seconds = float("nan")
+        if not seconds > 0:
+            raise KbpInputError(
+                f"window={window!r} is not a positive duration; use e.g. window='30min', "
+                "600 (seconds) or pd.Timedelta(minutes=30)."
+            ) from None
+    return pd.Timedelta(seconds=seconds)
 
 
 def compact(panel: Panel, keep: np.ndarray) -> Panel:
@@ -501,16 +506,12 @@ def compact(panel: Panel, keep: np.ndarray) -> Panel:
 
 
 def apply_window(panel: Panel, window: object) -> Panel:
-    """Keep the last ``window`` of each series (a duration or a sample count)."""
+    """Keep the last ``window`` (a duration; a bare number is seconds) of each series."""
     span = parse_window(window)
     if span is None:
         return panel
-    if isinstance(span, int):
-        index = np.arange(panel.time_s.shape[1])[None, :]
-        keep = index >= (panel.n - span)[:, None]
-    else:
-        end = panel.last(panel.time_s)
-        keep = panel.time_s >= (end - span.total_seconds())[:, None]
+    end = panel.last(panel.time_s)
+    keep = panel.time_s >= (end - span.total_seconds())[:, None]
     return compact(panel, keep)
 
 
@@ -563,150 +564,6 @@ def variance_inflation(rho: np.ndarray, *, cap: float = 0.99) -> np.ndarray:
     """
     r = np.clip(np.nan_to_num(rho, nan=0.0), 0.0, cap)
     return np.asarray((1.0 + r) / (1.0 - r), dtype=np.float64)
-
-
-def hinge_fit(
-    t: np.ndarray, y: np.ndarray, n: np.ndarray, *, candidates: int = 48, alpha: float = 0.01
-) -> dict[str, np.ndarray]:
-    """Best continuous two-segment line per row (one change of slope).
-
-    For each row, the model ``y = a + b t + c max(0, t - tau)`` is fitted for
-    ``tau`` at up to ``candidates`` sample times between the 10th and 90th
-    percentile of the samples, and the tau with the smallest squared error
-    is kept. Sums are built with reverse cumulative sums, so the cost is
-    ``O(K (T + candidates))`` plus ``K * candidates`` 3x3 solves.
-
-    The hinge is called ``significant`` when an F-test of the extra term,
-    with the residual degrees of freedom shrunk by the lag-1
-    autocorrelation of the hinge residuals (AR(1) effective sample size),
-    rejects at ``alpha``.
-
-    Parameters
-    ----------
-    t, y
-        Left-aligned ``(K, T)`` arrays (NaN padded).
-    n
-        ``(K,)`` number of samples per row.
-
-    Returns
-    -------
-    dict
-        ``tau`` (seconds, NaN where no fit), ``slope_before``, ``slope_after``,
-        ``f_stat``, ``significant`` (bool), and ``origin``, ``level`` so that
-        :func:`hinge_predict` can evaluate the fitted line.
-    """
-    k, width = t.shape
-    out_nan = np.full(k, np.nan)
-    if width < 6:
-        return {
-            "origin": out_nan.copy(),
-            "level": out_nan.copy(),
-            "tau": out_nan,
-            "slope_before": out_nan.copy(),
-            "slope_after": out_nan.copy(),
-            "f_stat": out_nan.copy(),
-            "significant": np.zeros(k, dtype=bool),
-        }
-    mask = ~(np.isnan(t) | np.isnan(y))
-    tz = np.where(mask, t, 0.0)
-    yz = np.where(mask, y, 0.0)
-    # Work relative to each row's first sample to keep sums well conditioned.
-    origin = tz[:, :1]
-    tz = np.where(mask, tz - origin, 0.0)
-    scale = np.where(n > 0, np.nanmax(np.where(mask, tz, np.nan), axis=1), 1.0)
-    scale = np.where(scale > 0, scale, 1.0)[:, None]
-    tz = tz / scale
-    m = mask.astype(np.float64)
-
-    def rcum(a: np.ndarray) -> np.ndarray:
-        return np.cumsum(a[:, ::-1], axis=1)[:, ::-1]
-
-    r_n, r_t, r_tt, r_y, r_ty = rcum(m), rcum(tz), rcum(tz * tz), rcum(yz), rcum(tz * yz)
-    total = {name: a[:, 0] for name, a in (("n", r_n), ("t", r_t), ("tt", r_tt), ("y", r_y))}
-    total["ty"] = r_ty[:, 0]
-    total["yy"] = (yz * yz).sum(axis=1)
-    frac = np.linspace(0.1, 0.9, candidates)
-    idx = np.clip(np.floor(frac[None, :] * (n[:, None] - 1)).astype(np.int64), 1, width - 1)
-    tau = np.take_along_axis(tz, idx, axis=1)
-
-    def at(a: np.ndarray) -> np.ndarray:
-        return np.take_along_axis(a, idx, axis=1)
-
-    # Sums over samples after tau (index > idx, so t > tau for distinct times).
-    nxt = np.clip(idx + 1, 0, width - 1)
-    tail = idx + 1 < width
-
-    def after(a: np.ndarray) -> np.ndarray:
-        return np.where(tail, np.take_along_axis(a, nxt, axis=1), 0.0)
-
-    cn, ct, ctt, cy, cty = after(r_n), after(r_t), after(r_tt), after(r_y), after(r_ty)
-    h = ct - tau * cn  # sum (t - tau)+
-    hh = ctt - 2 * tau * ct + tau * tau * cn  # sum (t - tau)+^2
-    ht = ctt - tau * ct  # sum t (t - tau)+
-    hy = cty - tau * cy  # sum y (t - tau)+
-    n_ = total["n"][:, None]
-    s_t = total["t"][:, None]
-    s_tt = total["tt"][:, None]
-    s_y = total["y"][:, None]
-    s_ty = total["ty"][:, None]
-    mat = np.empty(tau.shape + (3, 3))
-    mat[..., 0, 0] = n_
-    mat[..., 0, 1] = mat[..., 1, 0] = s_t
-    mat[..., 0, 2] = mat[..., 2, 0] = h
-    mat[..., 1, 1] = s_tt
-    mat[..., 1, 2] = mat[..., 2, 1] = ht
-    mat[..., 2, 2] = hh
-    rhs = np.stack([np.broadcast_to(s_y, tau.shape), np.broadcast_to(s_ty, tau.shape), hy], -1)
-    good = (hh > 1e-12) & (cn >= 2) & ((n_ - cn) >= 2)
-    mat[~good] = np.eye(3)
-    rhs[~good] = 0.0
-    try:
-        beta = np.linalg.solve(mat, rhs[..., None])[..., 0]
-    except np.linalg.LinAlgError:
-        beta = np.stack(
-            [
-                np.linalg.lstsq(a, b, rcond=None)[0]
-                for a, b in zip(mat.reshape(-1, 3, 3), rhs.reshape(-1, 3), strict=True)
-            ]
-        ).reshape(rhs.shape)
-    sse = total["yy"][:, None] - (beta * rhs).sum(axis=-1)
-    sse = np.where(good, sse, np.inf)
-    best = np.argmin(sse, axis=1)
-    rows = np.arange(k)
-    b_best = beta[rows, best]
-    sse2 = np.maximum(sse[rows, best], 0.0)
-    tau_best = tau[rows, best]
-    line = ols(tz, yz * np.where(mask, 1.0, np.nan))
-    sse1 = line["sse"]
-    resid2 = np.where(
-        mask,
-        yz
-        - (
-            b_best[:, 0:1]
-            + b_best[:, 1:2] * tz
-            + b_best[:, 2:3] * np.maximum(tz - tau_best[:, None], 0)
-        ),
-        np.nan,
-    )
-    rho = np.clip(np.nan_to_num(lag1_autocorr(resid2), nan=0.0), 0.0, 0.99)
-    n_eff = n * (1 - rho) / (1 + rho)
-    df = n_eff - 3
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f_stat = (sse1 - sse2) / (sse2 / df)
-        f_stat = np.where(sse2 > 0, f_stat, np.where(sse1 > 0, np.inf, 0.0))
-    crit = stats.f.ppf(1 - alpha, 1, np.maximum(df, 1.0))
-    fitted = np.isfinite(sse[rows, best]) & (n >= 6)
-    significant = fitted & (df >= 2) & (f_stat > crit)
-    unit = scale[:, 0]
-    return {
-        "origin": origin[:, 0],
-        "level": np.where(fitted, b_best[:, 0], np.nan),
-        "tau": np.where(fitted, tau_best * unit + origin[:, 0], np.nan),
-        "slope_before": np.where(fitted, b_best[:, 1] / unit, np.nan),
-        "slope_after": np.where(fitted, (b_best[:, 1] + b_best[:, 2]) / unit, np.nan),
-        "f_stat": np.where(fitted, f_stat, np.nan),
-        "significant": significant,
-    }
 
 
 def drift_change(
@@ -791,6 +648,12 @@ def fill_right(array: np.ndarray, n: np.ndarray) -> np.ndarray:
         return array.copy()
     last = np.take_along_axis(array, np.clip(n - 1, 0, None)[:, None], axis=1)
     return np.where(np.arange(array.shape[1])[None, :] < n[:, None], array, last)
+
+
+def ffill_index(flags: np.ndarray) -> np.ndarray:
+    """Column index of the last True at or before each column of a 2-D array (-1 if none)."""
+    index = np.where(flags, np.arange(flags.shape[1])[None, :], -1)
+    return np.asarray(np.maximum.accumulate(index, axis=1))
 
 
 def split_rows(size: int, chunk: int = 8192) -> list[slice]:
@@ -880,18 +743,6 @@ def noise_components(
         sigma_w2 = np.where(slope < 0, 0.0, np.where(intercept < 0, through_origin, slope))
         sigma_m2 = np.where(slope < 0, g_mean / 2.0, np.where(intercept < 0, 0.0, intercept / 2.0))
     return np.nan_to_num(sigma_m2), np.nan_to_num(sigma_w2)
-
-
-def hinge_predict(fit: dict[str, np.ndarray], t: np.ndarray) -> np.ndarray:
-    """Evaluate a :func:`hinge_fit` result at times ``t`` (``(K, T)``)."""
-    before = fit["slope_before"][:, None]
-    after = fit["slope_after"][:, None]
-    return np.asarray(
-        fit["level"][:, None]
-        + before * (t - fit["origin"][:, None])
-        + (after - before) * np.maximum(t - fit["tau"][:, None], 0.0),
-        dtype=np.float64,
-    )
 
 
 def require_single_ok(what: str, keys: pd.DataFrame, reasons: np.ndarray, ok: np.ndarray) -> None:

@@ -344,9 +344,6 @@ def drain_arrays(
         keep = (t >= since[:, None]) | (index >= (n - MIN_SAMPLES)[:, None])
         since = recent_regime_start(compact(panel, keep), confidence=RECENT_CONFIDENCE)
         keep = keep & ((t >= since[:, None]) | (index >= (n - MIN_SAMPLES)[:, None]))
-    elif isinstance(span, int):
-        index = np.arange(t.shape[1])[None, :]
-        keep = index >= (n - span)[:, None]
     else:
         end = panel.last(t)
         keep = t >= (end - span.total_seconds())[:, None]
@@ -461,8 +458,8 @@ def time_to_drain(
     confidence
         Level of ``eta_low_s``/``eta_high_s``.
     window
-        Span the rates are measured over: a duration (``"15min"``), a
-        number of samples, or None for "since the last change of slope"
+        Span the rates are measured over: a duration (``"15min"``, or a
+        bare number of seconds), or None for "since the last change of slope"
         (or of the latest few snapshots' trend).
     target_lag
         Lag (messages, per key; shared evenly by its partitions) that counts

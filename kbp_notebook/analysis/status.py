@@ -60,6 +60,7 @@ from kbp_notebook.analysis._result import Result
 from kbp_notebook.analysis._series import (
     Panel,
     build_panel,
+    ffill_index,
     int_column,
     normalise_by,
     owner_flag,
@@ -125,12 +126,6 @@ class LagStatus(Result):
         ]
 
 
-def _ffill_index(valid: np.ndarray) -> np.ndarray:
-    """Index of the last valid column at or before each column (-1 if none)."""
-    index = np.where(valid, np.arange(valid.shape[1])[None, :], -1)
-    return np.maximum.accumulate(index, axis=1)
-
-
 def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     """``array[row, index]`` with NaN where index < 0."""
     out = np.take_along_axis(array, np.clip(index, 0, None), axis=1).astype(np.float64)
@@ -175,7 +170,7 @@ def evaluate(
     committed = np.where(inside, panel["committed_offset"], np.nan)
     leo = np.where(inside, panel["log_end_offset"], np.nan)
     has_commit = ~np.isnan(committed)
-    last_commit = _ffill_index(has_commit)
+    last_commit = ffill_index(has_commit)
     previous = np.concatenate([np.full((k, 1), -1), last_commit[:, :-1]], axis=1)
     previous_offset = _take(committed, previous)
     event = has_commit & ((previous < 0) | (committed != previous_offset))
@@ -211,7 +206,7 @@ def evaluate(
     recent = inside & (column > (upto - window)[:, None])
     recent_zero = (recent & (leo <= end_offset[:, None])).any(axis=1)
     # lag and offset at the previous commit event, for each event in the window
-    prev_event = np.concatenate([np.full((k, 1), -1), _ffill_index(event)[:, :-1]], axis=1)
+    prev_event = np.concatenate([np.full((k, 1), -1), ffill_index(event)[:, :-1]], axis=1)
     prev_event_lag = _take(lag_at, prev_event)
     pair = in_window & (rank < first_rank[:, None]) & (prev_event >= 0)
     went_back = (pair & (committed < previous_offset)).any(axis=1)

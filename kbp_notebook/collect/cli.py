@@ -192,8 +192,8 @@ def _collect_parser() -> argparse.ArgumentParser:
 
 def collect_main(argv: Sequence[str]) -> int:
     """Run ``kbp collect`` with ``argv`` (without the program name); return the exit code."""
-    from kbp_notebook.collect._durations import parse_duration_s
     from kbp_notebook.collect.kafka_lag import LagCollector
+    from kbp_notebook.units import parse_duration_s
 
     args = _collect_parser().parse_args(list(argv))
     config = (

@@ -2,19 +2,26 @@
 
 ``LagCollector`` talks to the cluster through kafka-python's
 ``KafkaAdminClient`` only. It never joins a group, never commits, never
-creates topics: it sends ListGroups, DescribeGroups, OffsetFetch, Metadata
-and ListOffsets requests, batched so one snapshot costs a handful of round
-trips whatever the number of groups (one OffsetFetch per coordinator for all
-groups, one ListOffsets per partition leader for all partitions).
+creates topics: it sends ListGroups, the describe request of each group's
+type, OffsetFetch, Metadata and ListOffsets requests, batched so one snapshot
+costs a handful of round trips whatever the number of groups (one request of
+each kind per coordinator for all groups, one ListOffsets per partition
+leader for all partitions).
 
 Committed offsets are fetched *before* log-end offsets, so lag computed from
 one snapshot is never negative on a healthy log.
 
-Limits: owners (``consumer_id``, ``host``, ``client_id``) come from
-DescribeGroups, i.e. classic-protocol groups (every kafka-python consumer, and
-Java consumers unless ``group.protocol=consumer``). Groups on the KIP-848
-consumer protocol still get committed offsets and lag, with NA owners:
-kafka-python 3 has no ConsumerGroupDescribe. Share groups are not listed.
+Group types (``group_type`` column, from ListGroups v5): ``classic`` groups
+are described by DescribeGroups, KIP-848 ``consumer`` groups by
+ConsumerGroupDescribe, ``share`` groups by ShareGroupDescribe (see
+``_groups``), so all three get real owners. A share group commits no
+offsets: its ``committed_offset`` is the *share-partition start offset*
+(every record before it is acknowledged; what ``kafka-share-groups
+--describe`` shows as START-OFFSET), so its ``lag`` counts records not yet
+known to be acknowledged -- an upper bound, since records after the start
+offset may already be acknowledged one by one. ``streams`` groups get
+committed offsets and lag, with NA owners (their members own tasks), and a
+notice in ``last_problems``.
 """
 
 from __future__ import annotations
@@ -29,7 +36,12 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.collect._durations import parse_duration_s
+from kbp_notebook.collect._groups import (
+    GroupMember,
+    describe_groups_by_type,
+    listed_group_types,
+    share_group_start_offsets,
+)
 from kbp_notebook.collect._kafka import (
     connect_admin,
     describe_exception,
@@ -47,30 +59,12 @@ from kbp_notebook.frames import (
     Dataset,
     validate_lag_frame,
 )
+from kbp_notebook.units import parse_duration_s
 
 __all__ = ["LagCollector"]
 
 _OWNER_COLUMNS = ("consumer_id", "host", "client_id")
-#: Group protocol types the official tool lists as consumer groups.
-_CONSUMER_PROTOCOLS = ("consumer", "")
-
-
-def _member_partitions(member: dict[str, Any]) -> list[tuple[str, int]]:
-    """Return the (topic, partition) pairs a described group member owns."""
-    assignment = member.get("member_assignment")
-    if assignment is None or isinstance(assignment, bytes | bytearray | str):
-        return []
-    if isinstance(assignment, dict):  # kafka-python 3 hands back to_dict() output
-        return [
-            (str(entry["topic"]), int(p))
-            for entry in assignment.get("assigned_partitions") or ()
-            for p in entry.get("partitions") or ()
-        ]
-    partitions = getattr(assignment, "partitions", None)
-    if callable(partitions):
-        return [(tp.topic, int(tp.partition)) for tp in partitions()]
-    pairs = getattr(assignment, "assigned_partitions", None) or []
-    return [(str(topic), int(p)) for topic, parts in pairs for p in parts]
+_GROUP_COLUMNS = ("group_type", "group_state")
 
 
 class LagCollector:
@@ -189,10 +183,13 @@ class LagCollector:
         pandas.DataFrame
             A validated LAG frame with one ``time`` for the whole snapshot and the
             optional ``log_start_offset``, ``consumer_id``, ``host``, ``client_id``
-            columns. ``committed_offset`` and ``lag`` are NA where the group has no
-            commit; offsets are NA where a partition has no leader (see
-            ``last_problems``); owner columns are NA where no member owns the
-            partition (empty group, rebalancing).
+            columns, and ``group_type`` (``classic``, ``consumer``, ``share``,
+            ``streams``) and ``group_state`` (the coordinator's word: ``Stable``,
+            ``Empty``, ...). ``committed_offset`` and ``lag`` are NA where the group has no
+            commit (for share groups: see the module docstring); offsets are NA
+            where a partition has no leader (see ``last_problems``); owner
+            columns are NA where no member owns the partition (empty group,
+            rebalancing).
 
         Raises
         ------
@@ -221,15 +218,11 @@ class LagCollector:
                 self.close()
             return frame
 
-    def _group_ids(self, admin: Any, groups: Iterable[str] | str | None) -> list[str]:
+    def _group_ids(
+        self, listing: dict[str, tuple[str, str]], groups: Iterable[str] | str | None
+    ) -> list[str]:
         if groups is None:
-            listed = admin.list_groups()
-            listed_ids = {
-                str(g["group_id"])
-                for g in listed
-                if g.get("protocol_type", "consumer") in _CONSUMER_PROTOCOLS
-            }
-            return sorted(listed_ids)
+            return sorted(listing)
         if isinstance(groups, str):
             groups = [groups]
         ids = list(dict.fromkeys(str(g) for g in groups))
@@ -319,29 +312,34 @@ class LagCollector:
         admin = self._admin_client()
         problems: list[tuple[str, str]] = []
         time = pd.Timestamp.now(tz="UTC")
-        group_ids = self._group_ids(admin, groups)
+        listing = listed_group_types(admin.list_groups())
+        group_ids = self._group_ids(listing, groups)
         if not group_ids:
             return _empty_lag(), problems
-        descriptions = admin.describe_groups(group_ids)
-        # Committed offsets first, then log ends: lag is never negative.
-        committed = self._committed(admin, group_ids)
+        described = describe_groups_by_type(admin, {g: listing.get(g, ("", "")) for g in group_ids})
+        share = [g for g in group_ids if described[g].group_type == "share"]
+        # Committed offsets first, then log ends: lag is never negative. Share groups
+        # commit nothing; their share-partition start offset stands in (see the docstring).
+        committed = self._committed(admin, [g for g in group_ids if g not in set(share)])
+        committed.update(share_group_start_offsets(admin, share))
 
         owners: dict[tuple[str, str, int], tuple[str, str, str]] = {}
         wanted: dict[str, set[tuple[str, int]]] = {}
         for group in group_ids:
-            description = descriptions.get(group) or {}
-            state = str(description.get("group_state") or "")
+            description = described[group]
             parts = set(committed.get(group, {}))
-            for member in description.get("members") or ():
-                owner = (
-                    str(member.get("member_id") or ""),
-                    str(member.get("client_host") or ""),
-                    str(member.get("client_id") or ""),
+            owners.update(_owners(group, description.members))
+            for member in description.members:
+                parts.update(member.partitions)
+            if description.group_type == "streams":
+                problems.append(
+                    (
+                        "collector_notice",
+                        f"Streams group {group!r}: committed offsets and lag are read; its "
+                        f"members own tasks and are not described (owner columns NA).",
+                    )
                 )
-                for tp in _member_partitions(member):
-                    owners[(group, *tp)] = owner
-                    parts.add(tp)
-            if not parts and groups is not None and state in ("Dead", ""):
+            if not parts and groups is not None and description.group_state in ("Dead", ""):
                 problems.append(("collector_notice", f"Consumer group {group!r} does not exist."))
             wanted[group] = parts
 
@@ -374,6 +372,7 @@ class LagCollector:
                 "log_end_offset",
                 "log_start_offset",
                 *_OWNER_COLUMNS,
+                *_GROUP_COLUMNS,
             )
         }
         for group in group_ids:
@@ -389,6 +388,8 @@ class LagCollector:
                 columns["log_start_offset"].append(log_start.get(key))
                 for index, name in enumerate(_OWNER_COLUMNS):
                     columns[name].append(found[index] if found else None)
+                columns["group_type"].append(described[group].group_type or None)
+                columns["group_state"].append(described[group].group_state or None)
         frame = pd.DataFrame(
             {
                 "time": pd.Series([time] * len(columns["group"]), dtype="datetime64[ns, UTC]"),
@@ -403,7 +404,7 @@ class LagCollector:
         frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
         if self.log_start_offsets:
             frame["log_start_offset"] = pd.Series(columns["log_start_offset"], dtype="Int64")
-        for name in _OWNER_COLUMNS:
+        for name in (*_OWNER_COLUMNS, *_GROUP_COLUMNS):
             frame[name] = pd.Series(columns[name], dtype="string")
         return validate_lag_frame(frame), problems
 
@@ -505,6 +506,29 @@ class LagCollector:
         if not read_back:
             return None
         return read_dataset(path)
+
+
+def _owners(
+    group: str, members: Iterable[GroupMember]
+) -> dict[tuple[str, str, int], tuple[str, str, str]]:
+    """Owner columns per (group, topic, partition).
+
+    A share group's partitions can be assigned to several members at once: their
+    ids, hosts and client ids are joined with ``,`` (sorted by member id).
+    """
+    by_partition: dict[tuple[str, int], list[GroupMember]] = defaultdict(list)
+    for member in members:
+        for tp in member.partitions:
+            by_partition[tp].append(member)
+    owners: dict[tuple[str, str, int], tuple[str, str, str]] = {}
+    for (topic, partition), found in by_partition.items():
+        found = sorted(found, key=lambda m: m.member_id)
+        owners[(group, topic, partition)] = (
+            ",".join(m.member_id for m in found),
+            ",".join(dict.fromkeys(m.host for m in found)),
+            ",".join(dict.fromkeys(m.client_id for m in found)),
+        )
+    return owners
 
 
 def _empty_lag() -> pd.DataFrame:

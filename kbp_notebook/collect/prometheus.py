@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kbp_notebook.collect._durations import parse_duration_s
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
 from kbp_notebook.frames import (
     empty_lag_frame,
@@ -36,6 +35,7 @@ from kbp_notebook.frames import (
     validate_lag_frame,
     validate_metrics_frame,
 )
+from kbp_notebook.units import parse_duration_s
 
 __all__ = ["BROKER_METRIC_QUERIES", "MAX_POINTS_PER_QUERY", "PrometheusSource"]
 

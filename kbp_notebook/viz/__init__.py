@@ -7,6 +7,7 @@ hover labels. Analysis results call these through ``result.plot()``.
 
 Builders
 --------
+plot_incidents      an ``Incidents`` result: lag per key, episodes shaded by cause, events
 plot_lag            lag over time per group/topic (or partition), trend, onset, events
 plot_lag_trend      a ``LagTrend`` (with the lag frame: the series; without: slopes)
 plot_lag_status     a ``LagStatus``: Burrow status per partition, group roll-ups
@@ -30,6 +31,7 @@ from kbp_notebook.viz._style import (
 )
 from kbp_notebook.viz.correlation import plot_correlation, plot_diagnosis
 from kbp_notebook.viz.drain import plot_capacity, plot_drain, plot_what_if
+from kbp_notebook.viz.incidents import plot_incidents
 from kbp_notebook.viz.lag import add_events, plot_lag, plot_lag_trend, plot_time_lag
 from kbp_notebook.viz.status import plot_lag_status, plot_status_timeline
 
@@ -43,6 +45,7 @@ __all__ = [
     "plot_correlation",
     "plot_diagnosis",
     "plot_drain",
+    "plot_incidents",
     "plot_lag",
     "plot_lag_status",
     "plot_lag_trend",

@@ -76,8 +76,10 @@ def plot_lag(
         Optional events frame (``time``, ``kind``, ``text``): dotted vertical
         lines with their text.
     trend
-        Optional ``LagTrend`` (or its table): a dashed trend line from the
-        onset (or the first sample) with the fitted slope, and an onset marker.
+        Optional ``LagTrend``: each regime's fitted line, dashed, over its own
+        span and never below zero, coloured by status, its slope and interval
+        (at the result's confidence) in the hover; and an onset marker. A bare
+        trend table draws the current regime only.
     by
         Columns that make a series (default group and topic).
     partitions
@@ -122,9 +124,11 @@ def plot_lag(
             )
         )
         if not trend_table.empty:
-            row = _match(trend_table, dict(zip(keys, key_tuple, strict=True)))
+            key = dict(zip(keys, key_tuple, strict=True))
+            row = _match(trend_table, key)
             if row is not None:
-                _add_trend(fig, series, row, colour, label)
+                _add_trend(fig, series, row, colour, label, segments=_segment_rows(trend, key),
+                           confidence=getattr(trend, "confidence", None))
     hidden = order[max_series:]
     if hidden:
         rest = totals.set_index(keys).loc[hidden].reset_index()
@@ -138,38 +142,70 @@ def plot_lag(
     return fig
 
 
+def _clipped_line(start: pd.Timestamp, end: pd.Timestamp, y_start: float,
+                  y_end: float) -> tuple[list[pd.Timestamp], list[float]]:
+    """Points of ``max(0, line)`` from start to end: lag is never drawn below zero."""
+    if y_start >= 0 and y_end >= 0:
+        return [start, end], [y_start, y_end]
+    if y_start < 0 and y_end < 0:
+        return [start, end], [0.0, 0.0]
+    crossing = start + (end - start) * (y_start / (y_start - y_end))
+    if y_start < 0:
+        return [start, crossing, end], [0.0, 0.0, y_end]
+    return [start, crossing, end], [y_start, 0.0, 0.0]
+
+
+def _interval_text(low: float, high: float, confidence: float | None) -> str:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return ""
+    level = f"{confidence:.0%} CI" if confidence is not None else "interval"
+    return f" ({level} {low:+,.1f} to {high:+,.1f})"
+
+
+def _segment_rows(trend: Any, key: dict[str, Any]) -> pd.DataFrame | None:
+    segments = getattr(trend, "segments", None)
+    if not isinstance(segments, pd.DataFrame) or segments.empty:
+        return None
+    mask = np.ones(len(segments), dtype=bool)
+    for name, value in key.items():
+        if name in segments.columns:
+            mask &= (segments[name].astype("string") == str(value)).fillna(False).to_numpy()
+    rows = segments[mask]
+    return None if rows.empty else rows
+
+
 def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str,
-               label: str) -> None:
-    slope = float(row.get("slope_per_s", np.nan))
+               label: str, *, segments: pd.DataFrame | None = None,
+               confidence: float | None = None) -> None:
+    """Draw each regime's fitted line over its own span (or the current one), and the onset."""
     onset = row.get("onset", pd.NaT)
-    status = str(row.get("status", ""))
-    if not np.isfinite(slope):
-        return
-    start = pd.Timestamp(onset) if not pd.isna(onset) else series["time"].iloc[0]
-    tail = series[series["time"] >= start].dropna(subset=["lag"])
-    if len(tail) < 2:
-        tail = series.dropna(subset=["lag"])
-    if tail.empty:
-        return
-    seconds = (tail["time"] - start).dt.total_seconds().to_numpy()
-    # Anchor the drawn line like Theil-Sen does: the median residual at this slope.
-    intercept = float(np.median(tail["lag"].to_numpy(dtype=float) - slope * seconds))
-    x_end = tail["time"].iloc[-1]
-    end_s = float((x_end - start).total_seconds())
-    low, high = row.get("ci_low", np.nan), row.get("ci_high", np.nan)
-    interval = ""
-    if np.isfinite(low) and np.isfinite(high):
-        interval = f" (90% CI {low:+,.1f} to {high:+,.1f})"
-    fig.add_trace(
-        go.Scatter(
-            x=[start, x_end], y=[intercept, intercept + slope * end_s], mode="lines",
-            name=f"trend {label}: {slope:+,.1f} msg/s, {esc(status)}",
-            line={"color": TREND_COLOURS.get(status, colour), "dash": "dash", "width": 2},
-            hovertemplate=f"trend {slope:+,.2f} msg/s{esc(interval)}<extra>{label}</extra>",
-            legendgroup=label,
+    if segments is None:
+        segments = _current_only(series, row)
+    for item in segments.to_dict("records"):
+        slope = float(item["slope_per_s"])
+        if not np.isfinite(slope):
+            continue
+        status = str(item["status"])
+        start, end = pd.Timestamp(item["start"]), pd.Timestamp(item["end"])
+        x, y = _clipped_line(start, end, float(item["fitted_lag_start"]),
+                             float(item["fitted_lag_end"]))
+        interval = _interval_text(float(item["ci_low"]), float(item["ci_high"]), confidence)
+        current = bool(item.get("current", True))
+        text = (f"{esc(status)} {slope:+,.2f} msg/s{esc(interval)}<br>"
+                f"{start:%H:%M:%S} to {end:%H:%M:%S} UTC, {int(item['n'])} samples"
+                + ("<br>current regime" if current else ""))
+        fig.add_trace(
+            go.Scatter(
+                x=x, y=y, mode="lines",
+                name=f"trend {label}: {slope:+,.1f} msg/s, {esc(status)}"
+                     + (" (now)" if current else ""),
+                line={"color": TREND_COLOURS.get(status, colour), "dash": "dash", "width": 2},
+                hovertemplate=f"{text}<extra>{label}</extra>",
+                legendgroup=f"trend {label}", showlegend=current,
+            )
         )
-    )
     if not pd.isna(onset):
+        start = pd.Timestamp(onset)
         at = series.iloc[int(np.argmin(np.abs((series["time"] - start).dt.total_seconds())))]
         fig.add_trace(
             go.Scatter(
@@ -181,6 +217,25 @@ def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str
                 name=f"onset {label}",
             )
         )
+
+
+def _current_only(series: pd.DataFrame, row: pd.Series) -> pd.DataFrame:
+    """Build a one-regime frame from a bare trend table row: the current regime's line."""
+    slope = float(row.get("slope_per_s", np.nan))
+    since = row.get("regime_start", row.get("onset", pd.NaT))
+    start = pd.Timestamp(since) if not pd.isna(since) else series["time"].iloc[0]
+    tail = series[series["time"] >= start].dropna(subset=["lag"])
+    if len(tail) < 2 or not np.isfinite(slope):
+        return pd.DataFrame()
+    seconds = (tail["time"] - start).dt.total_seconds().to_numpy()
+    # Anchor the drawn line like Theil-Sen does: the median residual at this slope.
+    intercept = float(np.median(tail["lag"].to_numpy(dtype=float) - slope * seconds))
+    return pd.DataFrame({
+        "start": [start], "end": [tail["time"].iloc[-1]], "slope_per_s": [slope],
+        "ci_low": [row.get("ci_low", np.nan)], "ci_high": [row.get("ci_high", np.nan)],
+        "status": [row.get("status", "")], "n": [len(tail)], "fitted_lag_start": [intercept],
+        "fitted_lag_end": [intercept + slope * seconds[-1]], "current": [True],
+    })
 
 
 def add_events(fig: go.Figure, events: pd.DataFrame) -> None:
@@ -228,7 +283,9 @@ def plot_lag_trend(result: Any, *, lag: pd.DataFrame | None = None,
     status = table.get("status", pd.Series("", index=table.index)).astype(str).tolist()
     onset = table.get("onset", pd.Series(pd.NaT, index=table.index))
     onset_text = ["—" if pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M:%S} UTC" for t in onset]
-    fig = new_figure("Lag trend per key (messages/s, with confidence interval)",
+    confidence = getattr(result, "confidence", None)
+    intervals = [esc(_interval_text(a, b, confidence)) for a, b in zip(low, high, strict=True)]
+    fig = new_figure("Lag trend per key: current regime (messages/s, with confidence interval)",
                      height=max(260, 60 + 34 * len(table)))
     fig.add_trace(
         go.Bar(
@@ -238,9 +295,9 @@ def plot_lag_trend(result: Any, *, lag: pd.DataFrame | None = None,
                      "array": np.where(np.isfinite(high), high - slope, 0),
                      "arrayminus": np.where(np.isfinite(low), slope - low, 0),
                      "color": "#444444"},
-            customdata=np.column_stack([status, onset_text]),
-            hovertemplate="%{x:+,.2f} msg/s, %{customdata[0]}<br>onset %{customdata[1]}"
-                          "<extra>%{y}</extra>",
+            customdata=np.column_stack([[esc(s) for s in status], onset_text, intervals]),
+            hovertemplate="%{x:+,.2f} msg/s%{customdata[2]}, %{customdata[0]}"
+                          "<br>onset %{customdata[1]}<extra>%{y}</extra>",
             name="slope",
         )
     )

@@ -12,7 +12,7 @@ INTENDED = {
     "log_dir_usage", "load_sample", "list_samples", "sample_path", "read_dataset",
     "write_dataset",
     "lag_trend", "lag_status", "time_lag", "time_to_drain", "capacity_plan", "correlate",
-    "flush_latency_vs_lag", "diagnose",
+    "flush_latency_vs_lag", "diagnose", "incidents",
     "__version__",
 }
 

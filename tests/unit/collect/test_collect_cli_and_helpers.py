@@ -7,7 +7,6 @@ import pandas as pd
 import pytest
 
 from kbp_notebook import Dataset, list_samples, load_sample, sample_path, write_dataset
-from kbp_notebook.collect._durations import parse_duration_s
 from kbp_notebook.collect._kafka import public_config, redact, secret_values
 from kbp_notebook.collect._progress import make_progress
 from kbp_notebook.collect.cli import (
@@ -17,6 +16,7 @@ from kbp_notebook.collect.cli import (
     samples_main,
 )
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
+from kbp_notebook.units import parse_duration_s
 
 SCRAM_PROPERTIES = r"""
 # client.properties as used with kafka-consumer-groups.sh --command-config

@@ -55,14 +55,37 @@ def test_plot_lag_trend_line_and_onset_marker():
     assert not pd.isna(row["onset"])
     fig = viz.plot_lag(frame, trend=trend)
     trend_traces = [tr for tr in fig.data if tr.name and tr.name.startswith("trend")]
-    assert len(trend_traces) == 1
-    line = trend_traces[0]
+    # one dashed line per regime: flat, then growing from the onset
+    assert len(trend_traces) == len(trend.segments) == 2
+    line = trend_traces[-1]
     slope = (line.y[1] - line.y[0]) / (_utc(line.x[1]) - _utc(line.x[0])).total_seconds()
     assert slope == pytest.approx(row["slope_per_s"], rel=1e-6)
     onset = [tr for tr in fig.data if tr.name and tr.name.startswith("onset")]
     assert len(onset) == 1 and _utc(onset[0].x[0]) == pd.Timestamp(row["onset"])
     assert _utc(line.x[0]) == pd.Timestamp(row["onset"])
     assert row["status"] in line.name
+    assert "95% CI" in line.hovertemplate
+    assert [tr.showlegend for tr in trend_traces] == [False, True]  # the current regime
+
+
+def test_plot_lag_regime_lines_follow_the_curve_and_never_go_below_zero():
+    ds = kbp.load_sample("producer-burst")
+    trend = kbp.lag_trend(ds.lag, confidence=0.9)
+    fig = viz.plot_lag(ds.lag, trend=trend)
+    lines = [tr for tr in fig.data if tr.name and tr.name.startswith("trend")]
+    assert len(lines) == len(trend.segments) >= 4
+    assert min(min(float(v) for v in tr.y) for tr in lines) >= 0.0
+    assert all("90% CI" in tr.hovertemplate and "95%" not in tr.hovertemplate for tr in lines)
+    # each regime's line stays near the lag curve over its own span (the old single line
+    # missed the build-up by thousands of messages)
+    totals = ds.lag.groupby("time")["lag"].sum().astype(float)
+    peak = float(totals.max())
+    for tr in lines:
+        for x, y in zip(tr.x, tr.y, strict=True):
+            nearest = totals.iloc[np.argmin(np.abs((totals.index - _utc(x)).total_seconds()))]
+            assert abs(float(y) - nearest) < 0.1 * peak
+    growing = [tr for tr in lines if "growing" in tr.name]
+    assert len(growing) == 1 and "+450" in growing[0].name
 
 
 def test_plot_lag_marks_events_with_escaped_text(dataset):
@@ -91,8 +114,12 @@ def test_plot_lag_trend_without_lag_shows_slopes_with_intervals(dataset):
     colours = dict(zip(trend.table["status"], bars.marker.color, strict=True))
     for status, colour in colours.items():
         assert colour == viz.TREND_COLOURS[status]
+    assert "95% CI" in bars.customdata[0][2]
     with_lag = viz.plot_lag_trend(trend, lag=dataset.lag)
     assert any(t.name and t.name.startswith("trend") for t in with_lag.data)
+    bare = viz.plot_lag(dataset.lag, trend=trend.table)  # a table has no confidence: no level
+    hovers = [t.hovertemplate for t in bare.data if t.name and t.name.startswith("trend")]
+    assert hovers and all("interval" in h and "%" not in h.split("<extra>")[0] for h in hovers)
 
 
 def test_plot_time_lag_marks_lower_bounds_differently():

@@ -1,0 +1,44 @@
+"""Group-type helpers of the collector that need no cluster."""
+
+from kbp_notebook.collect._groups import GroupMember, _messages, listed_group_types
+from kbp_notebook.collect.kafka_lag import _owners
+
+
+def test_listing_keeps_consumer_like_groups_of_every_type():
+    listed = [
+        {"group_id": "a", "protocol_type": "consumer", "group_state": "Stable", "group_type": "classic"},
+        {"group_id": "b", "protocol_type": "consumer", "group_state": "Empty", "group_type": "consumer"},
+        {"group_id": "c", "protocol_type": "share", "group_state": "Stable", "group_type": "share"},
+        {"group_id": "d", "protocol_type": "streams", "group_state": "Stable", "group_type": "streams"},
+        {"group_id": "connect-x", "protocol_type": "connect", "group_state": "Stable", "group_type": "classic"},
+        {"group_id": "old", "protocol_type": ""},  # ListGroups < v4: classic, no state
+    ]  # fmt: skip
+    assert listed_group_types(listed) == {
+        "a": ("classic", "Stable"),
+        "b": ("consumer", "Empty"),
+        "c": ("share", "Stable"),
+        "d": ("streams", "Stable"),
+        "old": ("classic", ""),
+    }
+
+
+def test_a_partition_shared_by_share_group_members_names_them_all():
+    members = [
+        GroupMember("m2", "/10.0.0.2", "app", (("t", 0), ("t", 1))),
+        GroupMember("m1", "/10.0.0.1", "app", (("t", 0),)),
+    ]
+    owners = _owners("g", members)
+    assert owners[("g", "t", 0)] == ("m1,m2", "/10.0.0.1,/10.0.0.2", "app")
+    assert owners[("g", "t", 1)] == ("m2", "/10.0.0.2", "app")
+
+
+def test_kip848_and_kip932_requests_encode_with_the_kafka_schemas():
+    messages = _messages()
+    request = messages["ConsumerGroupDescribeRequest"](
+        group_ids=["g"], include_authorized_operations=False
+    )
+    assert request.API_KEY == 69
+    assert messages["ShareGroupDescribeRequest"].API_KEY == 77
+    assert messages["DescribeShareGroupOffsetsRequest"].API_KEY == 90
+    encoded = request.encode(version=0, header=False)
+    assert b"g" in encoded and len(encoded) < 16
