@@ -4,7 +4,7 @@ Without a seed a scenario runs with the settings its sample was recorded with.
 With ``--seed N`` (``python -m scenarios.record_all --seed N``) each setting a
 scenario draws through ``Variant`` is picked at random within a range a Kafka
 engineer would call ordinary for that setting (a produce rate 0.7-1.4x the
-default, 4-12 partitions, one more or one fewer consumer, phases 0.75-1.5x as
+default, 4-12 partitions, one more or one fewer consumer, phases 0.6-1.25x as
 long), reproducibly from the seed. A scenario keeps its mechanism under any
 draw: rates that must outrun a capacity are drawn as a ratio of it. The
 settings drawn go into ``meta.json`` (``variant``), so a held-out recording
@@ -65,7 +65,7 @@ class Variant:
         return self._keep(name, self._rng.choice(list(options)))
 
     def phases(
-        self, phases: Mapping[str, float], *, low: float = 0.75, high: float = 1.5
+        self, phases: Mapping[str, float], *, low: float = 0.6, high: float = 1.25
     ) -> dict[str, float]:
         """Return the phase lengths, each scaled by its own factor in ``[low, high]``.
 

@@ -65,7 +65,7 @@ def run(
 ) -> Path:
     """Run the scenario on ``sandbox`` and write the recording to ``out``."""
     variant = Variant(seed, NAME)
-    phases = variant.phases(PHASES_S["short" if short else "long"], low=0.8, high=1.4)
+    phases = variant.phases(PHASES_S["short" if short else "long"], low=0.75, high=1.2)
     partitions = variant.choice("partitions", PARTITIONS, [3, 4, 6])
     rate = variant.scale("produce_rate_per_s", RATE_PER_S, 0.8, 1.2)
     writers = variant.integer("neighbour_writers", NEIGHBOUR_WRITERS, 4, 5)

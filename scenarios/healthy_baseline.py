@@ -69,7 +69,7 @@ def run(
     """Run the scenario on ``sandbox`` and write the recording to ``out``."""
     form = "short" if short else "long"
     variant = Variant(seed, NAME)
-    phases = variant.phases(PHASES_S[form], low=0.8, high=1.2)
+    phases = variant.phases(PHASES_S[form], low=0.7, high=1.0)
     partitions = variant.choice("partitions", PARTITIONS, [6, 8, 12, 16])
     control_partitions = variant.choice("control_partitions", CONTROL_PARTITIONS, [2, 3, 4, 6])
     members = variant.integer("consumers", CONSUMERS, 1, 4)
