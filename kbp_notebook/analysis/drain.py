@@ -114,6 +114,9 @@ RECENT_CONFIDENCE = 0.99
 #: The healthy level counts only if the backlog rose at least this many times above it.
 HEALTHY_RISE = 10.0
 
+#: A committed offset stepping back by more than this many robust deviations was rewound.
+REWIND_SCALES = 5.0
+
 #: Share of the samples up to the peak that the lag must have spent at or below the healthy level.
 HEALTHY_QUANTILE = 0.25
 
@@ -158,6 +161,33 @@ def healthy_lag(lag: np.ndarray, n: np.ndarray) -> np.ndarray:
             & (n > 0)
         )
     return np.where(usable, level, 0.0)
+
+
+def since_last_rewind(panel: Panel) -> Panel:
+    """Keep each series' samples from the last time its committed offset moved backwards.
+
+    A reset or seek moves the committed offset back: the offsets before it
+    belong to another process (a rate measured across it would count the
+    rewind as negative consumption). Rates are measured after it only; with
+    fewer than ``MIN_SAMPLES`` samples since, the forecast says it needs more.
+    A step back counts as a rewind when it is larger than ``REWIND_SCALES``
+    robust standard deviations of the series' steps (a committed offset read
+    with jitter can step back a little without anyone rewinding it).
+    """
+    committed = panel["committed_offset"]
+    if committed.shape[1] < 2:
+        return panel
+    steps = np.diff(committed, axis=1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(steps, axis=1)
+        scale = 1.4826 * np.nanmedian(np.abs(steps - centre[:, None]), axis=1)
+        back = steps < -REWIND_SCALES * np.fmax(scale, 1.0)[:, None]
+    index = np.arange(1, committed.shape[1])[None, :]
+    start = np.where(back, index, 0).max(axis=1)
+    if not start.any():
+        return panel
+    return compact(panel, np.arange(committed.shape[1])[None, :] >= start[:, None])
 
 
 def robust_step_variance(t: np.ndarray, y: np.ndarray, slope: np.ndarray) -> np.ndarray:
@@ -334,6 +364,9 @@ def drain_arrays(
         target = healthy_lag(lag, n)
     else:
         target = np.broadcast_to(np.asarray(target_lag, dtype=np.float64), n.shape)
+    panel = since_last_rewind(panel)
+    t, n = panel.time_s, panel.n
+    lag = panel["log_end_offset"] - panel["committed_offset"]
     if since is not None:
         index = np.arange(t.shape[1])[None, :]
         keep = (t >= since[:, None]) | (index >= (n - MIN_SAMPLES)[:, None])

@@ -355,3 +355,17 @@ def test_without_owners_the_slow_end_is_bounded_by_the_partitions_own_rates():
     assert np.isfinite(row["eta_high_s"])
     assert row["eta_high_s"] >= slowest * 0.98
     assert row["eta_low_s"] <= row["eta_s"] <= row["eta_high_s"]
+
+
+def test_rates_are_measured_after_an_offset_rewind():
+    # a consumer draining 150 msg/s net on each partition; at 100 s its offsets are reset
+    # 20000 back on every partition: the drain that follows runs at the same rates
+    lag = make_lag(n=40, partitions=2, produce_rate=100, consume_rate=250, start_lag=50_000)
+    rewound = lag["time"] >= lag["time"].min() + pd.Timedelta(seconds=100)
+    lag.loc[rewound, "committed_offset"] = lag.loc[rewound, "committed_offset"] - 20_000
+    lag["lag"] = lag["log_end_offset"] - lag["committed_offset"]
+    row = one(time_to_drain(lag, target_lag=0).table)
+    # across the rewind the consume rate would come out 20000 x 2 / 195 s lower
+    assert row["consume_rate"] == pytest.approx(2 * 250, rel=0.05)
+    assert bool(row["drains"])
+    assert row["eta_s"] == pytest.approx(row["lag"] / (2 * 150), rel=0.05)
