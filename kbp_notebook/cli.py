@@ -36,7 +36,7 @@ _EXTRAS = {
 
 
 def _missing_extra(command: str, exc: ModuleNotFoundError) -> str | None:
-    """The one-line hint for a command whose optional dependencies are not installed."""
+    """Return the one-line hint for a command whose optional extra is not installed."""
     extra = _EXTRAS.get(command)
     if extra is None or (exc.name or "").split(".")[0] not in extra[1]:
         return None

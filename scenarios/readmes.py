@@ -98,15 +98,17 @@ QUESTIONS: dict[str, list[str]] = {
 
 WHAT: dict[str, str] = {
     "slow-consumer-then-scale-out": (
-        "A producer writes at a steady rate to a 6-partition topic. One consumer with headroom "
-        "keeps up; then its per-record processing time rises (a slow downstream call) so the group "
-        "consumes slower than the produce rate and lag grows linearly. Five more members join "
-        "(one per partition), the group rebalances and the backlog drains."
+        "A producer writes at a steady rate to the topic. One consumer with headroom keeps up; "
+        "then its per-record processing time rises (a slow downstream call) so the group "
+        "consumes slower than the produce rate and lag grows linearly. More members join (how "
+        "many: `consumers` in the settings below; with fewer members than partitions some own "
+        "two and finish last), the group rebalances and the backlog drains."
     ),
     "producer-burst": (
-        "Two consumers with about 2.5x headroom over the base produce rate. The produce rate "
-        "jumps above the group's capacity for a while (a batch job, a retry storm), lag builds, "
-        "and after the burst the same two consumers drain the backlog with their headroom."
+        "A group with headroom over the base produce rate (`group_capacity_per_s_nominal` in the "
+        "settings below). The produce rate jumps above the group's capacity for a while (a batch "
+        "job, a retry storm), lag builds, and after the burst the same consumers drain the "
+        "backlog with their headroom."
     ),
     "broker-flush-pressure": (
         "The broker flushes after every message (`log.flush.interval.messages=1`) and runs two "
@@ -238,7 +240,7 @@ def _ground_truth(meta: dict[str, Any], start: pd.Timestamp) -> str:
         return ""
     onsets = meta.get("expected_onsets") or {}
     rows = []
-    for group, cause in causes.items():
+    for group, cause in sorted(causes.items()):
         onset = onsets.get(group)
         when = "no episode" if onset is None else _rel(pd.Timestamp(onset), start)
         rows.append(f"| `{group}` | `{cause}` | {when} |")
@@ -310,6 +312,7 @@ def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
                 "produce_rate_per_s",
                 "processing_s_per_record",
                 "consumers",
+                "group_capacity_per_s_nominal",
                 "max_poll_records",
                 "hot_key",
                 "hot_partition",

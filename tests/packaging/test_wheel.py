@@ -80,7 +80,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     return wheel, venv, env | {"PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"}
 
 
-def test_wheel_is_small_and_holds_every_sample(installed: tuple[Path, Path, dict[str, str]]) -> None:
+def test_wheel_is_small_and_holds_every_sample(
+    installed: tuple[Path, Path, dict[str, str]],
+) -> None:
     wheel, _, _ = installed
     size = wheel.stat().st_size
     assert size < MAX_WHEEL_BYTES, f"wheel is {size / 2**20:.2f} MiB"
