@@ -210,7 +210,7 @@ def dataset_cases(dataset: object, *, name: str, source: str) -> list[Case]:
     return cases
 
 
-def sample_cases() -> list[Case]:
+def sample_cases(only: Iterable[str] | None = None) -> list[Case]:
     """Cases from every bundled sample recording (none if there are no samples yet).
 
     ``sample-new``: recorded by the scenarios of issue 12 (longer drains, a
@@ -220,7 +220,7 @@ def sample_cases() -> list[Case]:
 
     cases = []
     for name in kbp.list_samples():
-        if name.startswith("."):  # a recording still being written by the scenarios
+        if name.startswith(".") or (only is not None and name not in only):
             continue
         dataset = kbp.load_sample(name)
         source = "sample-new" if "variant" in dataset.meta else "sample-old"
@@ -646,13 +646,16 @@ def run(
     samples: bool = True,
     fresh_only: Iterable[str] | None = None,
     holdout: Path | None = None,
+    synthetic: bool = True,
+    only_samples: Iterable[str] | None = None,
+    earlier_rows: pd.DataFrame | None = None,
 ) -> dict:
     """Run the backtest; return ``{"markdown": str, "figures": dict, "rows": DataFrame}``."""
     started = time.perf_counter()
     notes: list[str] = []
-    cases = synthetic_cases()
+    cases = synthetic_cases() if synthetic else []
     if samples:
-        found = sample_cases()
+        found = sample_cases(None if only_samples is None else list(only_samples))
         if not found:
             notes.append("no sample recordings found (sample_data/ is empty): none backtested")
         cases.extend(found)
@@ -671,6 +674,8 @@ def run(
             skipped.append(case.name)
         else:
             results.append(rows)
+    if earlier_rows is not None:
+        results.append(earlier_rows)
     all_rows = pd.concat(results, ignore_index=True) if results else pd.DataFrame()
     lines = ["## 1. Drain-forecast backtest", ""]
     lines.append(
@@ -739,9 +744,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--holdout", type=Path, help="a folder of held-out Dataset folders, reported apart"
     )
+    parser.add_argument("--no-synthetic", action="store_true", help="skip the synthetic frames")
+    parser.add_argument("--sample", action="append", help="only this sample (repeatable)")
+    parser.add_argument(
+        "--rows", type=Path, help="per-moment rows of an earlier run (its --csv) to report with"
+    )
     args = parser.parse_args(argv)
     result = run(
-        fresh=args.fresh, samples=not args.no_samples, fresh_only=args.only, holdout=args.holdout
+        fresh=args.fresh,
+        samples=not args.no_samples,
+        fresh_only=args.only,
+        holdout=args.holdout,
+        synthetic=not args.no_synthetic,
+        only_samples=args.sample,
+        earlier_rows=pd.read_csv(args.rows) if args.rows else None,
     )
     if args.csv:
         result["rows"].to_csv(args.csv, index=False)

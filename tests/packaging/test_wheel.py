@@ -75,6 +75,17 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
         cwd=work, env=env,
     )  # fmt: skip
     assert pip.returncode == 0, pip.stderr[-2000:]
+    # pip would install ipykernel's kernel spec and nbconvert's templates with them (data
+    # files of their wheels); the borrowed site-packages bring none: link the templates,
+    # and register the fresh venv's python as the python3 kernel
+    shared = Path(sys.prefix, "share", "jupyter", "nbconvert")
+    (venv / "share" / "jupyter").mkdir(parents=True, exist_ok=True)
+    (venv / "share" / "jupyter" / "nbconvert").symlink_to(shared, target_is_directory=True)
+    kernel = _run(
+        [str(python), "-m", "ipykernel", "install", "--sys-prefix", "--name", "python3"],
+        cwd=work, env=env,
+    )  # fmt: skip
+    assert kernel.returncode == 0, kernel.stderr[-2000:]
     outside = work / "elsewhere"
     outside.mkdir()
     return wheel, venv, env | {"PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"}
@@ -100,8 +111,8 @@ def test_fresh_install_lists_the_samples(installed: tuple[Path, Path, dict[str, 
     cwd = venv.parent / "elsewhere"
     where = _run(
         [str(venv / "bin" / "python"), "-c",
-         "import kbp_notebook, kbp_notebook.collect as c; print(kbp_notebook.__file__); "
-         "print(c.samples_root())"],
+         "import kbp_notebook, kbp_notebook.collect.samples as s; "
+         "print(kbp_notebook.__file__); print(s.samples_root())"],
         cwd=cwd, env=env,
     )  # fmt: skip
     assert where.returncode == 0, where.stderr
