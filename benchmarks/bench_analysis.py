@@ -180,43 +180,8 @@ def naive_noise(t: np.ndarray, lag: np.ndarray, net: float) -> tuple[float, floa
     return intercept / 2, slope
 
 
-def naive_hinge(t: np.ndarray, y: np.ndarray) -> tuple[bool, np.ndarray]:
-    """Best one-hinge line by trying each candidate with lstsq; F-test with AR(1) df."""
-    n = len(t)
-    tz = (t - t[0]) / ((t[-1] - t[0]) or 1.0)
-    idx = np.clip(np.floor(np.linspace(0.1, 0.9, 48) * (n - 1)).astype(int), 1, n - 1)
-    best = (np.inf, None, None)
-    for i in idx:
-        tau = tz[i]
-        h = np.maximum(tz - tau, 0.0)
-        if (h * h).sum() <= 1e-12 or n - i - 1 < 2 or i + 1 < 2:
-            continue
-        x = np.column_stack([np.ones(n), tz, h])
-        beta = np.linalg.solve(x.T @ x, x.T @ y)
-        sse = float((y * y).sum() - beta @ (x.T @ y))
-        if sse < best[0]:
-            best = (sse, beta, tau)
-    sse2, beta, tau = best
-    if beta is None:
-        return False, np.zeros(n)
-    sse2 = max(sse2, 0.0)
-    line = stats.linregress(tz, y)
-    sse1 = float(((y - line.intercept - line.slope * tz) ** 2).sum())
-    fitted_z = beta[0] + beta[1] * tz + beta[2] * np.maximum(tz - tau, 0)
-    rho = min(max(naive_lag1(y - fitted_z), 0.0), 0.99)
-    df = n * (1 - rho) / (1 + rho) - 3
-    f_stat = (sse1 - sse2) / (sse2 / df) if sse2 > 0 else (np.inf if sse1 > 0 else 0.0)
-    significant = df >= 2 and f_stat > stats.f.ppf(0.99, 1, max(df, 1.0))
-    scale = (t[-1] - t[0]) or 1.0
-
-    def predict(times: np.ndarray) -> np.ndarray:
-        z = (times - t[0]) / scale
-        return beta[0] + beta[1] * z + beta[2] * np.maximum(z - tau, 0)
-
-    return bool(significant), predict
-
-
-def naive_trend(t: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+def naive_fit(t: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    """Theil-Sen (block medians past EXACT_SAMPLES), inflated Sen interval, walk floor."""
     n_all = len(y)
     if n_all > EXACT_SAMPLES:
         b = np.arange(EXACT_SAMPLES)
@@ -230,13 +195,7 @@ def naive_trend(t: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> dict[
     i, j = np.triu_indices(n, 1)
     pair_slopes = np.sort((yb[j] - yb[i]) / (tb[j] - tb[i]))
     m = len(pair_slopes)
-    intercept = np.median(yb - slope * tb)
-    rho = naive_lag1(yb - (intercept + slope * tb))
-    tau, changed, before, after = naive_change(t, y)
-    if changed:
-        significant, predict = naive_hinge(t, y)
-        if significant:
-            rho = min(rho, naive_lag1(yb - predict(tb)))
+    rho = naive_lag1(yb - (np.median(yb - slope * tb) + slope * tb))
     rho = min(max(rho, 0.0), 0.99)
     var_s = n * (n - 1) * (2 * n + 5) / 18.0 * (1 + rho) / (1 - rho)
     sigma = np.sqrt(var_s)
@@ -255,7 +214,7 @@ def naive_trend(t: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> dict[
     if se > 0:
         p_value = max(p_value, 2 * stats.t.sf(abs(slope) / se, dof))
     status = "growing" if ci_low > 0 else ("draining" if ci_high < 0 else "stable")
-    onset = tau if changed and after > 0 and after > before else np.nan
+    intercept = float(np.median(y - slope * t))
     return {
         "slope_per_s": slope,
         "ci_low": ci_low,
@@ -263,19 +222,112 @@ def naive_trend(t: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> dict[
         "p_value": p_value,
         "trend_status": status,
         "slope_ols_per_s": stats.linregress(t, y).slope,
-        "onset_s": onset,
+        "fit_first": intercept + slope * t[0],
+        "fit_last": intercept + slope * t[-1],
     }
+
+
+def naive_split_scores(
+    t: np.ndarray, y: np.ndarray, cuts: list[int], alpha: float = 0.01
+) -> list[tuple[int, int, np.ndarray]]:
+    """Per segment (first sample, last sample, statistic of a cut after each increment)."""
+    d_t, d_y = np.diff(t), np.diff(y)
+    z = d_y / np.sqrt(d_t)
+    step = np.abs(np.diff(z)) / np.sqrt(2.0)
+    scale = 1.4826 * np.median(step) if len(step) else 0.0
+    if not scale > 0:
+        scale = np.sqrt(np.mean(step * step)) if len(step) else 0.0
+    bound = 4.0 * (scale if scale > 0 else np.inf) * np.sqrt(d_t)
+    edges = [0, *sorted(cuts), len(t) - 1]
+    resid = np.empty(len(d_t))
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        rate = d_y[a:b].sum() / d_t[a:b].sum()
+        r = np.clip(d_y[a:b] - rate * d_t[a:b], -bound[a:b], bound[a:b])
+        resid[a:b] = r - r.sum() / d_t[a:b].sum() * d_t[a:b]
+    starts = set(edges[:-1])
+    products = [resid[i] * resid[i - 1] for i in range(1, len(resid)) if i not in starts]
+    noise2 = max(-np.mean(products), 0.0) if products else 0.0
+    walk2 = max(((resid**2).sum() - 2 * noise2 * len(resid)) / d_t.sum(), 0.0)
+    out = []
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        partial = np.abs(np.cumsum(resid[a:b]))
+        limit = stats.kstwobign.isf(alpha / 2) * np.sqrt(walk2 * d_t[a:b].sum()) + stats.norm.isf(
+            alpha / 4 / (b - a)
+        ) * np.sqrt(2 * noise2)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            score = np.nan_to_num(partial / limit, nan=0.0, posinf=0.0)
+        cut_at = np.arange(a, b) + 1  # a cut after increment i is at sample i + 1
+        score[(cut_at - a + 1 < 6) | (b - cut_at + 1 < 6)] = 0.0
+        out.append((a, b, score))
+    return out
+
+
+def naive_segments(t: np.ndarray, y: np.ndarray) -> list[int]:
+    """Binary segmentation with forced splits where a drain provably reached zero."""
+    cuts: list[int] = []
+
+    def grow() -> None:
+        while len(cuts) + 1 < 8:
+            best, where = 0.0, None
+            for a, _, score in naive_split_scores(t, y, cuts):
+                if len(score) and score.max() > best:
+                    best, where = float(score.max()), a + int(np.argmax(score)) + 1
+            if best <= 1.0 or where is None:
+                return
+            cuts.append(where)
+
+    grow()
+    for _ in range(2):
+        edges = [0, *sorted(cuts), len(t) - 1]
+        floored = None
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            fit = naive_fit(t[a : b + 1], y[a : b + 1])
+            middle = 0.5 * (fit["fit_first"] + fit["fit_last"])
+            if fit["trend_status"] == "draining" and (
+                middle + fit["ci_high"] * 0.5 * (t[b] - t[a]) < 0
+            ):
+                floored = a
+                break
+        if floored is None:
+            break
+        if len(cuts) + 1 < 8:
+            for a, _, score in naive_split_scores(t, y, cuts):
+                if a == floored and len(score) and score.max() > 0:
+                    cuts.append(a + int(np.argmax(score)) + 1)
+        grow()
+    return sorted(cuts)
+
+
+def naive_trend(t: np.ndarray, y: np.ndarray, confidence: float = 0.95) -> dict[str, float]:
+    edges = [0, *naive_segments(t, y), len(t) - 1]
+    fits = [
+        naive_fit(t[a : b + 1], y[a : b + 1], confidence)
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    current = dict(fits[-1])
+    run = len(fits) - 1
+    while run > 0 and fits[run - 1]["trend_status"] == "growing":
+        run -= 1
+    growing = current["trend_status"] == "growing"
+    current["onset_s"] = t[edges[run]] if growing and run > 0 else np.nan
+    return current
 
 
 def naive_status(
     t: np.ndarray, committed: np.ndarray, log_end: np.ndarray, window: int = 10
 ) -> str:
+    """The partition rules of lag_status read literally (no owners in these frames)."""
     commits = []
     for i in range(len(committed)):
         if i == 0 or committed[i] != committed[i - 1]:
-            commits.append((t[i], committed[i], log_end[i] - committed[i]))
+            commits.append((t[i], committed[i], log_end[i] - committed[i], log_end[i]))
     win = commits[-window:]
-    if log_end[-1] - committed[-1] <= 0:
+    in_flight = 0.0
+    if len(win) >= 2 and t[-1] > win[0][0]:
+        rate = (log_end[-1] - win[0][3]) / (t[-1] - win[0][0])
+        in_flight = max(rate * (win[-1][0] - win[0][0]) / (len(win) - 1), 0.0)
+    caught = max(0.0, in_flight)
+    if log_end[-1] - committed[-1] <= caught:
         return "OK"
     if t[-1] - win[-1][0] > win[-1][0] - win[0][0] and not any(
         e <= win[-1][1] for e in log_end[-window:]
@@ -285,9 +337,9 @@ def naive_status(
         c[1] for c in win
     ):
         return "REWIND"
-    if any(c[2] <= 0 for c in win):
+    if any(c[2] <= caught for c in win):
         return "OK"
-    if len(win) >= 2 and all(win[i][2] >= win[i - 1][2] for i in range(1, len(win))):
+    if len(win) >= 2 and win[-1][2] - win[0][2] > in_flight:
         return "WARN"
     return "OK"
 

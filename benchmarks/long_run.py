@@ -204,8 +204,8 @@ def long_run(
 
 
 def main() -> int:
-    from kbp_notebook.units import parse_duration_s
     from kbp_notebook.sandbox import Sandbox
+    from kbp_notebook.units import parse_duration_s
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--topics", type=int, default=10)

@@ -8,7 +8,11 @@ Sections (each a plain script that can also run alone):
    automatically when no bundled sample has a drain) and on synthetic data
    (labelled).
 2. ``time_lag_accuracy.py`` -- ``time_lag`` vs kafka-lag-exporter's method
-   against the truth read from the records (real workload on the sandbox).
+   against the truth read from the records (real workload on the sandbox);
+   2b. ``time_lag_records.py`` -- lag in seconds from record timestamps
+   (``snapshot(time_lag=True)``) with bursts and an idle producer, beside both;
+   2c. ``bench_time_lag_cost.py`` -- what ``time_lag=True`` costs on 1,000
+   lagging partitions (time, requests, bytes).
 3. Speed and scale: ``bench_snapshot.py`` (collectors' snapshot vs the
    official tool as a process) and ``bench_analysis.py`` (vectorised vs naive
    loop), run as subprocesses with their output kept verbatim;
@@ -40,7 +44,10 @@ for extra in (HERE, ROOT, ROOT / "tests" / "unit" / "analysis"):
     if str(extra) not in sys.path:
         sys.path.insert(0, str(extra))
 
-SECTIONS = ("backtest", "time_lag", "snapshot", "analysis", "notebook", "memory")
+SECTIONS = (
+    "backtest", "time_lag", "time_lag_records", "time_lag_cost", "snapshot", "analysis",
+    "notebook", "memory",
+)  # fmt: skip
 #: Timeouts for the other helpers' scripts, run as subprocesses.
 SUBPROCESS_TIMEOUT_S = 600
 #: Arguments for bench_analysis.py: its default is 100,000 partitions x 500 samples, whose
@@ -235,6 +242,18 @@ def summary_table(figures: dict[str, dict]) -> list[str]:
         )
     else:
         rows.append("| time_lag never > 20% off | not measured (section failed) | – |")
+    records = figures.get("time_lag_records", {})
+    if "all_record_median_scaled" in records:
+        median, p95 = records["all_record_median_scaled"], records["all_record_p95_scaled"]
+        rows.append(
+            "| lag in seconds from record timestamps: median abs error ≤ max(1 s, 5%), "
+            "p95 ≤ max(2 s, 10%) (bursts, idle producer) | "
+            f"median {records['all_record_median_abs_s']:.3f} s, "
+            f"p95 {records['all_record_p95_abs_s']:.3f} s (scaled {median:.2f}, {p95:.2f}) | "
+            f"{'met' if median <= 1 and p95 <= 1 else 'MISSED'} |"
+        )
+    elif "time_lag_records" in figures:
+        rows.append("| lag in seconds from record timestamps | section failed | – |")
     for key, label, target in (
         ("snapshot", "snapshot ≥ 10× faster than the official tool as a process", 10.0),
         ("analysis", "vectorised analysis ≥ 50× the naive loop", 50.0),
@@ -305,6 +324,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return time_lag_accuracy.run()
 
+    def time_lag_records() -> dict:
+        import time_lag_records as records
+
+        return records.run()
+
     def notebook() -> dict:
         import bench_notebook
 
@@ -325,6 +349,16 @@ def main(argv: list[str] | None = None) -> int:
             marker="kbp process vs tool process",
         )
         timings["snapshot"] = time.perf_counter() - t0
+    if "time_lag_cost" not in args.skip:
+        t0 = time.perf_counter()
+        sections["time_lag_cost"], figures["time_lag_cost"] = external_section(
+            "2c. Cost of `snapshot(time_lag=True)` on 1,000 lagging partitions",
+            "bench_time_lag_cost.py",
+            [],
+            "issue 14",
+            marker="16 MiB cap",
+        )
+        timings["time_lag_cost"] = time.perf_counter() - t0
     if "analysis" not in args.skip:
         t0 = time.perf_counter()
         sections["analysis"], figures["analysis"] = external_section(
@@ -340,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         ("notebook", notebook),
         ("backtest", backtest),
         ("time_lag", time_lag),
+        ("time_lag_records", time_lag_records),
     ):
         if name in args.skip:
             continue
@@ -363,7 +398,10 @@ def main(argv: list[str] | None = None) -> int:
     lines.extend(["", "## Targets", ""])
     lines.extend(summary_table(figures))
     lines.append("")
-    for name in ("backtest", "time_lag", "snapshot", "analysis", "notebook", "memory"):
+    for name in (
+        "backtest", "time_lag", "time_lag_records", "time_lag_cost", "snapshot", "analysis",
+        "notebook", "memory",
+    ):  # fmt: skip
         if name in sections:
             lines.extend([sections[name], ""])
     Path(args.out).write_text("\n".join(lines), encoding="utf-8")

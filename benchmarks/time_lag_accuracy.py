@@ -212,8 +212,17 @@ class TruthReader:
         self.consumer.close(autocommit=False)
 
 
-def record_workload(plan: dict[str, float] = PLAN) -> pd.DataFrame:
-    """Run the workload on a fresh sandbox; return the LAG frame plus ``true_time_lag_s``."""
+def record_workload(
+    plan: dict[str, float] = PLAN,
+    *,
+    producer_class: type[SendTimeProducer] | None = None,
+    time_lag: bool = False,
+) -> pd.DataFrame:
+    """Run the workload on a fresh sandbox; return the LAG frame plus ``true_time_lag_s``.
+
+    ``producer_class`` replaces the producer (another rate schedule);
+    ``time_lag=True`` also reads record timestamps in every snapshot.
+    """
     from kafka.admin import KafkaAdminClient, NewTopic
 
     from kbp_notebook.collect import LagCollector
@@ -225,7 +234,7 @@ def record_workload(plan: dict[str, float] = PLAN) -> pd.DataFrame:
         admin.create_topics([NewTopic(TOPIC, PARTITIONS, 1)])
         admin.close()
         consumer = SlowConsumer(bootstrap, plan["slow_delay_s"]).start()
-        producer = SendTimeProducer(bootstrap, plan).start()
+        producer = (producer_class or SendTimeProducer)(bootstrap, plan).start()
         collector = LagCollector(bootstrap, cluster="bench")
         reader = TruthReader(bootstrap)
         frames = []
@@ -236,7 +245,7 @@ def record_workload(plan: dict[str, float] = PLAN) -> pd.DataFrame:
                 elapsed = time.monotonic() - producer.started
                 if elapsed >= plan["speed_up_at_s"]:
                     consumer.delay_s = plan["fast_delay_s"]
-                snap = collector.snapshot(groups=[GROUP])
+                snap = collector.snapshot(groups=[GROUP], time_lag=time_lag)
                 snap = snap[snap["topic"] == TOPIC].reset_index(drop=True)
                 behind = {
                     int(row.partition): int(row.committed_offset)

@@ -39,11 +39,13 @@ _EXPORTS: dict[str, str] = {
     "sample_path": "kbp_notebook.collect",
     "read_dataset": "kbp_notebook.collect",
     "write_dataset": "kbp_notebook.collect",
+    "topic_configs": "kbp_notebook.collect",
     # analysis
     "lag_trend": "kbp_notebook.analysis",
     "lag_status": "kbp_notebook.analysis",
     "time_lag": "kbp_notebook.analysis",
     "time_to_drain": "kbp_notebook.analysis",
+    "retention_risk": "kbp_notebook.analysis",
     "capacity_plan": "kbp_notebook.analysis",
     "correlate": "kbp_notebook.analysis",
     "flush_latency_vs_lag": "kbp_notebook.analysis",
@@ -66,6 +68,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         incidents,
         lag_status,
         lag_trend,
+        retention_risk,
         time_lag,
         time_to_drain,
     )
@@ -79,6 +82,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         parse_consumer_groups,
         read_dataset,
         sample_path,
+        topic_configs,
         write_dataset,
     )
     from kbp_notebook.errors import KbpConnectionError, KbpDataError, KbpError, KbpInputError

@@ -58,6 +58,11 @@ LAG_OPTIONAL_COLUMNS: dict[str, str] = {
     # what the group coordinator says: classic / consumer / share / streams, and its state
     "group_type": "string",
     "group_state": "string",
+    # lag in seconds read from the record at the committed offset (LagCollector time_lag=True)
+    "time_lag_s": "float64",
+    "time_lag_source": "string",
+    "time_lag_note": "string",
+    "timestamp_type": "string",
 }
 METRICS_COLUMNS: dict[str, str] = {
     "time": TIME_DTYPE,

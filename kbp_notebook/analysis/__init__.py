@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     "time_lag": "kbp_notebook.analysis.lag_seconds",
     "TimeLag": "kbp_notebook.analysis.lag_seconds",
     "time_to_drain": "kbp_notebook.analysis.drain",
+    "retention_risk": "kbp_notebook.analysis.retention",
+    "RetentionRisk": "kbp_notebook.analysis.retention",
     "DrainForecast": "kbp_notebook.analysis.drain",
     "capacity_plan": "kbp_notebook.analysis.capacity",
     "CapacityPlan": "kbp_notebook.analysis.capacity",

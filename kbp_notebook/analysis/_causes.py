@@ -17,7 +17,7 @@ point of the episode is ranked into ``causes``):
    owns what -- every committed offset standing still), ``consumer_stalled``
    (owned partitions whose committed offsets stand still), ``partition_skew``,
    ``broker_slow`` (broker latency at least twice its own level before the
-   onset, at or just before it), else ``consumer_slowdown``.
+   onset and 20 ms above it, at or just before it), else ``consumer_slowdown``.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ import pandas as pd
 
 from kbp_notebook.analysis._derived_events import (
     BROKER_LATENCY_METRICS,
+    LATENCY_MIN_RISE_MS,
     LATENCY_RATIO,
     CommitRun,
+    KeyFacts,
     MembershipChange,
     MemberStall,
     Rewind,
@@ -126,7 +128,8 @@ def _broker_excursion(
         with quiet():
             usual, top = float(np.nanmedian(base)), float(np.nanmax(smooth[near]))
             ceiling = float(np.nanmax(base))
-        if not usual > 0 or top < LATENCY_RATIO * usual or top <= ceiling:
+        if (not usual > 0 or top < LATENCY_RATIO * usual or top <= ceiling
+                or top < usual + LATENCY_MIN_RISE_MS):
             continue
         ratio = top / usual
         if best is None or ratio > best[2] / best[3]:
@@ -141,10 +144,7 @@ def onset_signals(
     base: Baseline,
     span: Span,
     *,
-    changes: list[MembershipChange],
-    runs: list[CommitRun],
-    member_stalls: list[MemberStall],
-    rewinds: list[Rewind],
+    facts: KeyFacts,
     latency: pd.DataFrame,
 ) -> OnsetSignals:
     """Measure rates, membership, stalls, rewinds and broker latency around the onset."""
@@ -165,11 +165,11 @@ def onset_signals(
             growth = np.nan_to_num(block.lag[:, span.peak] - block.lag[:, span.start])
         unit_produce = produced[:, in_during].sum(axis=1) / max(t[onset_end] - t_start, 1e-9)
     window_lo = t_start - base.window_s
-    near_changes = [c for c in changes if window_lo <= t[c.index] <= t[onset_end]]
-    stalls = [r for r in runs if r.first <= onset_end and r.last >= span.start
+    near_changes = [c for c in facts.changes if window_lo <= t[c.index] <= t[onset_end]]
+    stalls = [r for r in facts.runs if r.first <= onset_end and r.last >= span.start
               and t[r.first] <= t[onset_end]]
-    stalled_members = [m for m in member_stalls if m.first <= onset_end and m.last >= span.start]
-    near_rewinds = [r for r in rewinds if span.start - 1 <= r.index <= onset_end]
+    stalled_members = [m for m in facts.stalls if m.first <= onset_end and m.last >= span.start]
+    near_rewinds = [r for r in facts.rewinds if span.start - 1 <= r.index <= onset_end]
     broker = _broker_excursion(latency, block.times[span.start], block.times[onset_end],
                                base.window_s)
     return OnsetSignals(
@@ -297,7 +297,7 @@ def _broker(s: OnsetSignals) -> str | None:
 
 
 def _slowdown(s: OnsetSignals) -> str | None:
-    if not s.consume_down > 0:
+    if not s.consume_down > RISE_FRACTION * s.consume_before:
         return None
     members = "" if not s.block.owners_known else (
         f"; {s.members_before:.0f} member(s) before, {s.members_during:.0f} during")
@@ -356,7 +356,10 @@ RECOMMENDATIONS: dict[str, str] = {
         "Offsets were moved back: expect the replayed messages to be processed again (make sure "
         "downstream is idempotent); if it was not intended, find who reset them."
     ),
-    "none": "Nothing to do.",
+    "none": (
+        "The group was short of capacity with no change the data shows: compare its consume "
+        "rate with the produce rate (capacity_plan) and scale out, up to the partition count."
+    ),
 }
 
 
@@ -380,8 +383,12 @@ def judge(s: OnsetSignals, later: list[str]) -> tuple[str, tuple[str, ...], str]
         # slower consumption is the symptom every consumer-side cause shares
         held = [item for item in held if item[0] != "consumer_slowdown"]
     if not held:
-        held.append(("none", "lag rose without a change in rates, members or brokers that "
-                             "the data shows"))
+        held.append(("none", f"neither rate changed at the onset: consumers read "
+                             f"{format_rate(s.consume_during)} while producers wrote "
+                             f"{format_rate(s.produce_during)} (before: "
+                             f"{format_rate(s.consume_before)} and "
+                             f"{format_rate(s.produce_before)}), so the group was short of "
+                             "capacity already; no change of members or brokers shows"))
     ranked = [name for name, _ in held]
     ranked += [name for name in later if name not in ranked]
     return held[0][0], tuple(ranked), held[0][1]

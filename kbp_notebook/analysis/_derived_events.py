@@ -13,7 +13,8 @@ model turns them into the ``.events`` frame and reads them for causes.
   (binary segmentation of binned rates; a step must be at least
   ``RATE_STEP_FRACTION`` of the larger level and stand out of the bins' noise).
 * broker latency: a broker latency signal at least ``LATENCY_RATIO`` times its
-  own usual level (25th percentile) for a while.
+  own usual level (25th percentile) and ``LATENCY_MIN_RISE_MS`` above it, for at
+  least ``LATENCY_MIN_S``.
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ from kbp_notebook.units import format_count, format_duration, format_rate
 
 __all__ = [
     "BROKER_LATENCY_METRICS",
+    "LATENCY_MIN_RISE_MS",
     "LATENCY_RATIO",
     "DerivedEvent",
     "broker_latency",
     "broker_latency_events",
     "commit_runs",
+    "KeyFacts",
     "key_events",
+    "key_facts",
     "member_stalls",
     "membership_changes",
     "rate_steps",
@@ -43,8 +47,12 @@ __all__ = [
 
 #: A rate step smaller than this share of the larger level is noise.
 RATE_STEP_FRACTION = 0.25
-#: A broker latency at least this many times its usual level is an excursion.
+#: A broker latency at least this many times its usual level is an excursion ...
 LATENCY_RATIO = 2.0
+#: ... if it is also this many ms above it (a client notices tens of ms, not 3 -> 7 ms) ...
+LATENCY_MIN_RISE_MS = 20.0
+#: ... and lasts this long (seconds), like a consumer that is behind.
+LATENCY_MIN_S = 30.0
 #: Broker latency signals (canonical METRICS names) and their plain names.
 BROKER_LATENCY_METRICS: dict[str, str] = {
     "log_flush_time_ms_p99": "log flush p99",
@@ -112,28 +120,38 @@ class CommitRun:
     arrived: float
 
 
+def _true_runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, first and last column of every run of True in each row of a 2-D mask."""
+    rows, width = mask.shape
+    padded = np.zeros((rows, width + 2), dtype=np.int8)
+    padded[:, 1:-1] = mask
+    edges = np.diff(padded.ravel())
+    starts = np.flatnonzero(edges == 1)
+    ends = np.flatnonzero(edges == -1)
+    row = starts // (width + 2)
+    return row, starts % (width + 2), ends % (width + 2) - 1
+
+
 def commit_runs(block: KeyBlock, window_s: float) -> list[CommitRun]:
     """Return the spans (>= ``window_s``) of standing committed offsets per unit."""
-    out: list[CommitRun] = []
-    committed, produced = block.committed, block.produced()
-    t = block.t
-    for unit in range(committed.shape[0]):
-        row = committed[unit]
-        valid = ~np.isnan(row)
-        if valid.sum() < 2:
-            continue
-        still = np.zeros(len(row), dtype=bool)
-        still[1:] = (row[1:] == row[:-1]) & valid[1:] & valid[:-1]
-        edges = np.diff(np.r_[0, still.astype(np.int8), 0])
-        for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True):
-            first = max(int(a) - 1, 0)
-            arrived = float(produced[unit, a : b + 1].sum())
-            if t[b] - t[first] >= window_s and arrived > 0:
-                out.append(
-                    CommitRun(unit=unit, first=first, last=int(b), resumed=bool(b + 1 < len(row)),
-                              arrived=arrived)
-                )
-    return out
+    committed, t = block.committed, block.t
+    if committed.shape[1] < 2:
+        return []
+    valid = ~np.isnan(committed)
+    still = np.zeros(committed.shape, dtype=bool)
+    still[:, 1:] = (committed[:, 1:] == committed[:, :-1]) & valid[:, 1:] & valid[:, :-1]
+    unit, a, b = _true_runs(still)
+    first = np.maximum(a - 1, 0)
+    long_enough = t[b] - t[first] >= window_s
+    arrived_all = np.cumsum(block.produced(), axis=1)
+    arrived = arrived_all[unit, b] - np.where(a > 0, arrived_all[unit, np.maximum(a - 1, 0)], 0.0)
+    keep = long_enough & (arrived > 0)
+    width = committed.shape[1]
+    return [
+        CommitRun(unit=int(u), first=int(f), last=int(e), resumed=bool(e + 1 < width),
+                  arrived=float(n))
+        for u, f, e, n in zip(unit[keep], first[keep], b[keep], arrived[keep], strict=True)
+    ]
 
 
 @dataclass(frozen=True)
@@ -225,22 +243,23 @@ def rate_steps(t: np.ndarray, increments: np.ndarray, step_s: float) -> list[Rat
     found: list[RateStep] = []
 
     def split(lo: int, hi: int) -> None:
-        if hi - lo < 4:
-            return
         values = rates[lo:hi]
-        best, best_score = -1, 0.0
-        for cut in range(2, len(values) - 1):
-            left, right = values[:cut], values[cut:]
-            diff = abs(float(np.median(right)) - float(np.median(left)))
-            scale = max(float(np.median(left)), float(np.median(right)), 1e-9)
-            if diff < RATE_STEP_FRACTION * scale:
-                continue
-            score = diff / max(noise, 1e-9) * np.sqrt(len(left) * len(right) / len(values))
-            if score > best_score:
-                best, best_score = cut, score
-        if best < 0 or best_score < 4.0:
+        size = len(values)
+        if size < 4:
             return
-        cut = lo + best
+        # every cut at once: means left and right from cumulative sums
+        cuts = np.arange(2, size - 1)
+        sums = np.cumsum(values)
+        left = sums[cuts - 1] / cuts
+        right = (sums[-1] - sums[cuts - 1]) / (size - cuts)
+        diff = np.abs(right - left)
+        scale = np.maximum(np.maximum(left, right), 1e-9)
+        score = diff / max(noise, 1e-9) * np.sqrt(cuts * (size - cuts) / size)
+        score[diff < RATE_STEP_FRACTION * scale] = 0.0
+        best = int(np.argmax(score))
+        if score[best] < 4.0:
+            return
+        cut = lo + int(cuts[best])
         found.append(
             RateStep(
                 time_s=float(starts[cut]),
@@ -262,10 +281,30 @@ def _unit_names(block: KeyBlock, units: tuple[int, ...] | list[int]) -> str:
     return ", ".join(names)
 
 
-def key_events(block: KeyBlock, window_s: float) -> list[DerivedEvent]:
+@dataclass(frozen=True)
+class KeyFacts:
+    """What one key's data says happened, computed once and read by events and causes."""
+
+    changes: list[MembershipChange]
+    runs: list[CommitRun]
+    stalls: list[MemberStall]
+    rewinds: list[Rewind]
+
+
+def key_facts(block: KeyBlock, window_s: float) -> KeyFacts:
+    """Membership changes, standing commits, stalled members and rewinds of one key."""
+    return KeyFacts(
+        changes=membership_changes(block),
+        runs=commit_runs(block, window_s),
+        stalls=member_stalls(block, window_s),
+        rewinds=rewinds(block),
+    )
+
+
+def key_events(block: KeyBlock, facts: KeyFacts) -> list[DerivedEvent]:
     """All derived events of one key, oldest first."""
     times, out = block.times, []
-    for change in membership_changes(block):
+    for change in facts.changes:
         when = times[change.index]
         for member in change.joined:
             out.append(DerivedEvent(when, "member_joined", f"consumer {member} joined"))
@@ -279,9 +318,8 @@ def key_events(block: KeyBlock, window_s: float) -> list[DerivedEvent]:
                 "after",
             )
         )
-    runs = commit_runs(block, window_s)
-    out.extend(_commit_events(block, runs))
-    for rewind in rewinds(block):
+    out.extend(_commit_events(block, facts.runs))
+    for rewind in facts.rewinds:
         out.append(
             DerivedEvent(
                 times[rewind.index],
@@ -358,13 +396,16 @@ def broker_latency_events(latency: pd.DataFrame) -> list[tuple[DerivedEvent, str
             smooth = pd.Series(values).rolling(3, center=True, min_periods=1).median().to_numpy()
         if not usual > 0:
             continue
-        high = smooth >= LATENCY_RATIO * usual
+        high = (smooth >= LATENCY_RATIO * usual) & (smooth >= usual + LATENCY_MIN_RISE_MS)
         edges = np.diff(np.r_[0, high.astype(np.int8), 0])
         times = series["time"].to_numpy()
         name = BROKER_LATENCY_METRICS[str(metric)]
         for a, b in zip(np.flatnonzero(edges == 1), np.flatnonzero(edges == -1) - 1, strict=True):
             if a < 3:
                 continue  # high from the first samples on: no "before" to call it a change
+            until = times[min(int(b) + 1, len(values) - 1)]
+            if (pd.Timestamp(until) - pd.Timestamp(times[a])).total_seconds() < LATENCY_MIN_S:
+                continue
             peak = float(np.nanmax(values[a : b + 1]))
             out.append((
                 DerivedEvent(pd.Timestamp(times[a]), "broker_latency_high",

@@ -30,7 +30,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from scipy import stats
 
 from kbp_notebook.analysis._keyed import KeyBlock
@@ -100,21 +99,37 @@ class Span:
     began_before_data: bool
 
 
+def window_min(t: np.ndarray, y: np.ndarray, before_s: float, after_s: float) -> np.ndarray:
+    """Least value of ``y`` over ``[t - before_s, t + after_s]`` for every sample (NaN ignored).
+
+    A sparse table of minima answers every window in ``O(T log T)`` without a loop per sample.
+    """
+    n = len(y)
+    if n == 0:
+        return np.zeros(0)
+    values = np.where(np.isnan(y), np.inf, y)
+    lo = np.searchsorted(t, t - before_s, side="left")
+    hi = np.searchsorted(t, t + after_s, side="right") - 1
+    levels = [values]
+    width = 1
+    while 2 * width <= n:
+        prev = levels[-1]
+        levels.append(np.minimum(prev[:-width], prev[width:]))
+        width *= 2
+    length = hi - lo + 1
+    k = np.floor(np.log2(np.maximum(length, 1))).astype(np.int64)
+    out = np.empty(n)
+    for level in np.unique(k).tolist():
+        rows = k == level
+        table = levels[level]
+        out[rows] = np.minimum(table[lo[rows]], table[hi[rows] - (1 << level) + 1])
+    out[np.isinf(out)] = np.nan
+    return out
+
+
 def lower_envelope(t: np.ndarray, y: np.ndarray, window_s: float) -> np.ndarray:
     """Least value of ``y`` within ``window_s`` centred on each sample (NaN ignored)."""
-    series = pd.Series(y, index=pd.to_datetime(t, unit="s"))
-    rolled = series.rolling(pd.Timedelta(seconds=window_s), center=True, min_periods=1).min()
-    return np.asarray(rolled.to_numpy(dtype=np.float64))
-
-
-def _side_minima(t: np.ndarray, y: np.ndarray, half_s: float) -> tuple[np.ndarray, np.ndarray]:
-    """Least value of ``y`` in the ``half_s`` before and in the ``half_s`` after each sample."""
-    index = pd.to_datetime(t, unit="s")
-    span = pd.Timedelta(seconds=half_s)
-    before = pd.Series(y, index=index).rolling(span, min_periods=1).min().to_numpy()
-    reversed_index = pd.to_datetime(t[-1] - t[::-1], unit="s")
-    after = pd.Series(y[::-1], index=reversed_index).rolling(span, min_periods=1).min()
-    return np.asarray(before, dtype=np.float64), np.asarray(after.to_numpy()[::-1], dtype=float)
+    return window_min(t, y, window_s / 2.0, window_s / 2.0)
 
 
 def baseline_of(block: KeyBlock) -> Baseline:
@@ -130,7 +145,8 @@ def baseline_of(block: KeyBlock) -> Baseline:
         floor = float(np.nanquantile(envelope, 0.10))
         # at baseline: back near the floor both shortly before and shortly after (a steep
         # drain or the first seconds of a build-up touch the floor on one side only)
-        before, after = _side_minima(t, y, window / 2.0)
+        before = window_min(t, y, window / 2.0, 0.0)
+        after = window_min(t, y, 0.0, window / 2.0)
         near = floor + rate * COMMIT_INTERVAL_S + MIN_MARGIN_MESSAGES
         near_floor = (before <= near) & (after <= near)
         if near_floor.sum() < 3:

@@ -22,6 +22,19 @@ Per key (group + topic):
 4. ``eta_s_at_plan`` is the drain time with the planned consumers (needed,
    capped by partitions, or the ``consumers`` of :meth:`CapacityPlan.what_if`).
 
+5. **One consumer per partition**: a partition is read by one member at a
+   time, so no group size drains a partition faster than ``per_consumer_rate``
+   minus what producers write to it. The partition that drains slowest with
+   a consumer of its own (``slowest_partition``) bounds ``eta_s_at_plan``;
+   where its produce rate is at or above ``per_consumer_rate`` the plan is
+   not feasible at any size ("re-key or add partitions").
+6. **A one-off burst is not steady state**: planning at ``as_of`` inside an
+   episode that the incident model calls a ``producer_surge`` and that ended
+   on its own, the steady produce rate from before the surge is planned for,
+   and the note says so (``produce_growth`` plans for the peak instead).
+7. Rates are never negative: a rewind moves committed offsets back, which is
+   not negative consumption (the rate reads 0 and the note says why).
+
 Assumes per-consumer throughput is the bottleneck and scales linearly with
 members up to the partition count; a broker, disk or downstream limit will
 make the plan optimistic (see ``diagnose``).
@@ -46,6 +59,7 @@ from kbp_notebook.analysis._series import (
 )
 from kbp_notebook.analysis.drain import time_to_drain
 from kbp_notebook.errors import KbpDataError, KbpInputError
+from kbp_notebook.units import format_rate, format_time
 
 __all__ = ["CapacityPlan", "capacity_plan"]
 
@@ -62,6 +76,7 @@ COLUMNS = [
     "partitions_needed",
     "consumers_planned",
     "eta_s_at_plan",
+    "slowest_partition",
     "feasible",
     "note",
 ]
@@ -190,6 +205,10 @@ def _plan_rows(
 ) -> CapacityPlan:
     lag = basis["lag"].to_numpy(np.float64)
     produce = basis["produce_rate"].to_numpy(np.float64) * (1.0 + produce_growth)
+    partition_lag = basis["partition_lags"].to_list()
+    partition_numbers = basis["partition_numbers"].to_list()
+    partition_produce = [np.asarray(p, dtype=np.float64) * (1.0 + produce_growth)
+                         for p in basis["partition_produce_rates"].to_list()]
     partitions = basis["partitions"].to_numpy(np.float64)
     rate = basis["per_consumer_rate"].to_numpy(np.float64)
     if per_consumer_rate is not None:
@@ -203,16 +222,28 @@ def _plan_rows(
         eta = np.where(
             lag <= 0, 0.0, np.where(capacity > produce, lag / (capacity - produce), np.inf)
         )
+        slowest_at, partition_eta = _slowest_partition(partition_lag, partition_produce, rate)
+        eta = np.fmax(eta, partition_eta)
+    slowest = [None if at is None else int(numbers[at])
+               for at, numbers in zip(slowest_at, partition_numbers, strict=True)]
+    hot_bound = np.isinf(partition_eta)
     known = np.isfinite(rate) & (rate > 0)
-    feasible = known & (needed <= partitions) & (eta <= target_s)
+    feasible = known & (needed <= partitions) & (eta <= target_s) & ~hot_bound
     partitions_needed = np.where(known, np.maximum(needed, partitions), np.nan)
     notes = []
-    for row, was_needed, part, ok, is_known, eta_row in zip(
-        basis.itertuples(index=False), needed, partitions, feasible, known, eta, strict=True
+    for row, was_needed, part, ok, is_known, eta_row, hot, bound in zip(
+        basis.itertuples(index=False), needed, partitions, feasible, known, eta, slowest,
+        hot_bound, strict=True,
     ):  # builds one sentence per key for the reader; all maths is above, vectorised
         parts = [str(row.basis_note)] if row.basis_note else []
         if not is_known:
             parts.append("no per-consumer rate: pass consumers= or per_consumer_rate=")
+        elif bound:
+            parts.append(
+                f"partition {hot} receives more than one consumer reads "
+                f"({format_rate(row.per_consumer_rate)}): no number of consumers drains it; "
+                "re-key the hot key or add partitions"
+            )
         elif was_needed > part:
             parts.append(
                 f"needs {was_needed:.0f} consumers but only {part:.0f} partitions: "
@@ -232,6 +263,7 @@ def _plan_rows(
     table["partitions_needed"] = int_column(partitions_needed).array
     table["consumers_planned"] = int_column(np.where(known, planned, np.nan)).array
     table["eta_s_at_plan"] = np.where(known, eta, np.nan)
+    table["slowest_partition"] = pd.array(slowest, dtype="Int64")
     table["feasible"] = feasible
     table["note"] = pd.array(notes, dtype="string")
     return CapacityPlan(
@@ -242,6 +274,73 @@ def _plan_rows(
         consumers=consumers,
         per_consumer_rate=per_consumer_rate,
     )
+
+
+def _partition_lists(partitions: pd.DataFrame) -> pd.DataFrame:
+    """Per key: the partitions' numbers, lags and produce rates as arrays (for the ceiling)."""
+    rows = []
+    for key, part in partitions.groupby(list(KEYS), sort=False, observed=True):
+        rows.append({
+            **dict(zip(KEYS, key, strict=True)),
+            "partition_numbers": part["partition"].to_numpy(),
+            "partition_lags": part["lag"].to_numpy(dtype=np.float64),
+            "partition_produce_rates": np.clip(
+                part["produce_rate"].to_numpy(dtype=np.float64), 0.0, None),
+        })
+    return pd.DataFrame(rows, columns=[*KEYS, "partition_numbers", "partition_lags",
+                                       "partition_produce_rates"])
+
+
+def _steady_produce_rates(drain: pd.DataFrame, whole: pd.DataFrame, *, at: pd.Timestamp
+                          ) -> pd.DataFrame:
+    """Replace a surge that ended on its own by the steady rate before it (with a note)."""
+    from kbp_notebook.analysis.incident_model import incidents
+
+    drain = drain.assign(steady_note="", produce_scale=1.0)
+    try:
+        episodes = incidents(whole).episodes
+    except KbpDataError:
+        return drain
+    surges = episodes[(episodes["cause"] == "producer_surge") & episodes["recovered"].astype(bool)
+                      & (episodes["start"] <= at) & (episodes["end"] >= at)]
+    for _, surge in surges.iterrows():
+        mine = (drain["group"] == surge["group"]) & (drain["topic"] == surge["topic"])
+        steady = float(surge["produce_rate_before_per_s"])
+        if not mine.any() or not np.isfinite(steady):
+            continue
+        current = drain.loc[mine, "produce_rate"].to_numpy(dtype=np.float64)
+        drain.loc[mine, "produce_scale"] = np.where(current > steady, steady / current, 1.0)
+        drain.loc[mine, "produce_rate"] = np.minimum(current, steady)
+        drain.loc[mine, "steady_note"] = (
+            f"the {format_rate(surge['produce_rate_during_per_s'])} surge from "
+            f"{format_time(surge['start'])} drained on its own by {format_time(surge['end'])}: "
+            f"planned for the steady {format_rate(steady)} (produce_growth= plans for a peak)"
+        )
+    return drain
+
+
+def _slowest_partition(
+    lags: list[np.ndarray], produce: list[np.ndarray], rate: np.ndarray
+) -> tuple[list[int | None], np.ndarray]:
+    """Per key, the partition that drains slowest with a consumer of its own, and its ETA.
+
+    ETA is ``lag / (rate - produce)`` per partition; inf where producers write to it at
+    least as fast as one consumer reads (no group size helps); 0 without partitions.
+    """
+    slowest: list[int | None] = []
+    eta = np.zeros(len(rate))
+    for index, (lag, prod, r) in enumerate(zip(lags, produce, rate, strict=True)):
+        lag = np.asarray(lag, dtype=np.float64)
+        if len(lag) == 0 or not np.isfinite(r):
+            slowest.append(None)
+            continue
+        with np.errstate(invalid="ignore", divide="ignore"):
+            each = np.where(lag <= 0, 0.0, np.where(r > prod, lag / (r - prod), np.inf))
+        each = np.where(np.isnan(each), 0.0, each)
+        worst = int(np.argmax(each))
+        slowest.append(worst if each[worst] > 0 else None)
+        eta[index] = each[worst]
+    return slowest, eta
 
 
 def _members_and_rates(frame: pd.DataFrame) -> pd.DataFrame:
@@ -290,6 +389,7 @@ def capacity_plan(
     consumers: int | None = None,
     produce_growth: float = 0.0,
     per_consumer_rate: float | None = None,
+    as_of: object = None,
 ) -> CapacityPlan:
     """Consumers (capped by partitions) and partitions needed to drain within ``target_s``.
 
@@ -308,6 +408,10 @@ def capacity_plan(
         Expected relative growth of the produce rate (0.2 = +20 %).
     per_consumer_rate
         Override the measured messages/s per consumer.
+    as_of
+        Plan as of this time (e.g. the peak of an episode) from the snapshots up to it;
+        the whole frame is still read by the incident model, so a surge that ended on
+        its own after ``as_of`` is not planned as steady state. Default: the last snapshot.
 
     Returns
     -------
@@ -330,13 +434,28 @@ def capacity_plan(
     >>> plan.what_if(consumers=6).table  # doctest: +SKIP
     """
     _check(target_s, produce_growth, consumers, per_consumer_rate)
-    frame = prepare_lag(lag)
-    drain = time_to_drain(frame, by=("group", "topic")).table
+    whole = prepare_lag(lag)
+    frame = whole
+    if as_of is not None:
+        when = pd.Timestamp(as_of)  # type: ignore[arg-type]
+        when = when.tz_localize("UTC") if when.tzinfo is None else when
+        frame = prepare_lag(whole[whole["time"] <= when])
+    forecast = time_to_drain(frame, by=("group", "topic"))
+    drain = forecast.table.copy()
     with quiet():
         measured = _members_and_rates(frame)
-    basis = drain[[*KEYS, "lag", "produce_rate", "consume_rate", "partitions"]].merge(
-        measured, on=list(KEYS), how="left"
+    drain = _steady_produce_rates(drain, whole, at=frame["time"].max())
+    basis = drain[[*KEYS, "lag", "produce_rate", "consume_rate", "partitions", "steady_note",
+                   "produce_scale"]]
+    basis = basis.merge(measured, on=list(KEYS), how="left").merge(
+        _partition_lists(forecast.partitions), on=list(KEYS), how="left"
     )
+    basis["partition_produce_rates"] = [
+        rates * scale for rates, scale in zip(basis["partition_produce_rates"],
+                                              basis["produce_scale"], strict=True)
+    ]
+    rewound = basis["consume_rate"].to_numpy(np.float64) < 0
+    basis["consume_rate"] = np.maximum(basis["consume_rate"].to_numpy(np.float64), 0.0)
     if partitions is not None:
         basis["partitions"] = int(partitions)
     now = basis["members_now"].to_numpy(np.float64)
@@ -350,7 +469,7 @@ def capacity_plan(
         from_now = consume / now
     rate = np.where(np.isfinite(fitted) & (fitted > 0), fitted, from_now)
     rate = np.where(rate > 0, rate, np.nan)
-    notes = np.where(
+    measured_notes = np.where(
         np.isfinite(fitted) & (fitted > 0),
         "per-consumer rate measured while behind",
         np.where(
@@ -363,6 +482,12 @@ def capacity_plan(
             ),
         ),
     )
+    notes = [
+        "; ".join(part for part in (str(a), str(b), "committed offsets moved back (a rewind), "
+                                    "so the consume rate reads 0" if back else "") if part)
+        for a, b, back in zip(measured_notes, basis["steady_note"].fillna(""), rewound,
+                              strict=True)
+    ]
     basis["per_consumer_rate"] = rate
     basis["basis_note"] = notes
     if len(basis) == 1 and not np.isfinite(rate[0]) and per_consumer_rate is None:

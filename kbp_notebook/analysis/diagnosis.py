@@ -52,6 +52,14 @@ import pandas as pd
 
 from kbp_notebook.analysis._result import Result
 from kbp_notebook.errors import KbpDataError, KbpError, KbpInputError
+from kbp_notebook.units import (
+    format_bytes,
+    format_count,
+    format_duration,
+    format_number,
+    format_rate,
+    format_time,
+)
 
 __all__ = ["Diagnosis", "diagnose"]
 
@@ -166,40 +174,9 @@ class Diagnosis(Result):
 # --------------------------------------------------------------------------- helpers
 
 
-def _fmt_time(value: Any) -> str:
-    if value is None or pd.isna(value):
-        return "an unknown time"
-    return f"{pd.Timestamp(value).tz_convert('UTC'):%Y-%m-%d %H:%M:%S} UTC"
-
-
-def _fmt_duration(seconds: float) -> str:
-    if not np.isfinite(seconds):
-        return "never"
-    seconds = max(float(seconds), 0.0)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.0f} min"
-    if seconds < 2 * 86400:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} days"
-
-
-def _fmt_num(value: float) -> str:
-    if not np.isfinite(value):
-        return str(value)
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.3g}"
-
-
-def _fmt_bytes(value: float) -> str:
-    size = float(value)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(size) < 1024 or unit == "TiB":
-            return f"{size:.1f} {unit}" if unit != "B" else f"{size:.0f} B"
-        size /= 1024
-    return f"{size:.1f} TiB"
+def _when(value: Any) -> str:
+    """Return a time with its date, or "an unknown time"."""
+    return "an unknown time" if value is None or pd.isna(value) else format_time(value, date=True)
 
 
 def _row_at(frame: pd.DataFrame, values: Any, *, lowest: bool = False) -> pd.Series:
@@ -261,13 +238,15 @@ class _Context:
     drain_partitions: pd.DataFrame | None = None
     drain_error: str = ""
     consumers: pd.DataFrame | None = None
-    stuck_groups: set[str] = field(default_factory=set)
+    episodes: pd.DataFrame | None = None
+    episodes_error: str = ""
 
 
 # --------------------------------------------------------------------------- checks
 
 
 def _check_lag_growing(ctx: _Context) -> list[dict[str, Any]]:
+    """Judge whether lag grows *now* (each key's current regime, from ``lag_trend``)."""
     signal = "lag_growing"
     table = ctx.trend
     if table is None:
@@ -279,110 +258,67 @@ def _check_lag_growing(ctx: _Context) -> list[dict[str, Any]]:
         return [_finding(signal, "info", f"no group/topic had enough lag samples: {reasons}")]
     if not len(growing):
         draining = int((judged["status"] == "draining").sum())
-        now = (
-            f"lag is not growing now for any of {len(judged)} group/topic key(s) "
-            f"({draining} draining, {len(judged) - draining} stable)"
-        )
-        episode = _lag_episode(ctx)
-        if episode is not None:
-            return [episode | {"evidence": f"{episode['evidence']}; {now}"}]
         return [
             _finding(
                 signal,
                 "ok",
-                now,
+                f"lag is not growing now for any of {len(judged)} group/topic key(s) "
+                f"({draining} draining, {len(judged) - draining} stable)",
                 value=float(judged["slope_per_s"].max()),
                 threshold=0.0,
             )
         ]
     top = growing.iloc[0]
     since = (
-        f"since {_fmt_time(top['onset'])}"
+        f"since {format_time(top['onset'], date=True)}"
         if pd.notna(top["onset"])
         else "since the start of the recording"
     )
     others = f"; {len(growing) - 1} more key(s) growing" if len(growing) > 1 else ""
     evidence = (
-        f"lag of {_key(top['group'], top['topic'])} grows {_fmt_num(top['slope_per_s'])} "
-        f"messages/s (interval {_fmt_num(top['ci_low'])} to {_fmt_num(top['ci_high'])}) "
+        f"lag of {_key(top['group'], top['topic'])} grows {format_rate(top['slope_per_s'])} "
+        f"now (interval {format_number(top['ci_low'])} to {format_number(top['ci_high'])}) "
         f"{since}{others}"
     )
     start = top["onset"] if pd.notna(top["onset"]) else ctx.dataset.lag["time"].min()
     return [
-        _finding(
-            signal,
-            "warning",
-            evidence,
-            time_start=start,
-            value=float(top["slope_per_s"]),
-            threshold=0.0,
-        )
+        _finding(signal, "warning", evidence, time_start=start,
+                 value=float(top["slope_per_s"]), threshold=0.0)
     ]
 
 
-def _lag_episode(ctx: _Context) -> dict[str, Any] | None:
-    """Find a rise of total lag inside the recording that the end-to-end trend hides.
-
-    Per group/topic: baseline = median total lag over the first ``baseline``
-    share of the recording; a rise is a peak at least ``min_skew_lag``
-    messages and twice the baseline above it. If lag came back down (within
-    a quarter of the rise) it is reported as a resolved episode (``info``),
-    otherwise as lag that stays high (``warning``).
-    """
-    lag = ctx.dataset.lag
-    totals = (
-        lag.groupby(["group", "topic", "time"], observed=True)["lag"]
-        .sum(min_count=1)
-        .astype("float64")
-        .dropna()
-        .reset_index()
-    )
-    if len(totals) < 4:
-        return None
-    keys = [totals["group"], totals["topic"]]
-    by_key = totals.groupby(keys, observed=True)
-    first, last = by_key["time"].transform("min"), by_key["time"].transform("max")
-    early = totals["time"] <= first + (last - first) * ctx.baseline
-    base = totals["lag"].where(early).groupby(keys, observed=True).transform("median")
-    peak = by_key["lag"].transform("max")
-    rise = peak - base
-    eligible = (rise >= ctx.min_skew_lag) & (peak >= 2 * base) & (totals["lag"] == peak)
-    if not bool(eligible.any()):
-        return None
-    top = _row_at(totals[eligible], rise[eligible])
-    own = totals[(totals["group"] == top["group"]) & (totals["topic"] == top["topic"])]
-    base_level = float(base[top.name])
-    amount = float(top["lag"]) - base_level
-    before = own[(own["time"] <= top["time"]) & (own["lag"] <= base_level + 0.1 * amount)]
-    began = before["time"].max() if len(before) else own["time"].min()
-    after = own[(own["time"] > top["time"]) & (own["lag"] <= base_level + 0.25 * amount)]
-    story = (
-        f"lag of {_key(top['group'], top['topic'])} rose from about {_fmt_num(base_level)} "
-        f"messages after {_fmt_time(began)} to a peak of {_fmt_num(float(top['lag']))} at "
-        f"{_fmt_time(top['time'])}"
-    )
-    rate = amount / max((top["time"] - began).total_seconds(), 1e-9)
-    if len(after):
-        back = after["time"].min()
-        return _finding(
-            "lag_growing",
-            "info",
-            f"{story} (about {_fmt_num(rate)} messages/s), and was back down by "
-            f"{_fmt_time(back)}: a resolved episode",
-            time_start=began,
-            value=rate,
-            threshold=0.0,
-        )
-    ctx.stuck_groups.add(str(top["group"]))
-    return _finding(
-        "lag_growing",
-        "warning",
-        f"{story} (about {_fmt_num(rate)} messages/s) and has not come back down "
-        f"({_fmt_num(float(own['lag'].iloc[-1]))} at the end)",
-        time_start=began,
-        value=rate,
-        threshold=0.0,
-    )
+def _check_episodes(ctx: _Context) -> list[dict[str, Any]]:
+    """One finding per episode of the incident model, and one per cause it names."""
+    signal = "lag_episode"
+    episodes = ctx.episodes
+    if episodes is None:
+        return [_finding(signal, "info", f"episodes could not be found: {ctx.episodes_error}")]
+    if not len(episodes):
+        return [_finding(signal, "ok", "no group fell behind its own usual lag in this recording")]
+    rows = []
+    for _, episode in episodes.iterrows():
+        over = bool(episode["recovered"])
+        severity = "warning" if over else "critical"
+        end = (f"back at its usual lag at {format_time(episode['end'])} after "
+               f"{format_duration(episode['duration_s'])}" if over
+               else f"still behind after {format_duration(episode['duration_s'])}")
+        rows.append(_finding(
+            signal, severity,
+            f"{_key(episode['group'], episode['topic'])} fell behind at "
+            f"{format_time(episode['start'], date=True)}, peaked at "
+            f"{format_count(episode['peak_lag'])} messages at "
+            f"{format_time(episode['peak_time'])} "
+            f"(grew {format_rate(episode['growth_rate_per_s'])})"
+            f" and was {end}",
+            time_start=episode["start"], value=float(episode["peak_lag"]),
+            threshold=float(episode["baseline_lag"]),
+        ))
+        rows.append(_finding(
+            str(episode["cause"]), severity,
+            f"{_key(episode['group'], episode['topic'])}: {episode['evidence']}",
+            time_start=episode["start"], value=float(episode["peak_lag"]),
+        ))
+    return rows
 
 
 def _behind(table: pd.DataFrame, min_lag: float) -> tuple[pd.Series, pd.Series]:
@@ -424,12 +360,13 @@ def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
             "never drains at these rates"
             if severity == "critical"
             else f"does not drain at these rates (the interval still allows it to, in "
-            f"{_fmt_duration(float(worst['eta_low_s']))} or more)"
+            f"{format_duration(float(worst['eta_low_s']))} or more)"
         )
         evidence = (
-            f"{_key(worst['group'], worst['topic'])} consumes {_fmt_num(worst['consume_rate'])} "
-            f"messages/s while producers write {_fmt_num(worst['produce_rate'])} messages/s: "
-            f"its lag ({_fmt_num(worst['lag'])} messages) {verdict}{others}"
+            f"{_key(worst['group'], worst['topic'])} consumes "
+            f"{format_number(worst['consume_rate'])} "
+            f"messages/s while producers write {format_number(worst['produce_rate'])} messages/s: "
+            f"its lag ({format_number(worst['lag'])} messages) {verdict}{others}"
         )
         return [
             _finding(
@@ -446,10 +383,10 @@ def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
         slowest = _row_at(lagging, lagging["eta_s"])
         evidence = (
             f"consumers keep up: {_key(slowest['group'], slowest['topic'])}, the slowest, "
-            f"drains its {_fmt_num(slowest['lag'])} messages in about "
-            f"{_fmt_duration(float(slowest['eta_s']))} (consume "
-            f"{_fmt_num(slowest['consume_rate'])} vs produce "
-            f"{_fmt_num(slowest['produce_rate'])} messages/s)"
+            f"drains its {format_number(slowest['lag'])} messages in about "
+            f"{format_duration(float(slowest['eta_s']))} (consume "
+            f"{format_number(slowest['consume_rate'])} vs produce "
+            f"{format_number(slowest['produce_rate'])} messages/s)"
         )
         value = float(slowest["consume_rate"]) / max(float(slowest["produce_rate"]), 1e-12)
         return [_finding(signal, "ok", evidence, value=value, threshold=1.0)]
@@ -457,7 +394,7 @@ def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
     text = (
         "no lag: consumers are caught up"
         if most <= 0
-        else f"consumers keep up: lag is at most {_fmt_num(most)} messages, within the noise "
+        else f"consumers keep up: lag is at most {format_number(most)} messages, within the noise "
         f"of a caught-up group"
     )
     return [_finding(signal, "ok", text, threshold=1.0)]
@@ -483,8 +420,8 @@ def _check_under_replicated(ctx: _Context) -> list[dict[str, Any]]:
     worst = _row_at(bad, bad["value"])
     first = bad["time"].min()
     evidence = (
-        f"{_fmt_num(worst['value'])} under-replicated partition(s) on {worst['entity']} at "
-        f"{_fmt_time(worst['time'])}; first seen {_fmt_time(first)} "
+        f"{format_number(worst['value'])} under-replicated partition(s) on {worst['entity']} at "
+        f"{_when(worst['time'])}; first seen {_when(first)} "
         f"({bad['entity'].nunique()} broker(s) affected)"
     )
     return [
@@ -513,8 +450,8 @@ def _check_disk(ctx: _Context) -> list[dict[str, Any]]:
                 signal,
                 "info",
                 f"no log_dir_free_bytes recorded, so capacity is unknown; largest log dir "
-                f"{largest.name} holds {_fmt_bytes(float(largest['value']))} at "
-                f"{_fmt_time(largest['time'])}",
+                f"{largest.name} holds {format_bytes(float(largest['value']))} at "
+                f"{_when(largest['time'])}",
                 value=float(largest["value"]),
             )
         ]
@@ -528,8 +465,8 @@ def _check_disk(ctx: _Context) -> list[dict[str, Any]]:
     value = float(share.max())
     severity = "critical" if value >= DISK_CRITICAL else "warning" if value >= DISK_WARN else "ok"
     evidence = (
-        f"log dir {top} is {value:.0%} full ({_fmt_bytes(float(fullest['value']))} used, "
-        f"{_fmt_bytes(float(fullest['free']))} free) at {_fmt_time(fullest['time'])}"
+        f"log dir {top} is {value:.0%} full ({format_bytes(float(fullest['value']))} used, "
+        f"{format_bytes(float(fullest['free']))} free) at {_when(fullest['time'])}"
     )
     start = None
     if severity != "ok":
@@ -568,9 +505,9 @@ def _check_latency(ctx: _Context, signal: str, metric: str, what: str) -> list[d
     else:
         severity = "ok"
     evidence = (
-        f"{what} of {entity} is {_fmt_num(both.loc[entity, 'recent'])} ms (median of the last "
+        f"{what} of {entity} is {format_number(both.loc[entity, 'recent'])} ms (median of the last "
         f"{ctx.baseline:.0%} of the recording) against a baseline of "
-        f"{_fmt_num(both.loc[entity, 'base'])} ms (first {ctx.baseline:.0%}): "
+        f"{format_number(both.loc[entity, 'base'])} ms (first {ctx.baseline:.0%}): "
         f"{value:.1f}x"
     )
     start = None
@@ -578,7 +515,7 @@ def _check_latency(ctx: _Context, signal: str, metric: str, what: str) -> list[d
         own = rows[rows["entity"] == entity]
         over = own[own["value"] >= LATENCY_RATIO_WARN * both.loc[entity, "base"]]
         start = over["time"].min() if len(over) else None
-        evidence += f", above {LATENCY_RATIO_WARN:g}x since {_fmt_time(start)}"
+        evidence += f", above {LATENCY_RATIO_WARN:g}x since {_when(start)}"
     return [
         _finding(
             signal,
@@ -591,7 +528,29 @@ def _check_latency(ctx: _Context, signal: str, metric: str, what: str) -> list[d
     ]
 
 
+def _check_broker_at_onset(ctx: _Context) -> list[dict[str, Any]]:
+    """Broker latency at each episode's onset against its own level before it."""
+    signal = "broker_latency_at_onset"
+    episodes = ctx.episodes
+    if episodes is None or not len(episodes):
+        return [_finding(signal, "info", "no episode, so no onset to judge the brokers at")]
+    rows = []
+    for _, episode in episodes.iterrows():
+        ratio = float(episode["broker_latency_ratio"])
+        where = _key(episode["group"], episode["topic"])
+        rows.append(_finding(
+            signal,
+            "warning" if np.isfinite(ratio) else "info",
+            f"{where}: {episode['broker_evidence']}",
+            time_start=episode["start"],
+            value=ratio,
+            threshold=2.0,
+        ))
+    return rows
+
+
 def _check_flush(ctx: _Context) -> list[dict[str, Any]]:
+    """Correlate broker flush latency with lag: a lead when significant, no alibi when not."""
     from kbp_notebook.analysis.correlation import flush_latency_vs_lag
 
     signal = "flush_latency_correlated_with_lag"
@@ -612,28 +571,30 @@ def _check_flush(ctx: _Context) -> list[dict[str, Any]]:
     best = min(results, key=lambda r: r.p_value)
     level = ctx.alpha / 2
     peak = float(ctx.dataset.metrics.loc[ctx.dataset.metrics["metric"] == metric, "value"].max())
-    what = f"{best.y_name} (r = {best.r:+.2f}, p = {best.p_value:.2g}"
+    what = (f"{best.y_name} (correlation {best.r:+.2f}, p = {best.p_value:.2g}, "
+            f"{best.n_eff:.0f} effectively independent samples")
     lead = _lead_words(best.shift, metric)
     if best.p_value < level and best.r > 0:
         evidence = (
             f"broker {metric} rises with {what}, {lead}); flush latency peaked at "
-            f"{_fmt_num(peak)} ms. A correlation, not proof of cause"
+            f"{format_number(peak)} ms. A correlation, not proof of cause"
         )
         return [_finding(signal, "warning", evidence, value=best.r, threshold=level)]
     evidence = (
-        f"no evidence that broker {metric} moves with lag: best was {what}) after allowing "
-        f"for autocorrelation and the ±{_fmt_duration(best.max_shift.total_seconds())} search; "
-        f"flush latency peaked at {_fmt_num(peak)} ms"
+        f"no significant correlation of broker {metric} with {what}) after allowing for "
+        f"autocorrelation and the ±{format_duration(best.max_shift.total_seconds())} search; "
+        f"flush latency peaked at {format_number(peak)} ms. Too little to clear the brokers: "
+        f"judge them by their latency at the onset (broker_latency_at_onset)"
     )
-    return [_finding(signal, "ok", evidence, value=best.r, threshold=level)]
+    return [_finding(signal, "info", evidence, value=best.r, threshold=level)]
 
 
 def _lead_words(shift: pd.Timedelta, metric: str) -> str:
     seconds = float(shift.total_seconds())
     if seconds > 0:
-        return f"{metric} moving first by {_fmt_duration(seconds)}"
+        return f"{metric} moving first by {format_duration(seconds)}"
     if seconds < 0:
-        return f"lag moving first by {_fmt_duration(-seconds)}"
+        return f"lag moving first by {format_duration(-seconds)}"
     return "at the same time"
 
 
@@ -658,7 +619,7 @@ def _check_idle(ctx: _Context, signal: str, metric: str, what: str) -> list[dict
     if severity != "ok":
         own = rows[(rows["entity"] == entity) & (rows["value"] < IDLE_WARN)]
         start = own["time"].min() if len(own) else None
-        evidence += f"; below {IDLE_WARN:g} since {_fmt_time(start)}"
+        evidence += f"; below {IDLE_WARN:g} since {_when(start)}"
     elif low_ever < IDLE_WARN:
         severity = "info"
         evidence += " (dipped below it earlier, recovered since)"
@@ -720,7 +681,7 @@ def _check_consumers(ctx: _Context) -> list[dict[str, Any]]:
             severity, text = (
                 "warning" if record.group in lagging else "info",
                 f"{where} has no active member owning its {partitions} partition(s) at "
-                f"{_fmt_time(record.time)}: nothing is consuming",
+                f"{_when(record.time)}: nothing is consuming",
             )
         elif consumers >= partitions:
             severity, text = (
@@ -748,7 +709,10 @@ def _check_consumers(ctx: _Context) -> list[dict[str, Any]]:
 
 
 def _lagging_groups(ctx: _Context) -> set[str]:
-    groups: set[str] = set(ctx.stuck_groups)
+    """Return the groups with an episode not over, or whose lag grows now."""
+    groups: set[str] = set()
+    if ctx.episodes is not None and len(ctx.episodes):
+        groups |= set(map(str, ctx.episodes.loc[~ctx.episodes["recovered"].astype(bool), "group"]))
     if ctx.trend is not None:
         groups |= set(map(str, ctx.trend.loc[ctx.trend["status"] == "growing", "group"]))
     if ctx.drain is not None:
@@ -758,64 +722,31 @@ def _lagging_groups(ctx: _Context) -> set[str]:
 
 
 def _check_skew(ctx: _Context) -> list[dict[str, Any]]:
+    """Judge whether an episode sat on few partitions with a disproportionate produce rate."""
     signal = "partition_skew"
-    lag = ctx.dataset.lag
-    if not len(lag):
-        return [_finding(signal, "info", "no lag recorded")]
-    latest = lag[lag["time"] == lag.groupby(["group", "topic"])["time"].transform("max")]
-    latest = latest.assign(_lag=latest["lag"].astype("Float64").fillna(0).astype(float))
-    by_key = latest.groupby(["group", "topic"])
-    total = by_key["_lag"].transform("sum")
-    count = by_key["_lag"].transform("size")
-    share = latest["_lag"] / total.where(total > 0)
-    bar = np.maximum(SKEW_SHARE, 1.5 / count)
-    skewed = latest[(share >= bar) & (count >= 2) & (total >= ctx.min_skew_lag)]
-    skewed = skewed.assign(_share=share[skewed.index], _total=total[skewed.index])
-    if not len(skewed):
-        eligible = int(
-            ((count >= 2) & (total >= ctx.min_skew_lag))
-            .groupby([latest["group"], latest["topic"]])
-            .any()
-            .sum()
-        )
-        if not eligible:
-            return [
-                _finding(
-                    signal,
-                    "ok",
-                    f"no group/topic with two or more partitions holds {_fmt_num(ctx.min_skew_lag)}"
-                    f" or more messages of lag, so there is no skew to speak of",
-                    threshold=SKEW_SHARE,
-                )
-            ]
-        return [
-            _finding(
-                signal,
-                "ok",
-                f"lag is spread over partitions: no partition holds {SKEW_SHARE:.0%} or more of "
-                f"its group/topic's lag",
-                value=float(share.max()),
-                threshold=SKEW_SHARE,
-            )
-        ]
-    worst = _row_at(skewed, skewed["_share"])
-    others = f"; {len(skewed) - 1} more skewed key(s)" if len(skewed) > 1 else ""
-    evidence = (
-        f"partition {int(worst['partition'])} holds {worst['_share']:.0%} of the lag of "
-        f"{_key(worst['group'], worst['topic'])} ({_fmt_num(worst['_lag'])} of "
-        f"{_fmt_num(worst['_total'])} messages over {int(count[worst.name])} partitions) at "
-        f"{_fmt_time(worst['time'])}{others}"
-    )
-    return [
-        _finding(
-            signal,
-            "warning",
-            evidence,
-            time_start=None,
-            value=float(worst["_share"]),
-            threshold=SKEW_SHARE,
-        )
-    ]
+    episodes = ctx.episodes
+    if episodes is None:
+        return [_finding(signal, "info", f"episodes could not be found: {ctx.episodes_error}")]
+    skewed = episodes[[("partition_skew" in tuple(c)) for c in episodes["causes"]]]
+    if len(skewed) and not (skewed["cause"] == "partition_skew").any():
+        row = skewed.iloc[0]
+        return [_finding(
+            signal, "info",
+            f"{_key(row['group'], row['topic'])}: the backlog later concentrated on partition(s) "
+            f"{', '.join(map(str, row['partitions_involved']))}, but skew did not start the "
+            f"episode ({row['cause']} did)",
+            time_start=row["start"],
+        )]
+    if len(skewed):
+        return []  # the cause finding of the episode says it, with its evidence
+    if not len(episodes):
+        return [_finding(signal, "ok", "no episode, so no skew to speak of", threshold=SKEW_SHARE)]
+    return [_finding(
+        signal, "ok",
+        f"no episode sat on a few hot partitions: {len(episodes)} episode(s) spread over "
+        f"{', '.join(str(len(p)) for p in episodes['partitions_involved'])} partition(s)",
+        threshold=SKEW_SHARE,
+    )]
 
 
 def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
@@ -833,7 +764,7 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
         evidence = (
             f"{_key(row['group'], row['topic'])} partition {int(row['partition'])} has committed "
             f"offset {int(row['committed_offset'])} below the log start "
-            f"{int(row['log_start_offset'])} at {_fmt_time(row['time'])}: messages were deleted "
+            f"{int(row['log_start_offset'])} at {_when(row['time'])}: messages were deleted "
             f"before they were consumed"
         )
         return [_finding(signal, "critical", evidence, value=0.0, threshold=RETENTION_WARN_S)]
@@ -851,7 +782,7 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
         evidence = (
             f"at current rates {_key(loss_row['group'], loss_row['topic'])} partition "
             f"{int(loss_row['partition'])} falls behind the log start (retention deletes "
-            f"unread messages) in about {_fmt_duration(loss_s)}; lag is up to "
+            f"unread messages) in about {format_duration(loss_s)}; lag is up to "
             f"{top_share:.0%} of what the log retains"
         )
         return [_finding(signal, severity, evidence, value=loss_s, threshold=RETENTION_WARN_S)]
@@ -859,14 +790,14 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
         row = _row_at(latest, share)
         evidence = (
             f"lag of {_key(row['group'], row['topic'])} partition {int(row['partition'])} is "
-            f"{top_share:.0%} of what the log retains at {_fmt_time(row['time'])}; little "
+            f"{top_share:.0%} of what the log retains at {_when(row['time'])}; little "
             f"headroom before retention deletes unread messages"
         )
         return [
             _finding(signal, "warning", evidence, value=top_share, threshold=RETENTION_SHARE_WARN)
         ]
     horizon = (
-        f"; at current rates none is lost for {_fmt_duration(loss_s)}"
+        f"; at current rates none is lost for {format_duration(loss_s)}"
         if np.isfinite(loss_s)
         else "; at current rates no consumer falls off retention"
     )
@@ -884,171 +815,208 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
 # --------------------------------------------------------------------------- advice
 
 
-def _recommend(
-    findings: pd.DataFrame, consumer_rows: list[dict[str, Any]], lagging: set[str]
-) -> pd.DataFrame:
-    bad = findings[findings["severity"].isin(["critical", "warning"])]
-    flagged = set(bad["signal"])
-    recs: list[dict[str, str]] = []
+@dataclass(frozen=True)
+class _Advice:
+    """What the recommendation rules read: the findings and the episodes behind them."""
 
-    def add(text: str, because: list[str], detail: str) -> None:
-        recs.append({"recommendation": text, "because": ", ".join(because), "detail": detail})
+    findings: pd.DataFrame
+    flagged: frozenset[str]
+    episodes: pd.DataFrame
+    consumer_rows: tuple[dict[str, Any], ...]
+    lagging: frozenset[str]
 
-    behind = [s for s in ("consumers_slower_than_producers", "lag_growing") if s in flagged]
-    # Scaling advice only for the groups that are behind, from their own member count.
-    consumer_rows = [r for r in consumer_rows if r["_group"] in lagging]
-    if behind:
-        full = [r for r in consumer_rows if r["_consumers"] >= r["_partitions"] > 0]
-        room = [r for r in consumer_rows if 0 < r["_consumers"] < r["_partitions"]]
-        idle = [r for r in consumer_rows if r["_consumers"] == 0]
-        for row in idle:
-            add(
-                f"Start consumers for group {row['_group']!r}",
-                [*behind, "consumer_count"],
-                "no member owns its partitions, so nothing consumes; check that the "
-                "application is running and can reach the cluster",
-            )
-        for row in room:
-            add(
-                f"Add consumers to group {row['_group']!r} (up to {row['_partitions']})",
-                [*behind, "consumer_count"],
-                f"it has {row['_consumers']} consumer(s) for {row['_partitions']} partitions; "
-                f"each added member takes partitions off the busiest ones",
-            )
-        for row in full:
-            add(
-                f"Add partitions to the topic(s) of group {row['_group']!r}, then consumers",
-                [*behind, "consumer_count"],
-                f"every one of its {row['_partitions']} partitions already has its own consumer "
-                f"({row['_consumers']} members), so more consumers would sit idle; more "
-                f"partitions (note: this remaps keys) or faster per-record processing "
-                f"(batch work per poll, max.poll.records, fetch.min.bytes) raise throughput",
-            )
-        if full:
-            add(
-                "Apply flow control to the producers until consumers catch up",
-                [*behind, "consumer_count"],
-                "the group cannot scale out further without new partitions; client quotas "
-                "(producer_byte_rate) or back-pressure in the producing application stop "
-                "the backlog from growing meanwhile",
-            )
-        if not consumer_rows:
-            add(
-                "Check the group's member count against its partitions before scaling",
-                [*behind],
-                "consumer_id was not recorded: if there are fewer consumers than partitions, "
-                "add consumers; if every partition has one, add partitions instead",
-            )
-    if "partition_skew" in flagged:
-        add(
-            "Look at the hot partition: key distribution or its one consumer",
-            ["partition_skew"],
-            "one partition holds most of the lag: a hot key (check the producer's key choice "
-            "and partitioner) or a slow/stuck consumer on that partition; adding consumers "
-            "does not split one partition",
-        )
+
+Recommendation = tuple[str, list[str], str]
+
+
+def _scaling(advice: _Advice, groups: set[str], because: list[str]) -> list[Recommendation]:
+    """Scale-out advice for ``groups`` from their own member count (never contradicting it)."""
+    rows = [r for r in advice.consumer_rows if r["_group"] in groups]
+    out: list[Recommendation] = []
+    for row in rows:
+        members, partitions = row["_consumers"], row["_partitions"]
+        if members == 0:
+            out.append((f"Start consumers for group {row['_group']!r}",
+                        [*because, "consumer_count"],
+                        "no member owns its partitions, so nothing consumes; check that the "
+                        "application is running and can reach the cluster"))
+        elif members < partitions:
+            out.append((f"Add consumers to group {row['_group']!r} (up to {partitions})",
+                        [*because, "consumer_count"],
+                        f"it has {members} consumer(s) for {partitions} partitions; each added "
+                        "member takes partitions off the busiest ones"))
+        else:
+            out.append((f"Add partitions to the topic(s) of group {row['_group']!r}, then "
+                        "consumers", [*because, "consumer_count"],
+                        f"every one of its {partitions} partitions already has its own consumer "
+                        f"({members} members), so more consumers would sit idle; more partitions "
+                        "(note: this remaps keys) or faster per-record processing (batch work "
+                        "per poll, max.poll.records, fetch.min.bytes) raise throughput"))
+            out.append(("Apply flow control to the producers until consumers catch up",
+                        [*because, "consumer_count"],
+                        "the group cannot scale out further without new partitions; client "
+                        "quotas (producer_byte_rate) or back-pressure in the producing "
+                        "application stop the backlog from growing meanwhile"))
+    if groups and not rows:
+        out.append(("Check the group's member count against its partitions before scaling",
+                    because, "consumer_id was not recorded: if there are fewer consumers than "
+                    "partitions, add consumers; if every partition has one, add partitions"))
+    return out
+
+
+def _episode_advice(advice: _Advice) -> list[Recommendation]:
+    """Advice that follows the cause of each episode (the first, most specific rules)."""
+    out: list[Recommendation] = []
+    for _, ep in advice.episodes.iterrows():
+        cause, group, topic = str(ep["cause"]), str(ep["group"]), str(ep["topic"])
+        because = ["lag_episode", cause]
+        over = bool(ep["recovered"])
+        if cause == "producer_surge" and over:
+            out.append((
+                f"No change for a one-off burst on {topic!r}; size {group!r} for the peak only "
+                "if such bursts recur", because,
+                f"producers wrote {format_rate(ep['produce_rate_during_per_s'])} (before: "
+                f"{format_rate(ep['produce_rate_before_per_s'])}) while {group!r} read "
+                f"{format_rate(ep['consume_rate_during_per_s'])}; it drained on its own and was "
+                f"back at its usual lag after {format_duration(ep['duration_s'])}. If this "
+                "recurs, plan for the peak rate with capacity_plan"))
+        elif cause in ("producer_surge", "consumer_slowdown"):
+            if cause == "consumer_slowdown":
+                out.append((
+                    f"Find what slowed the consumers of {group!r} at "
+                    f"{format_time(ep['start'])}", because,
+                    f"{ep['evidence']}; look for a deploy, a config change, slower downstream "
+                    "calls or GC pauses at that time"))
+            if not over:
+                out.extend(_scaling(advice, {group}, because))
+        elif cause == "consumer_stalled":
+            out.append((f"Look at the stalled member of {group!r} and its partitions", because,
+                        f"{ep['evidence']}: it is in the group but makes no progress (stuck "
+                        "processing, a poison message, a deadlock); restart it or skip the "
+                        "record"))
+        elif cause == "consumer_stopped":
+            out.append((f"Start consumers for group {group!r}", because,
+                        f"{ep['evidence']}; check the deploy, crash loops and credentials"))
+        elif cause == "partition_skew":
+            out.append((f"Re-key the hot key or add partitions to {topic!r}; more consumers "
+                        "will not help", because,
+                        f"{ep['evidence']}; one partition is read by one consumer at a time, "
+                        "so the hot partition's rate bounds the group whatever its size"))
+        elif cause == "rebalance_churn":
+            out.append((f"Stop the rebalance churn of {group!r}", because,
+                        f"{ep['evidence']}; check max.poll.interval.ms and session.timeout.ms "
+                        "against processing time, deploy loops and crashing members; static "
+                        "membership (group.instance.id) or the cooperative assignor cut the "
+                        "pauses"))
+        elif cause == "broker_slow":
+            out.append(("Brokers first: find why broker latency rose (disk fsync, IO "
+                        "saturation, other tenants)", because,
+                        f"{ep['evidence']}; the consumers slowed because the broker did, so "
+                        "scaling them would not help; leave log.flush.interval.* at their "
+                        "defaults, move logs to faster disks or spread partitions over brokers"))
+        elif cause == "offset_rewind":
+            out.append((f"Expect {group!r} to process replayed messages again", because,
+                        f"{ep['evidence']}; make sure downstream is idempotent, and if the reset "
+                        "was not intended, find who ran it"))
+    return out
+
+
+def _behind_now_advice(advice: _Advice) -> list[Recommendation]:
+    """Scaling advice for groups behind now that no episode explains."""
+    behind: list[str] = [s for s in ("consumers_slower_than_producers", "lag_growing")
+                         if s in advice.flagged]
+    if not behind:
+        return []
+    specific = advice.episodes[advice.episodes["cause"].astype(str) != "none"]
+    explained = set(map(str, specific["group"])) if len(specific) else set()
+    return _scaling(advice, set(advice.lagging) - explained, behind)
+
+
+def _cluster_advice(advice: _Advice) -> list[Recommendation]:
+    """Advice from broker, disk, retention and producer signals."""
+    flagged, out = advice.flagged, []
     if "retention_risk" in flagged:
-        add(
-            "Raise retention on the topic now (retention.ms / retention.bytes)",
-            ["retention_risk"],
-            "the consumer is about to read (or already reads) behind the log start; longer "
-            "retention buys time while consumption is fixed. Check disk headroom first"
-            + (" (disk usage is already high)" if "disk_usage_high" in flagged else ""),
-        )
+        out.append(("Raise retention on the topic now (retention.ms / retention.bytes)",
+                    ["retention_risk"],
+                    "the consumer is about to read (or already reads) behind the log start; "
+                    "longer retention buys time while consumption is fixed. Check disk headroom "
+                    "first" + (" (disk usage is already high)" if "disk_usage_high" in flagged
+                               else "")))
     if "disk_usage_high" in flagged:
-        add(
-            "Free or add disk on the full log dir",
-            ["disk_usage_high"],
-            "lower retention.ms / retention.bytes on the largest topics, smaller "
-            "segment.bytes / segment.ms so deletion is timelier, or add disk / brokers",
-        )
+        out.append(("Free or add disk on the full log dir", ["disk_usage_high"],
+                    "lower retention.ms / retention.bytes on the largest topics, smaller "
+                    "segment.bytes / segment.ms so deletion is timelier, or add disk / brokers"))
     if "under_replicated_partitions" in flagged:
-        detail = (
-            "followers are not keeping up: check the affected broker's health, disk and "
-            "network (broker logs, iostat), and num.replica.fetchers"
-        )
+        detail = ("followers are not keeping up: check the affected broker's health, disk and "
+                  "network (broker logs, iostat), and num.replica.fetchers")
         because = ["under_replicated_partitions"]
         if "producer_request_latency_up" in flagged:
-            detail += (
-                "; with acks=all producers wait for the slow followers, which explains their "
-                "latency -- fix replication rather than lowering acks (that trades durability)"
-            )
+            detail += ("; with acks=all producers wait for the slow followers, which explains "
+                       "their latency -- fix replication rather than lowering acks (that trades "
+                       "durability)")
             because.append("producer_request_latency_up")
-        add("Restore replication on the lagging broker", because, detail)
-    broker_busy = [
-        s
-        for s in (
-            "request_handler_idle_low",
-            "network_processor_idle_low",
-            "flush_latency_correlated_with_lag",
-        )
-        if s in flagged
-    ]
+        out.append(("Restore replication on the lagging broker", because, detail))
     if "request_handler_idle_low" in flagged:
-        add(
-            "Raise num.io.threads on the brokers (or add broker capacity)",
-            ["request_handler_idle_low"],
-            "request handler threads are busy most of the time; more threads help if CPU and "
-            "disk have headroom, otherwise add brokers / faster disks",
-        )
+        out.append(("Raise num.io.threads on the brokers (or add broker capacity)",
+                    ["request_handler_idle_low"],
+                    "request handler threads are busy most of the time; more threads help if "
+                    "CPU and disk have headroom, otherwise add brokers / faster disks"))
     if "network_processor_idle_low" in flagged:
-        add(
-            "Raise num.network.threads, and cut the request count",
-            ["network_processor_idle_low"],
-            "network threads are saturated; larger producer batches (linger.ms, batch.size) "
-            "and compression mean fewer, smaller requests",
-        )
+        out.append(("Raise num.network.threads, and cut the request count",
+                    ["network_processor_idle_low"],
+                    "network threads are saturated; larger producer batches (linger.ms, "
+                    "batch.size) and compression mean fewer, smaller requests"))
     if "flush_latency_correlated_with_lag" in flagged:
-        add(
-            "Investigate broker disk latency",
-            ["flush_latency_correlated_with_lag"],
-            "log flush time moves with lag: check disk I/O on the slowest broker (iostat, "
-            "other tenants), leave log.flush.interval.* at their defaults (forced flushes "
-            "are costly), move logs to faster disks or spread partitions over brokers",
-        )
-    producer = [
-        s for s in ("producer_request_latency_up", "producer_queue_time_up") if s in flagged
-    ]
+        out.append(("Investigate broker disk latency", ["flush_latency_correlated_with_lag"],
+                    "log flush time moves with lag: check disk I/O on the slowest broker "
+                    "(iostat, other tenants), leave log.flush.interval.* at their defaults"))
+    producer: list[str] = [s for s in ("producer_request_latency_up", "producer_queue_time_up")
+                           if s in flagged]
     if producer:
-        where = (
-            "the brokers look busy (" + ", ".join(broker_busy) + "), so fix the broker side first; "
-            if broker_busy
-            else ""
-        )
-        add(
+        busy: list[str] = [s for s in ("request_handler_idle_low", "network_processor_idle_low",
+                            "flush_latency_correlated_with_lag", "broker_slow") if s in flagged]
+        where = ("the brokers look busy (" + ", ".join(busy) + "), so fix the broker side "
+                 "first; " if busy else "")
+        out.append((
             "Batch and compress on the producers (linger.ms, batch.size, compression.type)",
-            producer + broker_busy,
-            f"{where}producer requests got slower than their own baseline; linger.ms of "
-            f"5-20 ms with a larger batch.size and lz4/zstd compression send fewer, larger "
-            f"requests"
-            + (
-                "; records also queue in the producer buffer (buffer.memory), so slow "
-                "producers down (flow control) if the brokers cannot take more"
-                if "producer_queue_time_up" in flagged
-                else ""
-            ),
-        )
+            producer + busy,
+            f"{where}producer requests got slower than their own baseline; linger.ms of 5-20 ms "
+            "with a larger batch.size and lz4/zstd compression send fewer, larger requests"
+            + ("; records also queue in the producer buffer (buffer.memory), so slow producers "
+               "down (flow control) if the brokers cannot take more"
+               if "producer_queue_time_up" in flagged else "")))
+    return out
+
+
+#: The recommendation rules, most specific first; each reads an ``_Advice``.
+ADVICE_RULES: tuple[Callable[[_Advice], list[Recommendation]], ...] = (
+    _episode_advice,
+    _behind_now_advice,
+    _cluster_advice,
+)
+
+
+def _recommend(advice: _Advice) -> pd.DataFrame:
+    recs: list[dict[str, str]] = []
+    seen: set[str] = set()
+    for rule in ADVICE_RULES:
+        for text, because, detail in rule(advice):
+            if text in seen:
+                continue
+            seen.add(text)
+            recs.append({"recommendation": text, "because": ", ".join(dict.fromkeys(because)),
+                         "detail": detail})
     if not recs:
+        bad = advice.findings[advice.findings["severity"].isin(["critical", "warning"])]
         if len(bad):
-            add(
-                "Review the findings above",
-                sorted(flagged),
-                "no specific change follows from them alone",
-            )
-        elif "resolved episode" in " ".join(findings["evidence"].astype(str)):
-            add(
-                "No change needed now; plan capacity for the peak",
-                ["lag_growing"],
-                "lag rose and drained again during the recording; to avoid a repeat, size the "
-                "group for the peak produce rate (capacity_plan) and keep recording",
-            )
+            recs.append({"recommendation": "Review the findings above",
+                         "because": ", ".join(sorted(advice.flagged)),
+                         "detail": "no specific change follows from them alone"})
         else:
-            add(
-                "No change needed",
-                ["all signals"],
-                "no signal is in warning or critical; keep recording to compare with the next "
-                "incident",
-            )
+            recs.append({"recommendation": "No change needed", "because": "all signals",
+                         "detail": "no group fell behind its usual lag and no signal is in "
+                                   "warning or critical; keep recording to compare with the "
+                                   "next incident"})
     return pd.DataFrame(recs, columns=list(RECOMMENDATION_COLUMNS)).astype("string")
 
 
@@ -1111,6 +1079,7 @@ def diagnose(
     _run_analyses(ctx)
     rows: list[dict[str, Any]] = []
     checks: list[Callable[[_Context], list[dict[str, Any]]]] = [
+        _check_episodes,
         _check_lag_growing,
         _check_rates,
         _check_retention,
@@ -1129,6 +1098,7 @@ def diagnose(
             "producer_record_queue_time_avg_ms",
             "producer record queue time",
         ),
+        _check_broker_at_onset,
         _check_flush,
         lambda c: _check_idle(
             c, "request_handler_idle_low", "request_handler_idle_ratio", "request handler"
@@ -1156,14 +1126,22 @@ def diagnose(
     )
     for name in ("signal", "severity", "evidence"):
         findings[name] = findings[name].astype("string")
-    recommendations = _recommend(
-        findings, [r for r in consumer_rows if "_group" in r], _lagging_groups(ctx)
-    )
+    bad = findings[findings["severity"].isin(["critical", "warning"])]
+    episodes = ctx.episodes if ctx.episodes is not None else pd.DataFrame(
+        columns=["group", "topic", "cause", "recovered"])
+    recommendations = _recommend(_Advice(
+        findings=findings,
+        flagged=frozenset(map(str, bad["signal"])),
+        episodes=episodes,
+        consumer_rows=tuple(r for r in consumer_rows if "_group" in r),
+        lagging=frozenset(_lagging_groups(ctx)),
+    ))
     return Diagnosis(table=findings, recommendations=recommendations)
 
 
 def _run_analyses(ctx: _Context) -> None:
     from kbp_notebook.analysis.drain import time_to_drain
+    from kbp_notebook.analysis.incident_model import incidents
     from kbp_notebook.analysis.trend import lag_trend
 
     lag = ctx.dataset.lag
@@ -1174,6 +1152,10 @@ def _run_analyses(ctx: _Context) -> None:
             ctx.trend = lag_trend(lag).table
         except KbpDataError as exc:
             ctx.trend_error = str(exc)
+        try:
+            ctx.episodes = incidents(ctx.dataset).episodes
+        except KbpDataError as exc:
+            ctx.episodes_error = str(exc)
         try:
             forecast = time_to_drain(lag)
             ctx.drain, ctx.drain_partitions = forecast.table, forecast.partitions

@@ -63,7 +63,9 @@ finish). See :func:`_members_reading`; measured in
 ``retention_loss_s`` (where
 ``log_start_offset`` is known) is the soonest time at which a partition's
 committed offset would fall behind its log start offset at current rates
-(0 if it already has, ``inf`` if never).
+(0 if it already has, ``inf`` if never; a log start that does not move never
+catches up). With topic configs, :func:`kbp_notebook.analysis.retention_risk`
+also forecasts from ``retention.bytes`` / ``retention.ms``.
 
 Caveats: the forecast assumes today's rates continue; it ignores the
 first-passage subtlety that a noisy walk can touch zero before its mean
@@ -101,6 +103,7 @@ from kbp_notebook.analysis._series import (
     sub_panel,
     to_timestamps,
 )
+from kbp_notebook.analysis.retention import retention_loss_observed
 from kbp_notebook.errors import KbpInputError
 
 __all__ = ["DrainForecast", "members_finish", "time_to_drain"]
@@ -434,8 +437,8 @@ def drain_arrays(
         with np.errstate(invalid="ignore", divide="ignore"):
             start_rate = (panel.last(start_offset) - _first_column(start_offset)) / duration
             gap = panel.last(committed) - panel.last(start_offset)
-            closing = start_rate - consume
-            retention = np.where(gap <= 0, 0.0, np.where(closing > 0, gap / closing, np.inf))
+            # committed == log start is the oldest kept message, still there: not a loss
+            retention = retention_loss_observed(gap, start_rate, consume, np.zeros(len(gap)))[0]
         retention = np.where(np.isnan(panel.last(start_offset)), np.nan, retention)
     thin = (n < MIN_SAMPLES) | ~(duration > 0)
     reason = np.where(

@@ -42,13 +42,11 @@ from kbp_notebook.analysis._causes import (
 )
 from kbp_notebook.analysis._derived_events import (
     DerivedEvent,
+    KeyFacts,
     broker_latency,
     broker_latency_events,
-    commit_runs,
     key_events,
-    member_stalls,
-    membership_changes,
-    rewinds,
+    key_facts,
 )
 from kbp_notebook.analysis._episodes import Baseline, Span, baseline_of, find_spans, slope_interval
 from kbp_notebook.analysis._keyed import KeyBlock, key_blocks
@@ -87,7 +85,7 @@ EPISODE_COLUMNS = (
     "produce_rate_before_per_s", "produce_rate_during_per_s", "consume_rate_before_per_s",
     "consume_rate_during_per_s", "partitions_involved", "peak_time_lag_s",
     "peak_time_lag_is_lower_bound", "expected_end", "expected_end_low", "expected_end_high",
-    "cause", "causes", "evidence", "recommendation",
+    "broker_latency_ratio", "broker_evidence", "cause", "causes", "evidence", "recommendation",
 )
 
 
@@ -191,7 +189,7 @@ def _time_lag_at(block: KeyBlock, index: int) -> tuple[float, bool]:
     return float(t[index] - when), False
 
 
-def _later_causes(block: KeyBlock, span: Span, signals: OnsetSignals,
+def _later_causes(block: KeyBlock, span: Span, signals: OnsetSignals, facts: KeyFacts,
                   events: list[DerivedEvent],
                   broker_events: list[tuple[DerivedEvent, str]]) -> list[str]:
     """Causes seen after the onset window, from the events inside the episode."""
@@ -206,8 +204,7 @@ def _later_causes(block: KeyBlock, span: Span, signals: OnsetSignals,
         out.append("offset_rewind")
     if kinds.count("rebalance") >= 3:
         out.append("rebalance_churn")
-    if any(onset_end < m.last and m.first <= last
-           for m in member_stalls(block, signals.base.window_s)):
+    if any(onset_end < m.last and m.first <= last for m in facts.stalls):
         out.append("consumer_stalled")
     if any(e.kind == "produce_rate_change" and "rose" in e.text for e in events
            if after < e.time <= stop):
@@ -222,21 +219,15 @@ def _episode_row(
     base: Baseline,
     span: Span,
     *,
+    facts: KeyFacts,
     events: list[DerivedEvent],
     broker_events: list[tuple[DerivedEvent, str]],
     latency: pd.DataFrame,
     confidence: float,
 ) -> dict[str, Any]:
     t, y = block.t, block.total_lag
-    signals = onset_signals(
-        block, base, span,
-        changes=membership_changes(block),
-        runs=commit_runs(block, base.window_s),
-        member_stalls=member_stalls(block, base.window_s),
-        rewinds=rewinds(block),
-        latency=latency,
-    )
-    later = _later_causes(block, span, signals, events, broker_events)
+    signals = onset_signals(block, base, span, facts=facts, latency=latency)
+    later = _later_causes(block, span, signals, facts, events, broker_events)
     cause, causes, evidence = judge(signals, later)
     growth = slope_interval(t[span.start : span.peak + 1], y[span.start : span.peak + 1],
                             confidence=confidence)
@@ -280,11 +271,26 @@ def _episode_row(
         "expected_end": expected[0],
         "expected_end_low": expected[1],
         "expected_end_high": expected[2],
+        "broker_latency_ratio": (signals.broker[2] / signals.broker[3]
+                                 if signals.broker else float("nan")),
+        "broker_evidence": _broker_words(signals, recorded=len(latency) > 0),
         "cause": cause,
         "causes": causes,
         "evidence": evidence,
         "recommendation": RECOMMENDATIONS[cause],
     }
+
+
+def _broker_words(signals: OnsetSignals, *, recorded: bool) -> str:
+    """Return the broker latency at the onset against its own level before, in words."""
+    if not recorded:
+        return "no broker latency was recorded, so the brokers cannot be judged"
+    if signals.broker is None:
+        return ("no broker latency signal rose to twice its own level before the onset "
+                "(or there was too little before it to tell)")
+    entity, name, top, usual, when = signals.broker
+    return (f"{entity} {name} rose to {top:.0f} ms from {usual:.0f} ms before the onset "
+            f"({top / usual:.1f}x) at {format_time(when)}")
 
 
 def _expected_end(block: KeyBlock, base: Baseline, span: Span,
@@ -354,19 +360,20 @@ def incidents(
     rows: list[dict[str, Any]] = []
     event_rows: list[dict[str, Any]] = []
     base_rows: list[dict[str, Any]] = []
-    totals: list[pd.DataFrame] = []
+    totals: list[tuple[dict[str, object], np.ndarray, np.ndarray]] = []
     for block in key_blocks(frame, keys):
         if np.isnan(block.total_lag).all():
             continue
         base = baseline_of(block)
-        events = key_events(block, base.window_s)
+        facts = key_facts(block, base.window_s)
+        events = key_events(block, facts)
         base_rows.append({**block.key, "usual_lag": base.usual_lag,
                           "behind_level": base.behind_level,
                           "produce_rate_per_s": base.produce_rate_per_s})
-        totals.append(pd.DataFrame({**{k: [v] * len(block.t) for k, v in block.key.items()},
-                                    "time": block.times, "lag": block.total_lag}))
+        totals.append((block.key, block.t, block.total_lag))
         for span in find_spans(block, base):
-            row = _episode_row(block, base, span, events=events, broker_events=broker_events,
+            row = _episode_row(block, base, span, facts=facts, events=events,
+                               broker_events=broker_events,
                                latency=latency, confidence=confidence)
             rows.append(row)
             events = events + _episode_events(row)
@@ -381,7 +388,7 @@ def incidents(
     events_frame = _event_frame(event_rows)
     baselines = pd.DataFrame(base_rows)
     as_of = pd.Timestamp(frame["time"].max())
-    lag_totals = pd.concat(totals, ignore_index=True) if totals else pd.DataFrame()
+    lag_totals = _totals_frame(totals, keys, t0=pd.Timestamp(frame["time"].min()))
     return Incidents(
         table=episodes,
         events=events_frame,
@@ -391,6 +398,26 @@ def incidents(
         confidence=confidence,
         lag=lag_totals,
     )
+
+
+def _totals_frame(
+    totals: list[tuple[dict[str, object], np.ndarray, np.ndarray]],
+    keys: tuple[str, ...],
+    *,
+    t0: pd.Timestamp,
+) -> pd.DataFrame:
+    """One frame of every key's total lag over time (what the timeline draws)."""
+    if not totals:
+        return pd.DataFrame(columns=[*keys, "time", "lag"])
+    sizes = [len(times) for _, times, _ in totals]
+    frame = pd.DataFrame({
+        name: pd.Series(np.repeat([key[name] for key, _, _ in totals], sizes), dtype="string")
+        for name in keys
+    })
+    seconds = np.concatenate([t for _, t, _ in totals])
+    frame["time"] = t0 + pd.to_timedelta(seconds, unit="s")
+    frame["lag"] = np.concatenate([values for _, _, values in totals])
+    return frame
 
 
 def _episode_events(row: dict[str, Any]) -> list[DerivedEvent]:
@@ -473,9 +500,11 @@ def verdict_lines(episodes: pd.DataFrame, baselines: pd.DataFrame, *, as_of: pd.
         behind = (f" (more than {format_duration(seconds)} behind the newest message)"
                   if row["peak_time_lag_is_lower_bound"]
                   else f" (about {format_duration(seconds)} behind the newest message)")
+    how = (", most of it at once when offsets moved back"
+           if row["cause"] == "offset_rewind"
+           else f"; it grew {format_rate(row['growth_rate_per_s'])}")
     worst_line = (f"At worst {format_count(row['peak_lag'])} messages behind{behind}, at "
-                  f"{format_time(row['peak_time'])}; it grew "
-                  f"{format_rate(row['growth_rate_per_s'])}.")
+                  f"{format_time(row['peak_time'])}{how}.")
     why = f"Why: {CAUSE_WORDS[str(row['cause'])]} — {row['evidence']}."
     if row["recovered"]:
         when = (f"Recovered: it drained at {format_rate(row['drain_rate_per_s'])} and was back "

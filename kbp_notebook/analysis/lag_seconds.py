@@ -1,11 +1,18 @@
 """Lag in seconds: how long ago the next message to consume was written.
 
-For a snapshot with committed offset ``c`` the next message to consume is
-offset ``c``; it was appended when the partition's log end offset first
-exceeded ``c``. We find that moment in the partition's own log-end-offset
-history and interpolate linearly between the two snapshots around it (the
-log end offset reaching ``c + 1``). ``time_lag_s`` is the snapshot time
-minus that moment; 0 when the consumer is caught up.
+**From the records** (exact): where the collector read the timestamp of the
+record at the committed offset (``LagCollector.snapshot(time_lag=True)``
+writes ``time_lag_s`` with ``time_lag_source == "record"``), that figure is
+used as it is: it needs no history, so a single snapshot answers.
+
+**From the offset history** (everywhere else: saved ``kafka-consumer-groups``
+output, Prometheus series, recordings without record times). For a snapshot
+with committed offset ``c`` the next message to consume is offset ``c``; it
+was appended when the partition's log end offset first exceeded ``c``. We
+find that moment in the partition's own log-end-offset history and
+interpolate linearly between the two snapshots around it (the log end
+offset reaching ``c + 1``). ``time_lag_s`` is the snapshot time minus that
+moment; 0 when the consumer is caught up.
 
 When ``c`` is older than the first snapshot of the history, the moment is
 unknown: we give the span of the history as a **lower bound** and set
@@ -58,6 +65,8 @@ class TimeLag(Result):
         if latest["time_lag_s"].notna().any():
             row = latest.iloc[int(np.nanargmax(latest["time_lag_s"].to_numpy()))]
             bound = " (at least: older than the history)" if row["time_lag_is_lower_bound"] else ""
+            if row.get("time_lag_source") == "record":
+                bound = " (read from the record's timestamp)"
             return [
                 f"largest current lag: {row['time_lag_s']:.1f} s{bound} "
                 f"(group {row['group']}, topic {row['topic']}, partition {row['partition']})"
@@ -133,8 +142,12 @@ def time_lag(lag: pd.DataFrame) -> TimeLag:
     Returns
     -------
     TimeLag
-        ``.table`` = the validated LAG frame plus ``time_lag_s`` and
-        ``time_lag_is_lower_bound``.
+        ``.table`` = the validated LAG frame plus ``time_lag_s``,
+        ``time_lag_is_lower_bound`` and ``time_lag_source``: ``record``
+        where the collector read the record's timestamp (kept as it is),
+        ``interpolated`` from the log-end-offset history, ``lower_bound``
+        where the committed offset is older than the history; NA where there
+        is no committed offset.
 
     Raises
     ------
@@ -162,7 +175,17 @@ def time_lag(lag: pd.DataFrame) -> TimeLag:
     committed = frame["committed_offset"].astype("Float64").to_numpy(np.float64, na_value=np.nan)
     with quiet():
         seconds_behind, lower = time_lag_arrays(partition_id, seconds, committed, log_end_values)
+    source = np.where(lower, "lower_bound", "interpolated").astype(object)
+    if "time_lag_source" in frame.columns and "time_lag_s" in frame.columns:
+        read = frame["time_lag_s"].astype("Float64").to_numpy(np.float64, na_value=np.nan)
+        from_record = (frame["time_lag_source"] == "record").fillna(False).to_numpy(bool)
+        from_record &= ~np.isnan(read)
+        seconds_behind = np.where(from_record, read, seconds_behind)
+        lower = lower & ~from_record
+        source[from_record] = "record"
+    source[np.isnan(seconds_behind)] = None
     table = frame.copy()
     table["time_lag_s"] = seconds_behind
     table["time_lag_is_lower_bound"] = lower
+    table["time_lag_source"] = pd.Series(source, index=table.index, dtype="string")
     return TimeLag(table=table)

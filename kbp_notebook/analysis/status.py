@@ -1,30 +1,51 @@
 """Burrow-style consumer status per partition and per group.
 
-We re-implement, in our own vectorised code, the rules LinkedIn's Burrow
-documents in "Consumer Lag Evaluation Rules" (and its evaluator as of 1.9:
-the stop check before the lag-was-zero shortcut, the recent-broker-offset
-grace, ``allowed-lag``, rewind recovery). For each partition, over a window
-of the last ``window`` commits:
+Burrow's rules
+--------------
+LinkedIn's Burrow documents its status rules in the wiki page "Consumer Lag
+Evaluation Rules" (and its evaluator, ``core/internal/evaluator``). Over a
+window of the last 10 commits of each partition:
 
-* **OK** -- the current lag is at most ``allowed_lag``; or the lag was at most
-  ``allowed_lag`` at some commit in the window; or none of the rules below
-  fires.
-* **STOP** -- the time since the last commit is longer than the window spans
-  (last commit minus first commit), and the consumer did not catch up in
-  the recent log-end-offset history (the last ``window`` snapshots).
-* **STALL** -- as STOP, but the partition has an owner (``consumer_id``):
-  someone holds it and is not moving.
+1. if the lag was zero at any commit of the window, the partition is OK;
+2. if the committed offset went backwards in the window: REWIND (newer
+   evaluators: only while it is still behind the highest offset committed);
+3. if the time since the last commit is longer than the window spans
+   (last minus first commit), the consumer stopped committing: STOP (not
+   when a recent log-end offset shows it caught up: its broker offset history);
+4. if commits keep arriving with the same offset while there is lag: STALL;
+5. if offsets advance but the lag never decreases from one commit to the
+   next across the window: WARN (the consumer is slow);
+6. else OK. Its ``allowed-lag`` option treats a small lag as zero. The
+   group status is the worst partition, STOP/STALL/REWIND reported as ERR.
+
+What we do
+----------
+Each rule, per partition, over its last ``window`` commits:
+
+* **OK** -- the current lag is at most what counts as caught up: the larger
+  of ``allowed_lag`` and the partition's **in-flight lag** (its produce
+  rate over the window times the mean time between its commits: what a
+  healthy consumer leaves behind between two commits); or the lag was that
+  small at some commit of the window; or nothing below fires.
+* **STOP** / **STALL** -- silent for longer than the window spans, not
+  recently caught up, and not *busy elsewhere* (below). STALL when the
+  partition has an owner (``consumer_id``), STOP when it has none or
+  ownership is unknown.
 * **REWIND** -- the committed offset went backwards within the window and is
-  still behind the highest offset committed in the window (a rewind that
-  has recovered is not reported).
-* **WARN** -- offsets advance but the lag never decreases from one commit to
-  the next across the window (at least two commits).
+  still behind the highest offset committed in the window.
+* **WARN** -- offsets advance and the lag at the last commit of the window
+  exceeds the lag at its first commit by more than the in-flight lag.
 
-A group's status is the worst of its partitions, with STOP, STALL and REWIND
-reported as **ERR** (as Burrow does). ``complete`` is how full a partition's
-window is (commits seen / ``window``); a group's is the share of its
-partitions with a full window. ``totallag`` sums current lags; ``maxlag_*``
-names the partition with the largest current lag.
+A **group** is ERR when a partition is STOP, STALL or REWIND; WARN when the
+group as a whole falls behind: its total lag grew by more than the partitions'
+in-flight lags together both across the group's window (from the median start
+of its partitions' windows) and across the last ``window`` snapshots, some
+partition was behind at every commit of its window, and the total is above
+what counts as caught up; else OK. ``partitions.group_falling_behind`` says
+which groups do. ``complete`` is how full a partition's window is (commits
+seen / ``window``); a group's is the share of its partitions with a full
+window. ``totallag`` sums current lags; ``maxlag_*`` names the partition with
+the largest current lag.
 
 Where we differ from Burrow, and why
 ------------------------------------
@@ -32,15 +53,40 @@ Where we differ from Burrow, and why
   ``__consumer_offsets`` with its timestamp. A LAG frame only has periodic
   snapshots, so a *commit* here is a change of the committed offset, dated
   at the snapshot where it was first seen (up to one snapshot interval
-  late). Commits that did not move the offset are invisible.
-* **STALL therefore needs ownership.** Burrow's STALL is "commits keep
-  arriving with the same offset", which snapshots cannot see. We call an
-  offset that stands still past the window STALL when the partition has an
-  owner in ``consumer_id`` at the evaluation time, and STOP when it has none
-  or when ownership is unknown (no ``consumer_id`` column) -- Burrow would
-  also see "no commits" there.
+  late). Commits that did not move the offset are invisible, so Burrow's
+  rule 4 (same offset committed again and again) cannot be seen: an offset
+  standing still past the window is STALL when the partition has an owner
+  at the evaluation time, STOP when it has none or ownership is unknown.
+* **Busy elsewhere is not stopped.** A consumer with a backlog on several
+  partitions fetches them a batch at a time, so one partition's offset can
+  stand still for 20-60 s while its member drains the others (seen on every
+  bundled sample's drain). Since our window of inferred commits can span a
+  few seconds, Burrow's rule 3 would call that STOP/STALL and the group ERR
+  ("look for a poison message") while it drains normally. A partition is
+  not STOP/STALL while its owner committed progress on its other partitions
+  since this one's last commit and was behind on one of them within this
+  partition's window span; a member caught up elsewhere that leaves a lagging
+  partition standing is stalled on it. Without ``consumer_id`` Burrow's rule
+  applies as is.
+* **"Equal counts as never decreasing" is gone.** Burrow's rule 5 calls a
+  caught-up consumer WARN when its lag is a small constant at every commit
+  (lag 4 at every snapshot with commits every 5 s: offsets advance, the lag
+  never decreases) -- its best-known false alarm. Here the in-flight lag
+  counts as caught up, and WARN needs the lag to have *grown* across the
+  window by more than the in-flight lag.
+* **One lower commit does not make a build-up OK.** Rule 5 also turns OK as
+  soon as one commit's lag is lower than the previous one's, which commit
+  timing noise and per-partition fetching do all the time during a
+  build-up: the peak of a 19,000-message build-up showed green OK. WARN
+  compares the window's last lag with its first instead, and the group's
+  WARN follows its total lag, which does not flicker with one partition.
+* **A group drains OK.** Burrow's group is its worst partition, so one
+  partition whose commits rose while its member worked elsewhere turns a
+  group that drains fast into WARN. Our group WARN needs the group's total
+  lag to grow; partition statuses still show such a partition.
 * **"Now" is the last snapshot**, not the wall clock, so a status computed
-  from a recording is reproducible and a post-mortem reads the same twice.
+  from a recording is reproducible and a post-mortem reads the same twice
+  (``as_of``).
 * The first snapshot of a partition counts as a commit (we do not know when
   that offset was committed), which makes a never-moving offset STOP/STALL
   as soon as one more snapshot arrives.
@@ -62,8 +108,9 @@ from kbp_notebook.analysis._series import (
     build_panel,
     ffill_index,
     int_column,
+    key_codes,
     normalise_by,
-    owner_flag,
+    owner_ids,
     prepare_lag,
     quiet,
     split_rows,
@@ -72,7 +119,7 @@ from kbp_notebook.analysis._series import (
 )
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
-__all__ = ["LagStatus", "lag_status", "status_timeline"]
+__all__ = ["LagStatus", "group_timeline", "lag_status", "status_timeline"]
 
 #: Partition statuses by severity (Burrow's order); groups use OK, WARN, ERR.
 STATUSES: tuple[str, ...] = ("OK", "WARN", "ERR", "STOP", "STALL", "REWIND")
@@ -99,19 +146,29 @@ class LagStatus(Result):
         ``totallag``, ``maxlag_topic``, ``maxlag_partition``, ``maxlag``,
         ``partition_count``, ``bad_partitions``.
     timeline
-        Long frame ``time``, key columns, ``status`` evaluated at up to
-        ``timeline_points`` snapshot times, or None when not computed.
+        Long frame ``time``, key columns, ``status``, ``current_lag``,
+        ``group_falling_behind`` evaluated at up to ``timeline_points``
+        snapshot times, or None when not computed.
+    group_timeline
+        The same rolled up to groups: ``time``, ``cluster``, ``group``,
+        ``group_status`` (OK/WARN/ERR as in ``groups``), ``status`` (the
+        same, naming the worst partition's STOP/STALL/REWIND where ERR) and
+        ``totallag``; None when not computed.
     window
         Commits per window.
     allowed_lag
         Lag treated as caught up.
+    as_of
+        Time of the last snapshot (UTC): "now" for these statuses.
     """
 
     partitions: pd.DataFrame = None  # type: ignore[assignment]
     groups: pd.DataFrame = None  # type: ignore[assignment]
     timeline: pd.DataFrame | None = None
+    group_timeline: pd.DataFrame | None = None
     window: int = 10
     allowed_lag: int = 0
+    as_of: pd.Timestamp = None  # type: ignore[assignment]
 
     plot_builder: ClassVar[str] = "plot_lag_status"
     title: ClassVar[str] = "Consumer status (Burrow rules)"
@@ -133,38 +190,22 @@ def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def evaluate(
+def _measure(
     panel: Panel,
     *,
     window: int,
     allowed_lag: float,
-    upto: np.ndarray | None = None,
+    upto: np.ndarray,
+    last_progress: np.ndarray,
 ) -> dict[str, np.ndarray]:
-    """Apply the rules to every partition of a per-partition panel.
+    """Per-partition facts over each window; adds each member's latest progress time.
 
-    Parameters
-    ----------
-    panel
-        Per-partition panel with ``committed_offset``, ``log_end_offset``
-        and optionally ``owned``.
-    window
-        Commits per window.
-    allowed_lag
-        Lag that counts as caught up.
-    upto
-        ``(K,)`` index of the evaluation snapshot per row (default: last);
-        later samples are ignored, -1 means nothing to evaluate.
-
-    Returns
-    -------
-    dict
-        ``status`` (int codes into :data:`STATUSES`, -1 where no commit),
-        ``complete``, ``current_lag``, ``start_*``/``end_*`` arrays, ``owned``.
+    ``last_progress`` (one slot per member, see :func:`_owner_codes`) is updated in place
+    with the time of the newest commit event of each member, so that chunks of partitions
+    can be measured one after the other.
     """
     t = panel.time_s
     k, width = t.shape
-    if upto is None:
-        upto = panel.n - 1
     column = np.arange(width)[None, :]
     inside = (column <= upto[:, None]) & ~np.isnan(t)
     committed = np.where(inside, panel["committed_offset"], np.nan)
@@ -177,58 +218,43 @@ def evaluate(
     # rank 1 = newest commit event at or before the evaluation snapshot
     rank = np.cumsum(event[:, ::-1], axis=1)[:, ::-1]
     in_window = event & (rank <= window)
-    events = event.sum(axis=1)
-    n_window = np.minimum(events, window)
-    first_rank = n_window
-    start_index = np.argmax(in_window & (rank == first_rank[:, None]), axis=1)
+    n_window = np.minimum(event.sum(axis=1), window)
+    start_index = np.argmax(in_window & (rank == n_window[:, None]), axis=1)
     end_index = np.argmax(in_window & (rank == 1), axis=1)
     none = n_window == 0
     start_index = np.where(none, -1, start_index)
     end_index = np.where(none, -1, end_index)
+    here = np.where(upto >= 0, upto, -1)
 
     def at(array: np.ndarray, index: np.ndarray) -> np.ndarray:
         return _take(array, index[:, None])[:, 0]
 
-    now = at(t, np.where(upto >= 0, upto, -1))
+    now = at(t, here)
     lag_at = leo - committed
     start_t, end_t = at(t, start_index), at(t, end_index)
     start_offset, end_offset = at(committed, start_index), at(committed, end_index)
     start_lag, end_lag = at(lag_at, start_index), at(lag_at, end_index)
     at_last = np.take_along_axis(last_commit, np.clip(upto, 0, None)[:, None], axis=1)[:, 0]
-    at_last = np.where(upto >= 0, at_last, -1)
-    current_commit = at(committed, at_last)
-    current_lag = at(leo, np.where(upto >= 0, upto, -1)) - current_commit
-    owned_known = "owned" in panel.arrays
-    owned = at(panel["owned"], np.where(upto >= 0, upto, -1)) if owned_known else np.full(k, np.nan)
-
-    caught_up_now = current_lag <= allowed_lag
-    stopped = (now - end_t) > (end_t - start_t)
+    current_lag = at(leo, here) - at(committed, np.where(upto >= 0, at_last, -1))
+    owner_known = "owner" in panel.arrays
+    if owner_known:
+        owner = panel["owner"]
+        owner_now = at(owner, here)
+        who = np.where(event & inside & ~np.isnan(owner), owner, -1).astype(np.int64)
+        np.maximum.at(last_progress, who[who >= 0], t[who >= 0])
+    else:
+        owner_now = np.full(k, np.nan)
+    # In-flight lag: what a healthy consumer leaves between two commits at this produce rate.
+    with np.errstate(invalid="ignore", divide="ignore"):
+        produce_rate = (at(leo, here) - at(leo, start_index)) / (now - start_t)
+        interval = np.where(n_window >= 2, (end_t - start_t) / (n_window - 1), np.nan)
+    in_flight = np.clip(np.nan_to_num(produce_rate * interval), 0.0, None)
+    caught = np.maximum(float(allowed_lag), in_flight)
     recent = inside & (column > (upto - window)[:, None])
-    recent_zero = (recent & (leo <= end_offset[:, None])).any(axis=1)
-    # lag and offset at the previous commit event, for each event in the window
-    prev_event = np.concatenate([np.full((k, 1), -1), ffill_index(event)[:, :-1]], axis=1)
-    prev_event_lag = _take(lag_at, prev_event)
-    pair = in_window & (rank < first_rank[:, None]) & (prev_event >= 0)
-    went_back = (pair & (committed < previous_offset)).any(axis=1)
+    pair = in_window & (rank < n_window[:, None])
     max_offset = np.nanmax(np.where(in_window, committed, -np.inf), axis=1)
-    rewind = went_back & (end_offset < max_offset)
-    ever_caught_up = (in_window & (lag_at <= allowed_lag)).any(axis=1)
-    lag_decreased = (pair & (lag_at < prev_event_lag)).any(axis=1)
-    warn = (n_window >= 2) & ~lag_decreased
-
-    status = np.full(k, _OK, dtype=np.int64)
-    undecided = ~caught_up_now & ~none
-    stop_now = undecided & stopped & ~recent_zero
-    status[stop_now & (owned == 1)] = _STALL
-    status[stop_now & (owned != 1)] = _STOP
-    undecided &= ~stop_now
-    status[undecided & rewind] = _REWIND
-    undecided &= ~rewind
-    undecided &= ~ever_caught_up
-    status[undecided & warn] = _WARN
-    status[none] = -1
     return {
-        "status": status,
+        "none": none,
         "complete": n_window / float(window),
         "current_lag": current_lag,
         "start_time_s": start_t,
@@ -237,15 +263,218 @@ def evaluate(
         "end_time_s": end_t,
         "end_offset": end_offset,
         "end_lag": end_lag,
-        "owned": owned,
-        "owned_known": np.full(k, owned_known),
+        "owner_now": owner_now,
+        "owned": np.where(np.isnan(owner_now), 0.0, 1.0) if owner_known else owner_now,
+        "owned_known": np.full(k, owner_known),
+        "in_flight_lag": in_flight,
+        "caught": caught,
+        "behind": (current_lag > caught) & ~none,
+        # Burrow's STOP test: silent for longer than the window spans ...
+        "stopped": (now - end_t) > (end_t - start_t),
+        # ... unless the consumer caught up in the recent log-end history
+        "recent_zero": (recent & (leo <= end_offset[:, None])).any(axis=1),
+        "rewind": (pair & (committed < previous_offset)).any(axis=1) & (end_offset < max_offset),
+        "ever_caught_up": (in_window & (lag_at <= caught[:, None])).any(axis=1),
+        "last_behind_s": np.max(
+            np.where(lag_at > caught[:, None], t, -np.inf), axis=1, initial=-np.inf
+        ),
+        "now_s": now,
+        # falling behind: the lag grew across the window by more than the in-flight lag
+        "warn": (n_window >= 2) & (end_lag - start_lag > in_flight),
     }
+
+
+def _busy_elsewhere(facts: dict[str, np.ndarray], last_progress: np.ndarray) -> np.ndarray:
+    """Tell per partition whether its owner works through a backlog on other partitions.
+
+    A consumer with a backlog on several partitions fetches them in turn, so one of them
+    can stand still for longer than its window spans while the member is busy elsewhere.
+    True where the owner committed progress on other partitions since this one's last
+    commit and was behind on one of them within the last window span (this partition's);
+    a member that has been caught up on its other partitions for longer than that and
+    still leaves this one standing is stuck on it.
+    """
+    owner_now = facts["owner_now"]
+    known = ~np.isnan(owner_now)
+    if len(last_progress) == 0 or not known.any():
+        return np.zeros(len(owner_now), dtype=bool)
+    member = np.where(known, owner_now, -1).astype(np.int64)
+    # the latest and second-latest time each member was behind on one of its partitions,
+    # so that each partition can look at the member's *other* partitions
+    behind_t = np.where(known, facts["last_behind_s"], -np.inf)
+    order = np.lexsort((-behind_t, member))
+    ranked = member[order]
+    first = np.ones(len(order), dtype=bool)
+    first[1:] = ranked[1:] != ranked[:-1]
+    second = np.zeros(len(order), dtype=bool)
+    second[1:] = ~first[1:] & first[:-1]
+    top = np.full(len(last_progress), -np.inf)
+    runner_up = np.full(len(last_progress), -np.inf)
+    ok = ranked >= 0
+    top[ranked[first & ok]] = behind_t[order[first & ok]]
+    runner_up[ranked[second & ok]] = behind_t[order[second & ok]]
+    mine = np.clip(member, 0, None)
+    others_behind_t = np.where(behind_t >= top[mine], runner_up[mine], top[mine])
+    span = facts["end_time_s"] - facts["start_time_s"]
+    recently_busy = others_behind_t >= facts["now_s"] - span
+    return np.asarray(known & (last_progress[mine] > facts["end_time_s"]) & recently_busy)
+
+
+def _decide(facts: dict[str, np.ndarray], busy: np.ndarray) -> np.ndarray:
+    """Apply the rules in Burrow's order to measured facts: status codes, -1 = no commit."""
+    status = np.full(len(busy), _OK, dtype=np.int64)
+    undecided = facts["behind"].copy()
+    stop_now = undecided & facts["stopped"] & ~facts["recent_zero"] & ~busy
+    status[stop_now & (facts["owned"] == 1)] = _STALL
+    status[stop_now & (facts["owned"] != 1)] = _STOP
+    undecided &= ~stop_now
+    status[undecided & facts["rewind"]] = _REWIND
+    undecided &= ~facts["rewind"] & ~facts["ever_caught_up"]
+    status[undecided & facts["warn"]] = _WARN
+    status[facts["none"]] = -1
+    return status
+
+
+def _lag_at(panel: Panel, upto: np.ndarray, seconds: np.ndarray) -> np.ndarray:
+    """Each partition's lag at its last snapshot at or before ``seconds`` (and ``upto``)."""
+    t = panel.time_s
+    column = np.arange(t.shape[1])[None, :]
+    inside = (column <= upto[:, None]) & (t <= seconds[:, None])
+    index = np.where(inside.any(axis=1), inside.sum(axis=1) - 1, -1)
+    committed = panel["committed_offset"]
+    last = ffill_index(~np.isnan(committed))
+    commit_index = np.take_along_axis(last, np.clip(index, 0, None)[:, None], axis=1)[:, 0]
+    leo = _take(panel["log_end_offset"], index[:, None])[:, 0]
+    return np.asarray(leo - _take(committed, np.where(index >= 0, commit_index, -1)[:, None])[:, 0])
+
+
+def _group_falling_behind(
+    panel: Panel, facts: dict[str, np.ndarray], upto: np.ndarray, *, window: int, chunk: int
+) -> np.ndarray:
+    """Per partition: whether its group as a whole falls behind.
+
+    The group's total lag must have grown across the group's window (from the
+    median start of its partitions' windows to now) by more than their in-flight
+    lags together, and some partition must have been behind at every commit of its
+    window (Burrow's first rule, for the group: a group whose partitions all caught
+    up at some commit of their windows is OK).
+    """
+    _, group = np.unique(key_codes(panel.keys, ["cluster", "group"]), return_inverse=True)
+    groups = int(group.max(initial=-1)) + 1
+    use = ~facts["none"]
+    rows = np.flatnonzero(use)
+    order = rows[np.lexsort((facts["start_time_s"][rows], group[rows]))]
+    count = np.bincount(group[rows], minlength=groups)
+    first = np.concatenate([[0], np.cumsum(count)[:-1]])
+    since = np.full(groups, np.nan)
+    if len(order):
+        middle = order[np.clip(first + (count - 1) // 2, 0, len(order) - 1)]
+        since = np.where(count > 0, facts["start_time_s"][middle], np.nan)
+    # ... and across the last `window` snapshots, so that a window reaching back across a
+    # stop or a peak does not call a group that is draining now "falling behind"
+    recent = np.where(upto >= window, upto - window, 0)
+    then, before = (
+        np.concatenate(
+            [
+                _lag_at(sub_panel(panel, part), upto[part], seconds[part])
+                for part in split_rows(panel.size, chunk)
+            ]
+        )
+        for seconds in (since[group], _take(panel.time_s, recent[:, None])[:, 0])
+    )
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(group[use], weights=np.nan_to_num(values[use]), minlength=groups)
+
+    now = total(facts["current_lag"])
+    margin = total(facts["in_flight_lag"])
+    sustained = total((facts["behind"] & ~facts["ever_caught_up"]).astype(np.float64)) > 0
+    grew = (
+        (now - total(then) > margin)
+        & (now - total(before) > margin)
+        & (now > total(facts["caught"]))
+    )
+    return np.asarray((grew & sustained)[group] & use)
+
+
+def evaluate(
+    panel: Panel,
+    *,
+    window: int,
+    allowed_lag: float,
+    upto: np.ndarray | None = None,
+    chunk: int = 8192,
+) -> dict[str, np.ndarray]:
+    """Apply the rules to every partition of a per-partition panel.
+
+    Parameters
+    ----------
+    panel
+        Per-partition panel with ``committed_offset``, ``log_end_offset``
+        and optionally ``owner`` (member codes, NaN where no owner).
+    window
+        Commits per window.
+    allowed_lag
+        Lag that counts as caught up.
+    upto
+        ``(K,)`` index of the evaluation snapshot per row (default: last);
+        later samples are ignored, -1 means nothing to evaluate.
+    chunk
+        Partitions measured at a time (bounds the ``(chunk, T)`` temporaries);
+        members and groups are judged across all of them.
+
+    Returns
+    -------
+    dict
+        ``status`` (int codes into :data:`STATUSES`, -1 where no commit),
+        ``group_behind`` (the group's total lag grew across its window),
+        ``complete``, ``current_lag``, ``start_*``/``end_*`` arrays, ``owned``,
+        ``in_flight_lag``, ``busy_elsewhere``.
+    """
+    if upto is None:
+        upto = panel.n - 1
+    members = int(np.nanmax(panel["owner"], initial=-1)) + 1 if "owner" in panel.arrays else 0
+    last_progress = np.full(members, -np.inf)
+    parts = [
+        _measure(
+            sub_panel(panel, rows),
+            window=window,
+            allowed_lag=allowed_lag,
+            upto=upto[rows],
+            last_progress=last_progress,
+        )
+        for rows in split_rows(panel.size, chunk)
+    ]
+    facts = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    busy = _busy_elsewhere(facts, last_progress)
+    facts["busy_elsewhere"] = busy
+    facts["status"] = _decide(facts, busy)
+    facts["group_behind"] = _group_falling_behind(panel, facts, upto, window=window, chunk=chunk)
+    return facts
+
+
+def _owner_codes(frame: pd.DataFrame) -> np.ndarray | None:
+    """Per row, a number for the member owning the partition (NaN where none).
+
+    Members are told apart within their cluster and group. None when ownership is unknown
+    (no ``consumer_id`` column, or all NA).
+    """
+    ids = owner_ids(frame)
+    if ids is None or frame["consumer_id"].isna().all():
+        return None
+    code = key_codes(
+        frame[["cluster", "group"]].assign(_member=ids), ["cluster", "group", "_member"]
+    )
+    present = ids.notna().to_numpy()
+    dense = np.full(len(frame), np.nan)
+    dense[present] = np.unique(code[present], return_inverse=True)[1]
+    return dense
 
 
 def _panel(lag: pd.DataFrame) -> Panel:
     frame = prepare_lag(lag)
-    owned = owner_flag(frame)
-    extra = None if owned is None else {"owned": owned}
+    owner = _owner_codes(frame)
+    extra = None if owner is None else {"owner": owner}
     return build_panel(
         frame,
         by=normalise_by(("group", "topic", "partition")),
@@ -267,12 +496,26 @@ def _partition_table(panel: Panel, result: dict[str, np.ndarray]) -> pd.DataFram
         table[f"{side}_offset"] = int_column(result[f"{side}_offset"][keep]).array
         table[f"{side}_time"] = to_timestamps(panel.t0, result[f"{side}_time_s"][keep])
         table[f"{side}_lag"] = int_column(result[f"{side}_lag"][keep]).array
+    table["in_flight_lag"] = result["in_flight_lag"][keep]
+    table["busy_elsewhere"] = result["busy_elsewhere"][keep]
+    table["group_falling_behind"] = result["group_behind"][keep]
     return table
 
 
+def _group_severity(status: pd.Series, group_behind: np.ndarray) -> np.ndarray:
+    """Return what each partition contributes to its group's status (the worst counts).
+
+    ERR for STOP, STALL and REWIND; WARN where the group as a whole falls behind;
+    else OK.
+    """
+    severity = status.map({s: i for i, s in enumerate(STATUSES)}).astype("int64").to_numpy()
+    return np.where(severity >= _ERR, _ERR, np.where(group_behind, _WARN, _OK))
+
+
 def _group_table(partitions: pd.DataFrame) -> pd.DataFrame:
-    severity = partitions["status"].map({s: i for i, s in enumerate(STATUSES)}).astype("int64")
-    rolled = np.minimum(severity.to_numpy(), _ERR)
+    rolled = _group_severity(
+        partitions["status"], partitions["group_falling_behind"].to_numpy(dtype=bool)
+    )
     work = partitions.assign(
         _severity=rolled,
         _full=(partitions["complete"] >= 1.0).astype(np.float64),
@@ -311,7 +554,10 @@ def _group_table(partitions: pd.DataFrame) -> pd.DataFrame:
     return out[columns]
 
 
-def _timeline(panel: Panel, *, window: int, allowed_lag: float, points: int) -> pd.DataFrame:
+def _timeline(
+    panel: Panel, *, window: int, allowed_lag: float, points: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Partition and group statuses at up to ``points`` snapshot times."""
     times = np.unique(panel.time_s[~np.isnan(panel.time_s)])
     if len(times) > points:
         times = times[np.unique(np.linspace(0, len(times) - 1, points).round().astype(int))]
@@ -325,10 +571,41 @@ def _timeline(panel: Panel, *, window: int, allowed_lag: float, points: int) -> 
         frame.insert(0, "time", to_timestamps(panel.t0, np.full(int(keep.sum()), moment)))
         frame["status"] = np.asarray(STATUSES, dtype=object)[result["status"][keep]]
         frame["current_lag"] = result["current_lag"][keep]
+        frame["group_falling_behind"] = result["group_behind"][keep]
         frames.append(frame)
     out = pd.concat(frames, ignore_index=True)
     out["status"] = out["status"].astype("string")
-    return out
+    return out, group_timeline(out)
+
+
+def group_timeline(timeline: pd.DataFrame) -> pd.DataFrame:
+    """Roll a partition timeline (``LagStatus.timeline``) up to groups.
+
+    ``group_status`` is the group's OK/WARN/ERR; ``status`` says the same but names the
+    worst partition's error (STOP, STALL or REWIND) where the group is in ERR, so that a
+    timeline shows a stall turning into a stop and then a rewind.
+    """
+    severity = timeline["status"].map({s: i for i, s in enumerate(STATUSES)}).astype("int64")
+    work = timeline.assign(
+        _rolled=_group_severity(
+            timeline["status"], timeline["group_falling_behind"].to_numpy(dtype=bool)
+        ),
+        _error=np.where(severity.to_numpy() >= _ERR, severity.to_numpy(), -1),
+        _lag=timeline["current_lag"].astype(np.float64).fillna(0.0),
+    )
+    keys = ["time", "cluster", "group"]
+    out = (
+        work.groupby(keys, sort=True, observed=True)
+        .agg(_rolled=("_rolled", "max"), _error=("_error", "max"), totallag=("_lag", "sum"))
+        .reset_index()
+    )
+    names = np.asarray(STATUSES, dtype=object)
+    group_status = names[out["_rolled"].to_numpy()]
+    detail = np.where(out["_error"] >= 0, names[out["_error"].clip(lower=0)], group_status)
+    out["group_status"] = pd.array(group_status, dtype="string")
+    out["status"] = pd.array(detail, dtype="string")
+    out["totallag"] = int_column(out["totallag"].to_numpy()).array
+    return out[[*keys, "status", "group_status", "totallag"]]
 
 
 def status_timeline(
@@ -354,7 +631,7 @@ def status_timeline(
     _check(window, allowed_lag)
     panel = _panel(lag)
     with quiet():
-        return _timeline(panel, window=window, allowed_lag=allowed_lag, points=points)
+        return _timeline(panel, window=window, allowed_lag=allowed_lag, points=points)[0]
 
 
 def _check(window: int, allowed_lag: int) -> None:
@@ -374,17 +651,20 @@ def lag_status(
     timeline: bool | str = "auto",
     timeline_points: int = 60,
 ) -> LagStatus:
-    """Evaluate Burrow's consumer status rules per partition and per group.
+    """Evaluate Burrow-style consumer status rules per partition and per group.
 
     Parameters
     ----------
     lag
-        LAG frame; ``consumer_id`` (optional) tells owned from unowned partitions.
+        LAG frame; ``consumer_id`` (optional) tells owned from unowned partitions
+        and which partitions one member works on.
     window
         Number of commits (changes of committed offset) per evaluation window.
     allowed_lag
         Lag (messages) still counted as caught up, e.g. 1 for transactional
-        producers whose commit markers leave a lag of one.
+        producers whose commit markers leave a lag of one. A partition's
+        in-flight lag (produce rate x time between commits) counts as caught
+        up too.
     timeline
         Also evaluate the rules at ``timeline_points`` earlier snapshot times
         (``LagStatus.timeline``); ``"auto"`` does so for small frames only.
@@ -394,7 +674,10 @@ def lag_status(
     Returns
     -------
     LagStatus
-        ``.partitions``, ``.groups`` (also ``.table``), ``.timeline``.
+        ``.partitions``, ``.groups`` (also ``.table``), ``.timeline`` and
+        ``.group_timeline`` (status over time), ``.as_of``. The rules, and
+        where and why they differ from Burrow's, are in this module's
+        docstring.
 
     Raises
     ------
@@ -412,11 +695,7 @@ def lag_status(
     _check(window, allowed_lag)
     panel = _panel(lag)
     with quiet():
-        chunks = [
-            evaluate(sub_panel(panel, rows), window=window, allowed_lag=allowed_lag)
-            for rows in split_rows(panel.size)
-        ]
-        result = {name: np.concatenate([c[name] for c in chunks]) for name in chunks[0]}
+        result = evaluate(panel, window=window, allowed_lag=allowed_lag)
     partitions = _partition_table(panel, result)
     if len(partitions) == 0:
         raise KbpDataError(
@@ -426,17 +705,19 @@ def lag_status(
     groups = _group_table(partitions)
     if timeline == "auto":
         timeline = panel.size * min(timeline_points, panel.time_s.shape[1]) <= TIMELINE_BUDGET
-    with quiet():
-        series = (
-            _timeline(panel, window=window, allowed_lag=allowed_lag, points=timeline_points)
-            if timeline
-            else None
-        )
+    series: tuple[pd.DataFrame | None, pd.DataFrame | None] = (None, None)
+    if timeline:
+        with quiet():
+            series = _timeline(
+                panel, window=window, allowed_lag=allowed_lag, points=timeline_points
+            )
     return LagStatus(
         table=groups,
         partitions=partitions,
         groups=groups,
-        timeline=series,
+        timeline=series[0],
+        group_timeline=series[1],
+        as_of=to_timestamps(panel.t0, np.array([np.nanmax(panel.time_s)]))[0],
         window=int(window),
         allowed_lag=int(allowed_lag),
     )

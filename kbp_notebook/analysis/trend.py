@@ -425,8 +425,8 @@ def _split_scores(
     base = np.take_along_axis(partial - resid, first, axis=1)
     # Half of alpha to each part of the noise: the walk's bridge (Kolmogorov) and the
     # measurement noise at the two ends of a partial sum (Bonferroni over the positions).
-    positions = np.maximum(spread(seg_n), 1.0)
-    measurement = stats.norm.isf(alpha / 4.0 / positions) * np.sqrt(2.0 * noise2)[:, None]
+    quantile = stats.norm.isf(alpha / 4.0 / np.maximum(seg_n, 1.0))  # per segment, not sample
+    measurement = spread(quantile) * np.sqrt(2.0 * noise2)[:, None]
     walk = float(stats.kstwobign.isf(alpha / 2.0)) * np.sqrt(walk2[:, None] * spread(seg_t))
     with np.errstate(invalid="ignore", divide="ignore"):
         statistic = np.abs(partial - base) / (walk + measurement)
@@ -514,27 +514,33 @@ def drift_segments(
     d_y = np.where(valid, np.diff(y_f, axis=1), 0.0)
     bound = CLIP_SIGMAS * _increment_scale(d_t, d_y, valid)[:, None] * np.sqrt(d_t)
     count = cut.sum(axis=1) + 1
+
+    def scores(sub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return _split_scores(
+            d_t[sub], d_y[sub], valid[sub], bound[sub], cut[sub],
+            alpha=alpha, min_samples=min_samples,
+        )  # fmt: skip
+
+    active = rows
     if force is not None:
-        statistic, segment = _split_scores(
-            d_t, d_y, valid, bound, cut, alpha=alpha, min_samples=min_samples
-        )
+        active = rows[force.any(axis=1)]
+        statistic, segment = scores(active)
         # the forced segment of each row: the one holding its first marked increment
-        chosen = np.take_along_axis(segment, np.argmax(force, axis=1)[:, None], axis=1)
-        statistic = np.where(segment == chosen, statistic, 0.0)
+        held = np.argmax(force[active], axis=1)[:, None]
+        statistic = np.where(segment == np.take_along_axis(segment, held, axis=1), statistic, 0.0)
         best = np.argmax(statistic, axis=1)
-        split = force.any(axis=1) & (statistic[rows, best] > 0) & (count < max_segments)
-        cut[rows[split], best[split] + 1] = True
-        count += split
-    while (count < max_segments).any():
-        statistic, _ = _split_scores(
-            d_t, d_y, valid, bound, cut, alpha=alpha, min_samples=min_samples
-        )
+        split = (statistic[np.arange(len(active)), best] > 0) & (count[active] < max_segments)
+        cut[active[split], best[split] + 1] = True
+        count[active[split]] += 1
+    # A row that did not split keeps its segments, so its statistics stay the same: each
+    # round only looks again at the rows that split in the round before.
+    while len(active):
+        statistic, _ = scores(active)
         best = np.argmax(statistic, axis=1)
-        split = (statistic[rows, best] > 1.0) & (count < max_segments)
-        if not split.any():
-            break
-        cut[rows[split], best[split] + 1] = True
-        count += split
+        split = (statistic[np.arange(len(active)), best] > 1.0) & (count[active] < max_segments)
+        cut[active[split], best[split] + 1] = True
+        count[active[split]] += 1
+        active = active[split]
     return cut
 
 
@@ -617,20 +623,33 @@ def trend_arrays(
     panel = compact(panel, valid)
     t, y, n = panel.time_s, panel["lag"], panel.n
     cut = drift_segments(t, y, n)
-    for _ in range(FLOOR_PASSES + 1):
-        key, first, ts, ys, count = _segment_panel(t, y, n, cut)
-        fit = _segment_stats(ts, ys, count, method=method, confidence=confidence)
+    key, first, ts, ys, count = _segment_panel(t, y, n, cut)
+    fit = _segment_stats(ts, ys, count, method=method, confidence=confidence)
+    for _ in range(FLOOR_PASSES):
         # Lag cannot drain below zero. Where even the shallowest drain in a regime's interval,
         # drawn through the regime's middle, is below zero at its end, the drain ended inside
         # the regime (caught up): split it there even if the noise hides the change.
         middle = 0.5 * (fit["fit_first"] + fit["fit_last"])
         half = 0.5 * (fit["last_t"] - fit["first_t"])
         floored = (fit["status"] == "draining") & (middle + fit["ci_high"] * half < 0)
-        if not floored.any() or _ == FLOOR_PASSES:
+        if not floored.any():
             break
-        force = np.zeros((len(n), max(t.shape[1] - 1, 0)), dtype=bool)
-        force[key[floored], first[floored]] = True
-        cut = drift_segments(t, y, n, cut=cut, force=force)
+        rows = np.unique(key[floored])  # only these keys are cut again and refitted
+        force = np.zeros((len(rows), max(t.shape[1] - 1, 0)), dtype=bool)
+        force[np.searchsorted(rows, key[floored]), first[floored]] = True
+        cut[rows] = drift_segments(t[rows], y[rows], n[rows], cut=cut[rows], force=force)
+        new_key, new_first, ts, ys, new_count = _segment_panel(t[rows], y[rows], n[rows], cut[rows])
+        new_fit = _segment_stats(ts, ys, new_count, method=method, confidence=confidence)
+        keep = ~np.isin(key, rows)
+        key = np.concatenate([key[keep], rows[new_key]])
+        first = np.concatenate([first[keep], new_first])
+        count = np.concatenate([count[keep], new_count])
+        order = np.lexsort((first, key))
+        key, first, count = key[order], first[order], count[order]
+        fit = {
+            name: np.concatenate([values[keep], new_fit[name]])[order]
+            for name, values in fit.items()
+        }
     n_keys = len(n)
     position = np.arange(len(key))
     last_of_key = np.ones(len(key), dtype=bool)

@@ -7,6 +7,7 @@ with timezone-aware UTC times. Nothing here computes statistics.
 * ``parse_consumer_groups`` — saved ``kafka-consumer-groups --describe`` output.
 * ``PrometheusSource`` — broker metrics and exporter lag history from PromQL.
 * ``client_metrics``, ``log_dir_usage`` — client-side and disk metrics.
+* ``topic_configs`` — retention settings and partition sizes (for ``retention_risk``).
 * ``read_client_properties`` — a ``--command-config`` file as kafka-python settings.
 * ``load_sample``, ``list_samples``, ``sample_path`` — bundled recordings.
 * ``read_dataset``, ``write_dataset``, ``DatasetAppender`` — Dataset folders.
@@ -27,6 +28,7 @@ _LAZY: dict[str, str] = {
     "PrometheusSource": "kbp_notebook.collect.prometheus",
     "client_metrics": "kbp_notebook.collect.clients",
     "log_dir_usage": "kbp_notebook.collect.clients",
+    "topic_configs": "kbp_notebook.collect.topic_configs",
     "load_sample": "kbp_notebook.collect.samples",
     "read_client_properties": "kbp_notebook.collect.cli",
     "list_samples": "kbp_notebook.collect.samples",
@@ -45,6 +47,7 @@ __all__ = [
     "read_client_properties",
     "read_dataset",
     "sample_path",
+    "topic_configs",
     "write_dataset",
 ]
 
@@ -59,3 +62,4 @@ if TYPE_CHECKING:  # pragma: no cover
     from kbp_notebook.collect.kafka_lag import LagCollector
     from kbp_notebook.collect.prometheus import PrometheusSource
     from kbp_notebook.collect.samples import list_samples, load_sample, sample_path
+    from kbp_notebook.collect.topic_configs import topic_configs

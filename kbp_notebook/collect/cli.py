@@ -187,6 +187,11 @@ def _collect_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--max-backoff", default="60s", help="longest wait between retries when unreachable"
     )
+    parser.add_argument(
+        "--time-lag",
+        action="store_true",
+        help="also read the record at each committed offset: exact lag in seconds",
+    )
     return parser
 
 
@@ -215,6 +220,7 @@ def collect_main(argv: Sequence[str]) -> int:
             progress=not args.no_progress,
             max_backoff_s=max_backoff_s,
             read_back=False,  # the folder may hold days of data; print counts only
+            time_lag=args.time_lag,
         )
         stats = collector.last_recording
     if stats is not None:

@@ -50,6 +50,7 @@ from kbp_notebook.collect._kafka import (
     translate_kafka_error,
 )
 from kbp_notebook.collect._progress import make_progress
+from kbp_notebook.collect._record_times import FetchStats, read_record_times
 from kbp_notebook.collect._recorder import RecordingStats, run_recording
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
@@ -128,6 +129,9 @@ class LagCollector:
         #: Problems met by the last snapshot (partitions without a leader, a broker
         #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
         self.last_problems: list[tuple[str, str]] = []
+        #: Cost of the last ``snapshot(time_lag=True)``'s record fetches.
+        self.last_time_lag_cost: FetchStats | None = None
+        self._last_leaders: dict[tuple[str, int], int] = {}
         #: Counts of the last ``record()`` session (snapshots, rows, failed attempts).
         self.last_recording: RecordingStats | None = None
 
@@ -169,7 +173,14 @@ class LagCollector:
 
     # -- snapshot ------------------------------------------------------------------
 
-    def snapshot(self, groups: Iterable[str] | str | None = None) -> pd.DataFrame:
+    def snapshot(
+        self,
+        groups: Iterable[str] | str | None = None,
+        *,
+        time_lag: bool = False,
+        time_lag_max_bytes: int = 16 << 20,
+        time_lag_budget_s: float = 5.0,
+    ) -> pd.DataFrame:
         """Return the lag of every partition of the given groups, now.
 
         Parameters
@@ -177,6 +188,22 @@ class LagCollector:
         groups
             Group ids to read; ``None`` reads every consumer group on the cluster
             (like ``kafka-consumer-groups --describe --all-groups``).
+        time_lag
+            Also read, without joining any group, the timestamp of the record at
+            each lagging partition's committed offset (one Fetch per partition
+            leader, see ``_record_times``) and add ``time_lag_s`` (snapshot time
+            minus that timestamp; 0 where the group is caught up),
+            ``time_lag_source`` (``record``), ``time_lag_note`` and
+            ``timestamp_type``. :func:`kbp_notebook.time_lag` uses these figures
+            where present.
+        time_lag_max_bytes
+            Cap on the record bytes fetched for ``time_lag`` in one snapshot
+            (default 16 MiB), shared equally by the lagging partitions (at least
+            512 bytes each); a partition whose record batch is larger than its
+            share is asked again with a share of what is left.
+        time_lag_budget_s
+            Time the record fetches may take; partitions not read by then have
+            NA ``time_lag_s`` (and a ``collector_notice``).
 
         Returns
         -------
@@ -207,6 +234,10 @@ class LagCollector:
         with self._lock:
             try:
                 frame, problems = self._snapshot(groups)
+                if time_lag:
+                    frame = self._add_record_time_lag(
+                        frame, problems, max_bytes=time_lag_max_bytes, budget_s=time_lag_budget_s
+                    )
             except Exception as exc:
                 self.close()  # the next call reconnects from scratch
                 raise self._error(exc, "taking a lag snapshot") from None
@@ -348,6 +379,7 @@ class LagCollector:
         for text in metadata_problems:
             problems.append(("collector_error", f"Kafka at {self.address}: {text}."))
         led = {tp: leaders[tp] for tp in all_tps if leaders.get(tp, -1) >= 0}
+        self._last_leaders = led
         leaderless = [tp for tp in all_tps if tp in leaders and leaders[tp] < 0]
         if leaderless:
             shown = ", ".join(f"{t}-{p}" for t, p in leaderless[:10])
@@ -408,6 +440,90 @@ class LagCollector:
             frame[name] = pd.Series(columns[name], dtype="string")
         return validate_lag_frame(frame), problems
 
+    def _add_record_time_lag(
+        self,
+        frame: pd.DataFrame,
+        problems: list[tuple[str, str]],
+        *,
+        max_bytes: int,
+        budget_s: float,
+    ) -> pd.DataFrame:
+        """Add ``time_lag_s`` and friends from the records at the committed offsets."""
+        committed = frame["committed_offset"]
+        log_start = (
+            frame["log_start_offset"]
+            if "log_start_offset" in frame
+            else pd.Series(pd.NA, index=frame.index)
+        )
+        behind = (frame["lag"] > 0).fillna(False).to_numpy(bool)
+        # retention may have deleted the committed record: read from the log start instead
+        fetch_from = committed.where(~(log_start > committed).fillna(False), log_start)
+        leaders = self._last_leaders
+        targets: dict[tuple[str, int, int], int] = {}
+        keys: list[tuple[str, int, int] | None] = []
+        for row_behind, topic, partition, offset in zip(
+            behind, frame["topic"], frame["partition"], fetch_from, strict=True
+        ):
+            leader = leaders.get((str(topic), int(partition)))
+            if not row_behind or leader is None or pd.isna(offset):
+                keys.append(None)
+                continue
+            key = (str(topic), int(partition), int(offset))
+            targets[key] = leader
+            keys.append(key)
+        found, stats = read_record_times(
+            self._admin_client(), targets, max_bytes=max_bytes, time_budget_s=budget_s
+        )
+        self.last_time_lag_cost = stats
+        for text in stats.problems:
+            problems.append(
+                (
+                    "collector_notice",
+                    f"Kafka at {self.address}: lag in seconds: {text}; those rows have NA "
+                    f"time_lag_s (kbp.time_lag falls back to the offset history).",
+                )
+            )
+        now_ms = frame["time"].iloc[0].value / 1e6 if len(frame) else 0.0
+        seconds: list[float] = []
+        sources: list[str | None] = []
+        notes: list[str | None] = []
+        kinds: list[str | None] = []
+        for index, target in enumerate(keys):
+            if target is None:
+                lag_value = frame["lag"].iloc[index]
+                caught_up = not pd.isna(lag_value) and int(lag_value) <= 0
+                seconds.append(0.0 if caught_up else float("nan"))
+                sources.append("record" if caught_up else None)
+                notes.append(None)
+                kinds.append(None)
+                continue
+            got = found.get(target)
+            if got is None:
+                seconds.append(float("nan"))
+                sources.append(None)
+                notes.append(None)
+                kinds.append(None)
+                continue
+            note = got.note
+            if target[2] != committed.iloc[index] and got.timestamp_ms is not None:
+                note = "next_available"  # the committed record was deleted by retention
+            if got.timestamp_ms is None:
+                age = 0.0
+            else:
+                age = (now_ms - got.timestamp_ms) / 1000.0
+                if age < 0:
+                    age, note = 0.0, "clock_skew"
+            seconds.append(age)
+            sources.append("record")
+            notes.append(note or None)
+            kinds.append(got.timestamp_type or None)
+        frame = frame.copy()
+        frame["time_lag_s"] = pd.Series(seconds, index=frame.index, dtype="float64")
+        frame["time_lag_source"] = pd.Series(sources, index=frame.index, dtype="string")
+        frame["time_lag_note"] = pd.Series(notes, index=frame.index, dtype="string")
+        frame["timestamp_type"] = pd.Series(kinds, index=frame.index, dtype="string")
+        return frame
+
     # -- recording -----------------------------------------------------------------
 
     def record(
@@ -421,6 +537,7 @@ class LagCollector:
         max_backoff_s: float = 60.0,
         progress_stream: Any = None,
         read_back: bool = True,
+        time_lag: bool = False,
     ) -> Dataset | None:
         """Take a snapshot every ``every`` and append it to a Dataset folder.
 
@@ -454,6 +571,9 @@ class LagCollector:
             Read the folder back and return it (``False``: return None, for long
             recordings whose frames you will read later; counts are in
             ``last_recording``).
+        time_lag
+            Read record timestamps at the committed offsets in every snapshot
+            (see :meth:`snapshot`): ``time_lag_s`` is then exact, not interpolated.
 
         Returns
         -------
@@ -487,7 +607,7 @@ class LagCollector:
         display = make_progress(progress, total, stream=progress_stream)
 
         def take() -> tuple[pd.DataFrame, list[tuple[str, str]]]:
-            frame = self.snapshot(group_list)
+            frame = self.snapshot(group_list, time_lag=time_lag)
             return frame, list(self.last_problems)
 
         try:

@@ -14,6 +14,7 @@ plot_lag_status     a ``LagStatus``: Burrow status per partition, group roll-ups
 plot_status_timeline  statuses over time
 plot_time_lag       lag in seconds (lower bounds marked)
 plot_drain          a ``DrainForecast`` as a fan chart, with the retention-loss point
+plot_retention_risk a ``RetentionRisk``: forecast deletion time per group/topic, interval
 plot_capacity       a ``CapacityPlan``: consumers/partitions today vs needed
 plot_what_if        a ``CapacityPlan`` scenario: the backlog under the planned consumers
 plot_correlation    a ``Correlation``: both series on one axis and r by shift
@@ -33,6 +34,7 @@ from kbp_notebook.viz.correlation import plot_correlation, plot_diagnosis
 from kbp_notebook.viz.drain import plot_capacity, plot_drain, plot_what_if
 from kbp_notebook.viz.incidents import plot_incidents
 from kbp_notebook.viz.lag import add_events, plot_lag, plot_lag_trend, plot_time_lag
+from kbp_notebook.viz.retention import plot_retention_risk
 from kbp_notebook.viz.status import plot_lag_status, plot_status_timeline
 
 __all__ = [
@@ -49,6 +51,7 @@ __all__ = [
     "plot_lag",
     "plot_lag_status",
     "plot_lag_trend",
+    "plot_retention_risk",
     "plot_status_timeline",
     "plot_time_lag",
     "plot_what_if",

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 from synthetic import make_lag
 
-from kbp_notebook.analysis import CapacityPlan, capacity_plan
+from kbp_notebook.analysis import CapacityPlan, capacity_plan, incidents
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 
@@ -131,3 +131,43 @@ def test_result_shape():
     ):
         assert column in plan.table.columns
     assert "target" in repr(plan)
+
+
+# ---------------------------------------------------------------- issue 11: ceilings and bursts
+
+
+def test_a_hot_partition_bounds_what_more_consumers_can_do():
+    # partition 0 receives 300 msg/s; one consumer reads about 130 msg/s: never drains
+    lag = make_lag(partitions=4, n=120, owners=2, produce_rate=100, skew=[3.0, 0.2, 0.2, 0.2],
+                   consume_rate=130, start_lag=2_000)
+    plan = capacity_plan(lag, target_s=900, per_consumer_rate=130)
+    row = plan.table.iloc[0]
+    assert not row["feasible"]
+    assert row["slowest_partition"] == 0
+    assert np.isinf(row["eta_s_at_plan"])
+    assert "no number of consumers drains it" in row["note"]
+    assert plan.what_if(consumers=40).table.iloc[0]["feasible"] == False  # noqa: E712
+
+
+def test_a_burst_that_drained_on_its_own_is_not_planned_as_steady_state():
+    from incident_cases import incident_case
+
+    ds = incident_case("producer_surge")
+    episode = incidents(ds).episodes.iloc[0]
+    plan = capacity_plan(ds.lag, target_s=900, as_of=episode["peak_time"]).table.iloc[0]
+    assert plan["produce_rate"] == pytest.approx(episode["produce_rate_before_per_s"], rel=0.01)
+    assert "drained on its own" in plan["note"]
+    assert plan["consumers_needed"] <= 2  # the two members read 800 msg/s: enough at 240 msg/s
+    peak = capacity_plan(ds.lag, target_s=900, as_of=episode["peak_time"],
+                         produce_growth=3.0).table.iloc[0]
+    assert peak["consumers_needed"] > plan["consumers_needed"]
+
+
+def test_rates_are_never_negative_after_a_rewind():
+    from incident_cases import START, incident_case
+
+    ds = incident_case("offset_rewind")
+    plan = capacity_plan(ds.lag, target_s=900, as_of=START + pd.Timedelta(seconds=125))
+    row = plan.table.iloc[0]
+    assert row["consume_rate"] >= 0
+    assert row["per_consumer_rate"] > 0

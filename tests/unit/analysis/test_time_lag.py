@@ -109,3 +109,28 @@ def test_result_object_and_empty_frame():
     assert "largest current lag" in repr(result)
     with pytest.raises(KbpDataError, match="no rows"):
         time_lag(make_lag(n=10).iloc[0:0])
+
+
+def test_record_timestamps_win_where_the_collector_read_them():
+    # a single snapshot: the history cannot say anything, the record can
+    lag = make_lag(n=10, produce_rate=100, consume_rate=0, start_lag=300)
+    lag["time_lag_s"] = np.nan
+    lag["time_lag_source"] = pd.Series(pd.NA, index=lag.index, dtype="string")
+    last = lag.index[-1]
+    lag.loc[last, ["time_lag_s", "time_lag_source"]] = [7200.0, "record"]
+    table = time_lag(lag).table
+    row = table.iloc[-1]
+    assert row["time_lag_s"] == 7200.0  # no cap: 2 hours read as 2 hours
+    assert row["time_lag_source"] == "record"
+    assert not row["time_lag_is_lower_bound"]
+    others = table.iloc[:-1]
+    assert (others["time_lag_source"] == "lower_bound").all()
+    assert others["time_lag_is_lower_bound"].all()
+
+
+def test_sources_are_interpolated_and_na_without_a_commit():
+    lag = make_lag(n=20, produce_rate=100, consume_rate=80)
+    lag.loc[lag.index[0], ["committed_offset", "lag"]] = [pd.NA, pd.NA]
+    table = time_lag(lag).table
+    assert pd.isna(table["time_lag_source"].iloc[0]) and np.isnan(table["time_lag_s"].iloc[0])
+    assert (table["time_lag_source"].iloc[1:] == "interpolated").all()

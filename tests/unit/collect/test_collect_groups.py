@@ -5,14 +5,20 @@ from kbp_notebook.collect.kafka_lag import _owners
 
 
 def test_listing_keeps_consumer_like_groups_of_every_type():
+    def group(group_id, protocol, state=None, group_type=None):
+        listed = {"group_id": group_id, "protocol_type": protocol}
+        if state is not None:
+            listed.update(group_state=state, group_type=group_type)
+        return listed
+
     listed = [
-        {"group_id": "a", "protocol_type": "consumer", "group_state": "Stable", "group_type": "classic"},
-        {"group_id": "b", "protocol_type": "consumer", "group_state": "Empty", "group_type": "consumer"},
-        {"group_id": "c", "protocol_type": "share", "group_state": "Stable", "group_type": "share"},
-        {"group_id": "d", "protocol_type": "streams", "group_state": "Stable", "group_type": "streams"},
-        {"group_id": "connect-x", "protocol_type": "connect", "group_state": "Stable", "group_type": "classic"},
-        {"group_id": "old", "protocol_type": ""},  # ListGroups < v4: classic, no state
-    ]  # fmt: skip
+        group("a", "consumer", "Stable", "classic"),
+        group("b", "consumer", "Empty", "consumer"),
+        group("c", "share", "Stable", "share"),
+        group("d", "streams", "Stable", "streams"),
+        group("connect-x", "connect", "Stable", "classic"),
+        group("old", ""),  # ListGroups < v4: classic, no state
+    ]
     assert listed_group_types(listed) == {
         "a": ("classic", "Stable"),
         "b": ("consumer", "Empty"),

@@ -58,3 +58,32 @@ def test_status_timeline_one_cell_per_time_and_group():
     assert fig.data[0].marker.color == viz.BURROW_COLOURS["OK"]
     via_result = viz.plot_lag_status(None, history=history)
     assert [t.name for t in via_result.data] == [t.name for t in fig.data]
+
+
+def test_status_over_time_of_a_build_up_stays_warn_up_to_the_peak():
+    ds = kbp.load_sample("producer-burst")
+    status = kbp.lag_status(ds.lag, timeline=True, timeline_points=120)
+    fig = viz.plot_lag_status(status, over_time=True)
+    cells = sorted(
+        (pd.Timestamp(x), trace.name) for trace in fig.data for x in trace.x
+    )
+    assert {name for _, name in cells} == {"OK", "WARN"}  # never ERR while draining
+    totals = status.group_timeline.set_index("time")["totallag"]
+    peak = totals.idxmax().tz_localize(None)
+    first_warn = next(when for when, name in cells if name == "WARN")
+    between = [name for when, name in cells if first_warn <= when <= peak]
+    assert between and set(between) == {"WARN"}
+    assert all("lag " in text for trace in fig.data for text in trace.customdata)
+    # a partition timeline is rolled up to the same group cells
+    rolled = viz.plot_status_timeline(status.timeline)
+    assert sorted((pd.Timestamp(x), t.name) for t in rolled.data for x in t.x) == cells
+
+
+def test_status_over_time_tells_a_stall_a_stop_and_a_rewind_apart():
+    ds = kbp.load_sample("stuck-consumer")
+    status = kbp.lag_status(ds.lag, timeline=True, timeline_points=120)
+    fig = viz.plot_status_timeline(status.group_timeline)
+    rows = {trace.name: set(trace.y) for trace in fig.data}
+    assert {"STALL", "STOP", "REWIND"} <= set(rows)
+    assert all(rows[name] == {"ledger-writer"} for name in ("STALL", "STOP", "REWIND"))
+    assert "audit-archiver" in rows["OK"] and "audit-archiver" not in rows.get("WARN", set())
