@@ -620,10 +620,11 @@ def _members_reading(
     own rate, add up to no more than the key's target.
 
     * Owners known (two or more members): the key's point ETA is that time
-      with every member at its own point ETA; the interval's ends are the
-      same with every member at its fast end and at its slow end (the slow
-      end never below the total's). A partition without an owner is a member
-      of its own.
+      with every member at its own point ETA, and the interval's slow end the
+      same with every member at its slow end (never below the total's). The
+      fast end stays the total's: capacity moving freely between members
+      (after a rebalance, say) is the fastest the key can drain. A partition
+      without an owner is a member of its own.
     * Owners unknown (no ``consumer_id``, or none set): members cannot be
       told apart, so the point ETA and fast end stay the total's (capacity
       moving freely). The slow end is bounded from the per-partition rates:
@@ -668,7 +669,7 @@ def _members_reading(
     excess = members["lag"] - members["target_lag"]
     assert isinstance(key_values, pd.MultiIndex)  # factorize keeps the index type
     solved = key_values.to_frame(index=False, name=list(keys))
-    for end in ("eta_s", "eta_low_s", "eta_high_s"):
+    for end in ("eta_s", "eta_high_s"):
         solved[f"_{end}"] = members_finish(key_id, excess, members[end])
     usable = ~pd.Series(members["unknown"]).groupby(key_id).any().to_numpy()
     solved["_usable"] = usable & (np.bincount(key_id) > 1)
@@ -679,11 +680,11 @@ def _members_reading(
     unowned = usable & ~owned
     out = group.copy()
     eta, low, high = (group[c].to_numpy(np.float64) for c in ("eta_s", "eta_low_s", "eta_high_s"))
-    m_eta, m_low, m_high = (
-        merged[c].to_numpy(np.float64) for c in ("_eta_s", "_eta_low_s", "_eta_high_s")
-    )
+    m_eta, m_high = (merged[c].to_numpy(np.float64) for c in ("_eta_s", "_eta_high_s"))
     new_eta = np.where(owned, m_eta, eta)
-    new_low = np.where(owned, np.fmin(m_low, new_eta), low)
+    # the fast end stays the total's: capacity moving freely (after a rebalance) is the
+    # fastest the key can drain
+    new_low = np.where(owned, np.fmin(low, new_eta), low)
     new_high = np.where(owned, np.fmax(high, m_high), high)
     # unknown owners: every partition at its own current rate bounds the slow end
     new_high = np.where(
