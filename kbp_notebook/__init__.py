@@ -39,6 +39,7 @@ _EXPORTS: dict[str, str] = {
     "sample_path": "kbp_notebook.collect",
     "read_dataset": "kbp_notebook.collect",
     "write_dataset": "kbp_notebook.collect",
+    "analyse_recording": "kbp_notebook.collect",
     "topic_configs": "kbp_notebook.collect",
     # analysis
     "lag_trend": "kbp_notebook.analysis",
@@ -75,6 +76,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from kbp_notebook.collect import (
         LagCollector,
         PrometheusSource,
+        analyse_recording,
         client_metrics,
         list_samples,
         load_sample,

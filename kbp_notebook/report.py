@@ -4,16 +4,21 @@
 from ``notebooks/`` with papermill-style parameters on a fresh ``python3``
 kernel (nbclient) and exports it with a template extending JupyterLab's:
 
-* plotly.js is inlined once in the page head; the kernel draws figures with
-  :func:`kbp_notebook.viz.use_report_renderer` (switched on by ``KBP_REPORT=1``
-  in the kernel's environment): no plotly.js per figure, no MathJax CDN;
-* widget state is embedded and drawn by ``@jupyter-widgets/html-manager``'s
-  ``dist/embed.js``, fetched once from the npm registry with ``npm pack`` at a
-  pinned version and checked against its registry integrity hash, cached under
-  ``~/.cache/kbp_notebook`` and embedded as a base64 ``data:`` script;
+* plotly.js's cartesian partial bundle (``plotly.js-cartesian-dist-min``,
+  about 1.5 MB against 4.7 MB for the full one) is inlined once in the page
+  head. It is fetched once from the npm registry with ``npm pack`` at the
+  version plotly (Python) draws with, checked against its registry integrity
+  hash and cached under ``~/.cache/kbp_notebook``;
+* the kernel draws figures with :func:`kbp_notebook.viz.use_report_renderer`
+  (switched on by ``KBP_REPORT=1`` in the kernel's environment): no plotly.js
+  per figure, no MathJax CDN, tables as HTML tables;
+* there is no kernel behind a mailed report, so the explorers draw themselves
+  as one figure with plotly's own dropdown or slider over precomputed
+  choices (:meth:`kbp_notebook.widgets.Explorer.offline_figure`): no widget
+  state, no widget manager;
 * code cells are hidden unless asked for.
 
-Opening the file makes no request to any host.
+Opening the file makes no request to any host; a report is about 2 MB.
 """
 
 from __future__ import annotations
@@ -38,27 +43,29 @@ from urllib.parse import urlsplit, urlunsplit
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 __all__ = [
-    "EMBED_JS_SHA256",
-    "HTML_MANAGER_INTEGRITY",
-    "HTML_MANAGER_VERSION",
     "NOTEBOOKS",
+    "PLOTLY_JS_VERSION",
     "attempt",
-    "ensure_widget_bundle",
+    "check_source",
+    "ensure_plotly_bundle",
     "find_notebook",
+    "notebook_parameters",
     "open_source",
     "render_report",
     "report_main",
 ]
 
-HTML_MANAGER_PACKAGE = "@jupyter-widgets/html-manager"
-#: Pinned: 1.0.x speaks the ipywidgets 8 protocol (widget state version 2).
-HTML_MANAGER_VERSION = "1.0.15"
+#: plotly.js's cartesian partial bundle (scatter, bar, heatmap, box, ...: what kbp draws).
+PLOTLY_BUNDLE_PACKAGE = "plotly.js-cartesian-dist-min"
+#: Pinned: the plotly.js version plotly (Python) 7.1 draws with; the two must be the same.
+PLOTLY_JS_VERSION = "4.1.1"
 #: The npm registry's ``dist.integrity`` of that tarball.
-HTML_MANAGER_INTEGRITY = (
-    "sha512-5thBIV6ymNgmPVOHvzx+gGy8ZSKmSazhtGw4/c4xJDVzRhG9PTeQsRjF3FUTopvFi//SABeNz1yp47bCrJ3CQA=="
+PLOTLY_BUNDLE_INTEGRITY = (
+    "sha512-o8GrFeusncwBIxbBynRJpY4pkgVB6caM+JLpwrLYbbsO7dZ8FJ+SVN2Fr+L7kiG/Z6w4P5O0Jus/Qr5EefHVeg=="
 )
-#: sha256 of ``package/dist/embed.js`` in that tarball: the cached copy is checked on every use.
-EMBED_JS_SHA256 = "8f6d2d3f856d8595d1841dec3019d99bbe74d331f2a5178c2a33bfec729e3d6a"
+#: The file taken from the tarball, and its sha256: the cached copy is checked on every use.
+PLOTLY_BUNDLE_MEMBER = "package/plotly-cartesian.min.js"
+PLOTLY_BUNDLE_SHA256 = "79542150855a52c567260e3137095dbe2b744e6d702a5cabe67da246942fba7a"
 
 #: The curated notebooks, in reading order.
 NOTEBOOKS = (
@@ -85,38 +92,33 @@ def _integrity_of(path: Path) -> str:
     return "sha512-" + base64.b64encode(digest).decode("ascii")
 
 
-def ensure_widget_bundle(*, quiet: bool = True) -> Path:
-    """Return the cached ``embed.js`` of the pinned html-manager, fetching it if missing.
+def _npm_file(package: str, version: str, *, integrity: str, member: str, sha256: str,
+              quiet: bool = True) -> Path:
+    """Return one file of a pinned npm package from the cache, fetching it if missing.
 
     The tarball comes from the npm registry through ``npm pack`` (the
-    registry's ordinary client) and must match :data:`HTML_MANAGER_INTEGRITY`;
-    a cached ``embed.js`` that does not match :data:`EMBED_JS_SHA256` is fetched again.
-
-    Returns
-    -------
-    pathlib.Path
-        ``<cache>/html-manager-<version>/embed.js``.
+    registry's ordinary client) and must match ``integrity``; a cached file
+    whose sha256 differs from ``sha256`` is fetched again.
 
     Raises
     ------
     KbpInputError
-        ``npm`` is missing, the download failed, or the tarball's hash differs.
+        ``npm`` is missing, the download failed, or a hash differs.
     """
-    target_dir = cache_dir() / f"html-manager-{HTML_MANAGER_VERSION}"
-    target = target_dir / "embed.js"
-    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == EMBED_JS_SHA256:
+    target_dir = cache_dir() / f"{package.replace('/', '+')}-{version}"
+    target = target_dir / Path(member).name
+    if target.is_file() and hashlib.sha256(target.read_bytes()).hexdigest() == sha256:
         return target
+    spec = f"{package}@{version}"
     npm = shutil.which("npm")
     if npm is None:
         raise KbpInputError(
-            "npm is not on PATH: it is needed once to fetch "
-            f"{HTML_MANAGER_PACKAGE}@{HTML_MANAGER_VERSION} for offline widgets; install "
-            "Node.js (apt-get install nodejs npm) or run scripts/vendor_widgets.py elsewhere "
-            f"and copy embed.js to {target}."
+            f"npm is not on PATH: it is needed once to fetch {spec} for offline reports; "
+            "install Node.js (apt-get install nodejs npm) or run scripts/vendor_js.py "
+            f"elsewhere and copy {Path(member).name} to {target}."
         )
     target_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target_dir) as scratch:
-        spec = f"{HTML_MANAGER_PACKAGE}@{HTML_MANAGER_VERSION}"
         done = subprocess.run(
             [npm, "pack", spec, "--pack-destination", scratch, "--silent"],
             capture_output=True,
@@ -133,25 +135,59 @@ def ensure_widget_bundle(*, quiet: bool = True) -> Path:
                 "is reachable (npm config get registry)."
             )
         tarball = tarballs[0]
-        integrity = _integrity_of(tarball)
-        if integrity != HTML_MANAGER_INTEGRITY:
+        got = _integrity_of(tarball)
+        if got != integrity:
             raise KbpInputError(
-                f"{tarball.name} has integrity {integrity}, expected {HTML_MANAGER_INTEGRITY}; "
+                f"{tarball.name} has integrity {got}, expected {integrity}; "
                 "the registry served something else: do not use it."
             )
         with tarfile.open(tarball) as archive:
-            member = archive.extractfile("package/dist/embed.js")
-            if member is None:
-                raise KbpInputError(f"{tarball.name} has no package/dist/embed.js")
-            data = member.read()
-        if hashlib.sha256(data).hexdigest() != EMBED_JS_SHA256:
-            raise KbpInputError(f"dist/embed.js in {tarball.name} is not the pinned file.")
-        tmp = target.with_suffix(".js.tmp")
+            extracted = archive.extractfile(member)
+            if extracted is None:
+                raise KbpInputError(f"{tarball.name} has no {member}")
+            data = extracted.read()
+        if hashlib.sha256(data).hexdigest() != sha256:
+            raise KbpInputError(f"{member} in {tarball.name} is not the pinned file.")
+        tmp = target.with_name(target.name + ".tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
     if not quiet:
         print(f"fetched {spec} -> {target}", file=sys.stderr)
     return target
+
+
+def ensure_plotly_bundle(*, quiet: bool = True) -> Path:
+    """Return the cached plotly.js cartesian bundle (about 1.5 MB), fetching it if missing.
+
+    Reports inline this partial bundle instead of plotly's full 4.7 MB one:
+    every figure kbp draws uses cartesian trace types
+    (:data:`kbp_notebook.viz.REPORT_TRACE_TYPES`); tables become HTML tables.
+
+    Returns
+    -------
+    pathlib.Path
+        ``<cache>/plotly.js-cartesian-dist-min-<version>/plotly-cartesian.min.js``.
+
+    Raises
+    ------
+    KbpInputError
+        The installed plotly (Python) draws with another plotly.js version
+        than the pinned bundle, ``npm`` is missing, the download failed, or a
+        hash differs.
+    """
+    from plotly.offline import get_plotlyjs_version
+
+    drawn_with = get_plotlyjs_version()
+    if drawn_with != PLOTLY_JS_VERSION:
+        raise KbpInputError(
+            f"the installed plotly (Python) draws with plotly.js {drawn_with}, but reports pin "
+            f"{PLOTLY_BUNDLE_PACKAGE}@{PLOTLY_JS_VERSION}: install plotly 7.1 "
+            "(pip install 'plotly>=7.1,<7.2') or update the PLOTLY_BUNDLE_* pins in "
+            "kbp_notebook/report.py (npm view <package>@<version> dist.integrity)."
+        )
+    return _npm_file(PLOTLY_BUNDLE_PACKAGE, PLOTLY_JS_VERSION,
+                     integrity=PLOTLY_BUNDLE_INTEGRITY, member=PLOTLY_BUNDLE_MEMBER,
+                     sha256=PLOTLY_BUNDLE_SHA256, quiet=quiet)
 
 
 def notebooks_dir() -> Path:
@@ -316,10 +352,30 @@ def execute_notebook(
     parameters: Mapping[str, Any] | None = None,
     timeout_s: float = 900,
     kernel_name: str = "python3",
+    report: bool = True,
 ) -> Any:
     """Execute a notebook with papermill-style parameters and return the nbformat node.
 
-    Widget state is stored in the notebook's metadata (nbclient's default).
+    Parameters
+    ----------
+    notebook
+        The ``.ipynb`` file.
+    parameters
+        Injected after the cell tagged ``parameters`` (papermill's way).
+    timeout_s
+        Per-cell timeout.
+    kernel_name
+        Jupyter kernel to run it on.
+    report
+        True: draw for an exported report (``KBP_REPORT=1``: figures without
+        plotly.js, explorers as plotly figures with their own controls, no
+        widget state). False: as in JupyterLab (ipywidgets, widget state stored
+        in the notebook's metadata).
+
+    Returns
+    -------
+    nbformat.NotebookNode
+        The executed notebook.
     """
     import nbformat
     from nbclient import NotebookClient
@@ -332,15 +388,28 @@ def execute_notebook(
     nb.metadata.setdefault("papermill", {})
     if parameters:
         nb = parameterize_notebook(nb, dict(parameters), kernel_name=kernel_name)
-    with _environment(KBP_REPORT="1", PYDEVD_DISABLE_FILE_VALIDATION="1"):
+    from jupyter_client.manager import KernelManager
+
+    # The kernel talks over Unix sockets in a private folder: over TCP on loopback ipykernel
+    # warns on every run that the traffic is unencrypted, and nothing else can connect.
+    with tempfile.TemporaryDirectory(prefix="kbp-kernel-") as sockets, _environment(
+        KBP_REPORT="1" if report else "0", PYDEVD_DISABLE_FILE_VALIDATION="1"
+    ):
+        manager = KernelManager(kernel_name=kernel_name, transport="ipc",
+                                ip=str(Path(sockets) / "kernel"))
         client = NotebookClient(
             nb,
+            km=manager,
             timeout=int(timeout_s),
             kernel_name=kernel_name,
             resources={"metadata": {"path": str(path.parent)}},
-            store_widget_state=True,
+            store_widget_state=not report,
         )
-        client.execute()
+        try:
+            client.execute()
+        finally:
+            if manager.has_kernel:
+                manager.shutdown_kernel(now=False)
     return nb
 
 
@@ -355,7 +424,7 @@ def export_html(
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
-    widget_js = ensure_widget_bundle()
+    plotly_js = ensure_plotly_bundle()
     exporter = HTMLExporter(  # type: ignore[no-untyped-call]
         template_name="lab",
         exclude_input=not include_code,
@@ -371,12 +440,9 @@ def export_html(
     exporter.register_preprocessor(remover, enabled=True)  # type: ignore[no-untyped-call]
     if title:
         nb.metadata["title"] = title
-    from plotly.offline import get_plotlyjs
-
     resources = {
-        "kbp_widget_bundle_b64": base64.b64encode(widget_js.read_bytes()).decode("ascii"),
         # "</script" cannot occur in plotly.js's minified source, but be sure.
-        "kbp_plotly_js": get_plotlyjs().replace("</script", "<\\/script"),
+        "kbp_plotly_js": plotly_js.read_text(encoding="utf-8").replace("</script", "<\\/script"),
         "kbp_banner": banner,
     }
     body, _ = exporter.from_notebook_node(nb, resources=resources)
@@ -428,20 +494,29 @@ def render_report(
 
     path = find_notebook(notebook)
     params = source_parameters(source, start=start, end=end, step=step)
+    unknown = sorted(set(parameters or {}) - set(notebook_parameters(path)))
+    if unknown:
+        raise KbpInputError(
+            f"{path.stem} has no parameter {', '.join(map(repr, unknown))}; its parameters are "
+            f"{', '.join(notebook_parameters(path))}."
+        )
     params.update(parameters or {})
     if params.get("source") and params["source"] not in list_samples():
         raise KbpInputError(
             f"{source!r} is neither a bundled sample ({', '.join(list_samples()) or 'none'}), "
             "a Dataset folder, a Prometheus URL (http://...) nor bootstrap servers (host:port)."
         )
-    ensure_widget_bundle()
+    check_source(params)
+    ensure_plotly_bundle()
     try:
         nb = execute_notebook(path, parameters=params)
     except CellExecutionError as exc:
+        detail = _redact_url(str(exc.evalue))[:500]
+        if exc.ename.startswith("Kbp"):  # our errors already say what is wrong and what to do
+            raise KbpDataError(f"{path.stem} on {_redact_url(source)!r}: {detail}") from None
         raise KbpDataError(
-            f"{path.name} failed on {_redact_url(source)!r}: {exc.ename}: "
-            f"{_redact_url(str(exc.evalue))[:500]}; run the notebook in JupyterLab with the same "
-            "parameters to see where."
+            f"{path.stem} failed on {_redact_url(source)!r}: {exc.ename}: {detail}; run the "
+            "notebook in JupyterLab with the same parameters to see where."
         ) from None
     rendered = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     shown = _redact_url(source)
@@ -455,6 +530,50 @@ def render_report(
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, target)
     return target
+
+
+def notebook_parameters(notebook: str | os.PathLike[str]) -> list[str]:
+    """Return the names assigned in a notebook's cell tagged ``parameters``, in order."""
+    import ast
+    import json
+
+    cells = json.loads(Path(notebook).read_text(encoding="utf-8"))["cells"]
+    names: list[str] = []
+    for cell in cells:
+        if "parameters" in cell.get("metadata", {}).get("tags", []):
+            source = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            for node in ast.parse(source).body:
+                targets = node.targets if isinstance(node, ast.Assign) else (
+                    [node.target] if isinstance(node, ast.AnnAssign) else [])
+                names += [t.id for t in targets if isinstance(t, ast.Name) and t.id not in names]
+    return names
+
+
+def check_source(params: Mapping[str, Any]) -> None:
+    """Raise before any kernel starts when the data the parameters name cannot be reached.
+
+    A Dataset folder must exist, a Prometheus URL must answer a trivial query,
+    and some bootstrap server must accept a TCP connection.
+
+    Raises
+    ------
+    KbpInputError
+        The recording folder does not exist.
+    KbpConnectionError
+        Prometheus or Kafka cannot be reached (the message names the address).
+    """
+    recording = params.get("recording")
+    if recording and not Path(recording).is_dir():
+        raise KbpInputError(f"recording {recording!r} is not a folder; give a Dataset folder "
+                            "written by `kbp collect` or kbp.write_dataset.")
+    if params.get("prometheus_url"):
+        from kbp_notebook.collect.prometheus import PrometheusSource
+
+        PrometheusSource(str(params["prometheus_url"]), timeout_s=5.0).check()
+    elif params.get("bootstrap_servers"):
+        from kbp_notebook.collect._kafka import check_reachable
+
+        check_reachable(str(params["bootstrap_servers"]))
 
 
 #: Notebook parameters that are file or folder paths.

@@ -5,6 +5,7 @@ say the same thing the same way:
 
 * in: :func:`parse_duration_s` -- a bare number is **seconds** everywhere;
   text such as ``"500ms"``, ``"5s"``, ``"10m"``, ``"1h30m"``; a ``timedelta``.
+  :func:`parse_time_utc` -- a time as a UTC Timestamp (naive means UTC).
 * out: :func:`format_duration` (``"2 min 14 s"``), :func:`format_count`
   (``"26,177"``), :func:`format_rate` (2--3 significant figures and a unit),
   :func:`format_number`, :func:`format_time` (``"15:58:37 UTC"``, the date
@@ -38,6 +39,7 @@ __all__ = [
     "format_table",
     "format_time",
     "parse_duration_s",
+    "parse_time_utc",
 ]
 
 #: What a missing value reads as.
@@ -90,6 +92,35 @@ def parse_duration_s(value: object, *, name: str = "duration") -> float:
             column=name,
         )
     return seconds
+
+
+
+def parse_time_utc(value: object, name: str) -> pd.Timestamp:
+    """Return ``value`` as a UTC Timestamp (naive times are taken as UTC).
+
+    Parameters
+    ----------
+    value
+        A datetime, Timestamp or text such as ``"2024-05-01T12:00Z"``.
+    name
+        The option's name, used in the error message.
+
+    Raises
+    ------
+    KbpInputError
+        Not a time, or missing.
+    """
+    try:
+        stamp = pd.Timestamp(value)  # type: ignore[arg-type]
+    except (ValueError, TypeError) as exc:
+        raise KbpInputError(
+            f"{name}={value!r} is not a time ({exc}); pass e.g. '2024-05-01T12:00Z' or a "
+            f"timezone-aware datetime.",
+            column=name,
+        ) from None
+    if pd.isna(stamp):
+        raise KbpInputError(f"{name} is missing; pass a time.", column=name)
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _missing(value: object) -> bool:
@@ -163,11 +194,17 @@ def format_number(value: object, *, digits: int = 3) -> str:
     return text
 
 
-def format_rate(value: object, *, unit: str = "msg/s") -> str:
-    """Return a rate with 2--3 significant figures and its unit (``"450 msg/s"``)."""
+def format_rate(value: object, *, unit: str = "msg/s", signed: bool = False) -> str:
+    """Return a rate with 2--3 significant figures and its unit (``"450 msg/s"``).
+
+    ``signed=True`` writes a ``+`` before positive rates (growth ``+56.2 msg/s``).
+    """
     if _missing(value):
         return MISSING
-    return f"{format_number(value)} {unit}".strip()
+    text = f"{format_number(value)} {unit}".strip()
+    if signed and text != MISSING and float(value) > 0:  # type: ignore[arg-type]
+        text = "+" + text
+    return text
 
 
 def format_percent(value: object) -> str:
@@ -220,6 +257,7 @@ def format_table(
     *,
     kinds: Mapping[str, str] | None = None,
     labels: Mapping[str, str] | None = None,
+    never: str = "never",
 ) -> pd.DataFrame:
     """Return ``frame`` as strings for people to read.
 
@@ -228,6 +266,8 @@ def format_table(
     ``HH:MM:SS UTC``) unless ``kinds`` names it: one of ``"count"``,
     ``"rate"``, ``"duration"``, ``"time"``, ``"bytes"``, ``"percent"``,
     ``"number"``, ``"text"``. ``labels`` renames columns for display.
+    ``never`` is what an infinite duration reads (e.g. "does not drain at
+    current rates").
     """
     kinds = dict(kinds or {})
     out = pd.DataFrame(index=frame.index)
@@ -246,12 +286,12 @@ def format_table(
             else:
                 kind = "text"
         out[labels.get(str(name), str(name)) if labels else str(name)] = [
-            _format_cell(value, kind) for value in column.tolist()
+            _format_cell(value, kind, never) for value in column.tolist()
         ]
     return out
 
 
-def _format_cell(value: object, kind: str) -> str:
+def _format_cell(value: object, kind: str, never: str = "never") -> str:
     if kind == "text":
         if isinstance(value, bool | np.bool_):
             return "yes" if value else "no"
@@ -259,7 +299,7 @@ def _format_cell(value: object, kind: str) -> str:
     formatters: dict[str, Callable[[object], str]] = {
         "count": format_count,
         "rate": format_rate,
-        "duration": format_duration,
+        "duration": lambda seconds: format_duration(seconds, never=never),
         "time": format_time,
         "bytes": format_bytes,
         "percent": format_percent,

@@ -38,8 +38,36 @@ ds = open_source(
     prometheus_end=prometheus_end,
     prometheus_step=prometheus_step,
     cluster=cluster,
-)
-ds'''
+)'''
+
+
+VERDICT = '''found = attempt(lambda: kbp.incidents(ds))  # episodes, causes, verdict
+viz.verdict_box(found)'''
+
+# The moment every section looks at: the worst episode's peak (the end without an episode).
+PEAK = '''episode = found.worst() if found is not None else None
+peak = episode["peak_time"] if episode is not None else ds.lag["time"].max()
+display(viz.episode_facts(found))'''
+
+TIMELINE_MD = """## Timeline of the incident
+
+Each band is one episode of one group on one topic: from when lag left its usual level to when it
+was back (or "now" if it is not over), with its peak and the events that explain it. Hover for
+values, drag to zoom, double-click to reset."""
+
+TIMELINE = '''found.plot() if found is not None else None'''
+
+EPISODES = '''viz.human_table(
+    found.episodes, title="Episodes: who fell behind, how far, why", facts=[],
+    columns=["group", "topic", "start", "peak_time", "peak_lag", "peak_time_lag_s", "end", "cause"],
+) if found is not None else None'''
+
+HOW_TO_USE = """## About this report
+
+Run the notebook top to bottom, or change the parameters cell to point at your recording; render
+it for sharing with `kbp report SOURCE --out report.html` (one offline file of about 2 MB). Every
+figure is interactive: hover for values, drag to zoom, double-click to reset; dropdowns and
+sliders in the figures work without Python. Wide tables are folded: click "All ... columns"."""
 
 
 def _notebook(title: str, cells: list[tuple[str, str]], *, parameters: str = PARAMETERS,
@@ -65,13 +93,12 @@ def _notebook(title: str, cells: list[tuple[str, str]], *, parameters: str = PAR
 POSTMORTEM = [
     ("md", """# Incident post-mortem: consumer lag
 
-What this notebook answers, in order: **when did lag start to grow, how fast, where (which group,
-topic, partition), how far behind in seconds, when would it have drained (or did it), and what
-the broker and client signals say we should change.**
-
-Run it top to bottom. Change the parameters cell to point at your recording, or render it for
-sharing with `kbp report SOURCE --out report.html`. Every figure is interactive: hover for values,
-drag to zoom, double-click to reset."""),
+The verdict first: what happened, how far behind, why, and what to do. The timeline and the
+details (trend, status, lag in seconds, drain, diagnosis) follow."""),
+    ("code", VERDICT),
+    ("md", TIMELINE_MD),
+    ("code", TIMELINE),
+    ("code", EPISODES),
     ("md", """## 1. Timeline: lag per group and topic
 
 **How to read it.** Each solid line is one consumer group on one topic: the messages it has not
@@ -85,19 +112,21 @@ full text.
 A sawtooth is healthy batch consumption. A flat line well above zero is a stuck consumer (see
 status below). Note the onset time and line it up with the events: that is the first question of
 any post-mortem."""),
-    ("code", """snapshots = ds.lag["time"].drop_duplicates().sort_values()
-peak = ds.lag.groupby("time")["lag"].sum().idxmax()  # the worst moment of the backlog
-if (snapshots <= peak).sum() < 10:  # worst at the very start: nothing built up in this recording
-    peak = snapshots.iloc[-1]
-trend = attempt(lambda: kbp.lag_trend(ds.lag[ds.lag["time"] <= peak]))
+    ("code", PEAK + """
+trend = attempt(lambda: kbp.lag_trend(ds.lag))
 viz.plot_lag(ds.lag, events=ds.events, trend=trend)"""),
-    ("md", """### Trend per group and topic (up to the peak)
+    ("md", """### Trend per group and topic: now, and each regime
 
-`slope_per_s` is how many messages per second the backlog grew (positive) or shrank (negative),
-with its confidence interval. `status` is decided by the interval, not by the sign of a noisy
-slope: **growing** means the whole interval is above zero. `onset` is when growth began (empty
-when it never did)."""),
-    ("code", """trend"""),
+The incident's own figures are in the line above (the same in every section). The table is
+about **now**: the current regime of each group's lag since its last change of slope.
+`slope_per_s` is how many messages per second the backlog grows (positive) or shrinks
+(negative), with its confidence interval. `status` is decided by the interval, not by the sign of
+a noisy slope: **growing** means the whole interval is above zero. `onset` is when the current
+growth began (empty when it is not growing). Every regime of the recording is in the fold."""),
+    ("code", """viz.human_table(
+    trend, title="Trend per group and topic, now",
+    columns=["group", "topic", "status", "slope_per_s", "ci_low", "ci_high", "onset"],
+) if trend is not None else None"""),
     ("md", """## 2. Status (Burrow's rules)
 
 Each square is one partition at the worst moment of the recording (the peak of the backlog),
@@ -112,6 +141,7 @@ The group's overall status is in brackets after its name.
 blocking call). STOP: the consumer is not running: restart it or check its deployment.
 WARN across all partitions: the group is too slow: see the drain and capacity sections."""),
     ("code", """status = attempt(lambda: kbp.lag_status(ds.lag[ds.lag["time"] <= peak]))
+display(viz.episode_facts(found))
 status.plot() if status is not None else None"""),
     ("md", """### Status over time
 
@@ -156,6 +186,7 @@ The forecast as it would have looked at the peak of the backlog, from the rates 
 with what really happened next drawn as the thin line: the check that matters in a post-mortem
 is whether waiting would have been enough."""),
     ("code", """at_peak = attempt(lambda: kbp.time_to_drain(ds.lag[ds.lag["time"] <= peak]))
+display(viz.episode_facts(found))
 viz.plot_drain(
     at_peak, lag=ds.lag, as_of=peak,
     title=f"At the peak ({peak:%H:%M:%S} UTC): would it have drained at those rates?",
@@ -163,7 +194,10 @@ viz.plot_drain(
     ("md", """### At the end of the recording"""),
     ("code", """drain = attempt(lambda: kbp.time_to_drain(ds.lag))
 viz.plot_drain(drain, lag=ds.lag) if drain is not None else None"""),
-    ("code", """drain"""),
+    ("code", """viz.human_table(
+    drain, title="Time to drain, at the end of the recording",
+    columns=["group", "topic", "lag", "produce_rate", "consume_rate", "eta_s", "eta_high_s"],
+) if drain is not None else None"""),
     ("md", """## 5. Diagnosis
 
 Each finding is one signal from the recording (lag growth, consumer vs producer rates, partition
@@ -171,12 +205,13 @@ skew, broker flush latency, request handler idle, under-replicated partitions, p
 disk, retention), with its evidence and a severity. Red rows first. The recommendations follow
 from the findings; each says which evidence it rests on."""),
     ("code", """diagnosis = attempt(lambda: kbp.diagnose(ds))
+display(viz.episode_facts(found))
 diagnosis.plot() if diagnosis is not None else None"""),
     ("md", """## 6. Explore
 
 Pick a group, topic, partition or time range; toggle the trend and the per-partition breakdown.
-In a shared HTML report the controls show the state they had when the report was rendered and the
-figure is a static copy of that state (`explorer.static_figure()` gives it as a plotly figure)."""),
+In the shared HTML report the figure's own dropdown picks the group (every group was drawn when
+the report was rendered); zoom for a time range, click the legend to hide the trend."""),
     ("code", """from kbp_notebook.widgets import LagExplorer
 
 explorer = LagExplorer(ds)
@@ -189,6 +224,7 @@ explorer"""),
 3. If the diagnosis points at the brokers (flush latency, idle ratios), open
    `03_flush_latency_vs_lag` before changing consumers: more consumers will not help a slow disk.
 4. Share: `kbp report <this recording> --out postmortem.html` gives one offline file."""),
+    ("md", HOW_TO_USE),
 ]
 
 CAPACITY = [
@@ -197,20 +233,28 @@ CAPACITY = [
 From a recording, this notebook estimates **how fast one consumer of each group really is** (from
 how the consume rate changed with the number of active members), then **how many consumers you
 need to drain the backlog within a target time** at today's produce rate and with growth, and
-**where partitions cap you**: a group cannot use more consumers than its topic has partitions."""),
+**where partitions cap you**: a group cannot use more consumers than its topic has partitions.
+The incident's verdict and timeline come first: the plan is for that backlog."""),
+    ("code", VERDICT),
+    ("md", TIMELINE_MD),
+    ("code", TIMELINE),
     ("md", """## The plan, from the worst moment of the recording
 
 Capacity is planned from the recording up to the **peak of the backlog**: the rates and the
-backlog you had to deal with when it was worst. (To plan from the end of the recording instead,
-use `upto = ds.lag`.)"""),
+backlog you had to deal with when it was worst: the peak of the worst episode. (To plan from the
+end of the recording instead, drop `as_of=peak`.) One consumer reads one partition at a time, so
+a hot partition bounds the plan whatever the group's size; a producer surge that drained on its
+own is planned at the steady rate from before it."""),
+    ("code", PEAK),
     ("code", """target_s = 1800  # drain the backlog within this many seconds
-snapshots = ds.lag["time"].drop_duplicates().sort_values()
-peak = ds.lag.groupby("time")["lag"].sum().idxmax()
-if (snapshots <= peak).sum() < 10:  # worst at the very start: use the whole recording
-    peak = snapshots.iloc[-1]
-upto = ds.lag[ds.lag["time"] <= peak]
-plan = attempt(lambda: kbp.capacity_plan(upto, target_s=target_s))
-plan"""),
+# planned at the peak, while the incident model reads the whole recording: a burst that
+# drained on its own is planned at its steady rate (the note says so)
+plan = attempt(lambda: kbp.capacity_plan(ds.lag, target_s=target_s, as_of=peak))
+viz.human_table(
+    plan, title="Capacity plan",
+    columns=["group", "topic", "lag", "consumers_now", "consumers_needed", "partitions",
+             "per_consumer_rate", "produce_rate"],
+) if plan is not None else None"""),
     ("md", """## Today against what is needed
 
 For each group: the consumers it has, the consumers needed to drain within the target, and the
@@ -224,12 +268,16 @@ for keyed topics) or make each consumer faster (batching, `max.poll.records`, as
 `produce_rate` and `consume_rate` are messages per second over the recent window. A consume rate
 that stays flat when members are added means the bottleneck is not the consumers (a downstream
 system, the brokers, or one hot partition)."""),
-    ("code", """attempt(lambda: kbp.time_to_drain(upto))"""),
+    ("code", """rates = attempt(lambda: kbp.time_to_drain(upto))
+viz.human_table(
+    rates, title="Rates and time to drain at the peak",
+    columns=["group", "topic", "lag", "produce_rate", "consume_rate", "eta_s"],
+) if rates is not None else None"""),
     ("md", """## What if
 
 The same plan under a few scenarios: today's consumers, doubled, and with 50% more produce
-traffic. `eta_s_at_plan` is the time to drain in seconds with `consumers_planned` consumers
-(capped by the partitions); `inf` means it never drains."""),
+traffic. "drains in (as planned)" is the time to drain with the planned consumers (capped by the
+partitions)."""),
     ("code", """import pandas as pd
 
 what_if = None
@@ -244,14 +292,15 @@ if plan is not None:
     columns = ["group", "topic", "consumers_planned", "partitions", "eta_s_at_plan", "feasible",
                "note"]
     what_if = pd.concat([s.table[columns].assign(scenario=name) for name, s in scenarios.items()],
-                        ignore_index=True).set_index(["scenario", "group", "topic"])
-what_if"""),
+                        ignore_index=True)
+viz.human_table(what_if, title="What if", columns=["scenario", *columns]) \
+    if what_if is not None else None"""),
     ("md", """## Drain planner
 
 Move the sliders: number of consumers, per-consumer rate, produce growth and the target. The
 readout gives the ETA and what you would need; the chart is the drain forecast of that scenario.
-In the HTML report the sliders show the state they were rendered with and the figure is a static
-copy of that state (`planner.static_figure()`)."""),
+In the shared HTML report the figure's own slider sets the number of consumers (every count was
+drawn when the report was rendered; the other settings are as the readout says)."""),
     ("code", """from kbp_notebook.widgets import DrainPlanner
 
 planner = DrainPlanner(upto, target_s=target_s)
@@ -263,6 +312,7 @@ planner"""),
 * Needed consumers > partitions: add partitions first (plan for key re-distribution), or make each
   consumer faster; more members alone will idle.
 * Keep headroom: plan for the produce growth you expect at peak, not today's average."""),
+    ("md", HOW_TO_USE),
 ]
 
 FLUSH = [
@@ -273,7 +323,11 @@ of the story? This notebook answers it with **honest statistics**: both series a
 time grid, the correlation is computed at every lead/lag shift within a window, and the p-value
 accounts for the fact that both series are autocorrelated (neighbouring samples are not
 independent) *and* that we searched over shifts. Two unrelated trending series will look
-correlated by eye; they should not come out significant here."""),
+correlated by eye; they should not come out significant here. The incident's verdict and
+timeline come first."""),
+    ("code", VERDICT),
+    ("md", TIMELINE_MD),
+    ("code", TIMELINE),
     ("md", """## Flush latency against total lag
 
 **How to read it.** Top: the broker's p99 log flush time (left axis, worst broker) and total lag
@@ -296,7 +350,8 @@ flush_vs_growth.plot() if flush_vs_growth is not None else None"""),
     ("md", """## Explore other broker signals
 
 Pick any recorded metric (request handler idle, produce latency, bytes in), the target, a shift
-window and the method (Spearman is robust to spikes; Pearson measures linear association)."""),
+window and the method (Spearman is robust to spikes; Pearson measures linear association). In the
+shared HTML report the figure's own dropdown picks the metric (against total lag, Spearman)."""),
     ("code", """from kbp_notebook.widgets import CorrelationExplorer
 
 correlations = CorrelationExplorer(ds)
@@ -308,11 +363,15 @@ correlations"""),
   partitions across more disks or brokers, and look at `num.io.threads`.
 * **Significant, lag leads or no lead**: latency and lag share a cause, typically a produce burst.
   Look at producer batching (`linger.ms`, `batch.size`, compression) and consumer capacity.
-* **Not significant**: the flush latency in this recording does not explain the lag. Do not tune
-  the brokers for this incident; look at the consumers (`02_capacity_planning`).
+* **Not significant**: the correlation found nothing over this recording, which clears nothing:
+  a few minutes give few effectively independent samples. Read the note comparing the broker
+  with **its own level before the onset** (printed with the correlation above): a broker whose
+  flush or request latency doubled as lag began is a suspect whatever the correlation says; one
+  that stayed at its level points back at the consumers (`02_capacity_planning`).
 
 Correlation is not causation in any case: the notes above the table say what was and was not
 shown."""),
+    ("md", HOW_TO_USE),
 ]
 
 LIVE_PARAMETERS = PARAMETERS + '''
@@ -327,6 +386,7 @@ LIVE_LOAD = '''import time
 import kbp_notebook as kbp
 from kbp_notebook import viz
 from kbp_notebook.collect import read_client_properties
+from kbp_notebook.report import attempt
 from kbp_notebook.widgets import LiveMonitor
 from kbp_notebook.widgets.live_monitor import ReplayCollector
 
@@ -343,55 +403,61 @@ else:
                            prometheus_start=prometheus_start, prometheus_end=prometheus_end,
                            prometheus_step=prometheus_step, cluster=cluster)
     monitor = LiveMonitor(collector=ReplayCollector(recorded), every_s=min(every_s, 0.2),
-                          groups=groups, record_to=record_to)
-monitor'''
+                          groups=groups, record_to=record_to)'''
 
 LIVE = [
     ("md", """# Live monitor
 
-Watch consumer lag on a running cluster **without disturbing it**: the monitor reads committed
-offsets and log end offsets through the admin API; it never joins a consumer group and never
-commits. Every few seconds it redraws lag per group and topic with the trend line, and gives the
-**ETA to drain** of the slowest group.
-
-Set `bootstrap_servers` in the parameters cell and, for a secured cluster, `command_config`: the
-client properties file you give Kafka's own tools (`security.protocol`, `sasl.mechanism`,
-`sasl.jaas.config`, PEM `ssl.*` files). Its secrets stay in memory: they never appear in this
-notebook's outputs or in a rendered report. Without a cluster, the notebook replays a
-bundled recording through the same monitor."""),
+Consumer lag on a running cluster, read without disturbing it (the monitor never joins a group
+and never commits): first the verdict on what it has seen, then the monitor itself."""),
+    ("code", """monitor.start()  # headless (kbp report, tests): watch for duration_s, then stop
+time.sleep(duration_s)
+monitor.stop()
+print(f"{monitor.polls} polls; last error: {monitor.last_error}")"""),
+    ("code", """found = attempt(lambda: kbp.incidents(monitor.dataset()))  # what the monitor saw
+viz.verdict_box(found)"""),
+    ("md", TIMELINE_MD),
+    ("code", TIMELINE),
     ("md", """## The monitor
+
+Every few seconds it redraws lag per group and topic with the trend line, and gives the **ETA to
+drain** of the slowest group. Set `bootstrap_servers` in the parameters cell and, for a secured
+cluster, `command_config`: the client properties file you give Kafka's own tools
+(`security.protocol`, `sasl.mechanism`, `sasl.jaas.config`, PEM `ssl.*` files). Its secrets stay
+in memory: they never appear in this notebook's outputs or in a rendered report. Without a
+cluster, the notebook replays a bundled recording through the same monitor.
 
 Press **start**; **stop** when done. The readout line says how far behind the groups are and when
 the slowest one drains. If the cluster cannot be reached, it says **"cluster unreachable since
 …"** and keeps trying: a red line there during an incident means the brokers (or the network to
 them) are part of the problem. Tick *record* (with `record_to` set) to keep the snapshots as a
-Dataset you can open later with the post-mortem notebook.
-
-When this notebook runs headless (`kbp report`, tests) the next cell polls for `duration_s`
-seconds so the outputs below have something to show."""),
-    ("code", """monitor.start()
-time.sleep(duration_s)
-monitor.stop()
-print(f"{monitor.polls} polls; last error: {monitor.last_error}")"""),
+Dataset you can open later with the post-mortem notebook. In a shared HTML report the figure is
+the monitor's last state, without its buttons."""),
+    ("code", """monitor"""),
     ("md", """## ETA to drain and trend, as tables
 
-`eta_s` is seconds until each group/topic has drained at the current rates (inf: it does
-not); `slope_per_s` is how fast lag is changing. Both need at least three snapshots."""),
-    ("code", """monitor.forecast or "fewer than 3 snapshots so far\""""),
-    ("code", """monitor.trend or "fewer than 3 snapshots so far\""""),
+Both need at least three snapshots."""),
+    ("code", """viz.human_table(
+    monitor.forecast, title="Time to drain at current rates",
+    columns=["group", "topic", "lag", "produce_rate", "consume_rate", "eta_s"],
+) if monitor.forecast is not None else print("fewer than 3 snapshots so far")"""),
+    ("code", """viz.human_table(
+    monitor.trend, title="Trend", columns=["group", "topic", "status", "slope_per_s", "onset"],
+) if monitor.trend is not None else print("fewer than 3 snapshots so far")"""),
     ("md", """## What to do next
 
 * ETA finite and inside your tolerance: keep watching; nothing to change.
-* "does NOT drain": consumers are slower than producers. Scale the group (see
+* "does not drain": consumers are slower than producers. Scale the group (see
   `02_capacity_planning` for how many), or pause the heaviest producer if you can.
 * Recorded something? Open it with `01_incident_postmortem` (`recording = "<folder>"`) or render
   `kbp report <folder> --out postmortem.html`."""),
+    ("md", HOW_TO_USE),
 ]
 
 
-def build() -> list[Path]:
-    """Write the notebooks and return their paths."""
-    OUT.mkdir(exist_ok=True)
+def build(out: Path = OUT) -> list[Path]:
+    """Write the notebooks into ``out`` (default: notebooks/) and return their paths."""
+    out.mkdir(parents=True, exist_ok=True)
     books = {
         "01_incident_postmortem": _notebook("Incident post-mortem", POSTMORTEM),
         "02_capacity_planning": _notebook("Capacity planning", CAPACITY),
@@ -402,7 +468,7 @@ def build() -> list[Path]:
     paths = []
     for name, nb in books.items():
         nbformat.validate(nb)
-        path = OUT / f"{name}.ipynb"
+        path = out / f"{name}.ipynb"
         nbformat.write(nb, path)
         paths.append(path)
     return paths

@@ -43,7 +43,15 @@ from kbp_notebook.analysis._keyed import KeyBlock, window_rate
 from kbp_notebook.analysis._series import quiet
 from kbp_notebook.units import format_count, format_duration, format_rate, format_time
 
-__all__ = ["CAUSES", "RECOMMENDATIONS", "OnsetSignals", "judge", "onset_signals"]
+__all__ = [
+    "CAUSES",
+    "RECOMMENDATIONS",
+    "LatencyAtOnset",
+    "OnsetSignals",
+    "judge",
+    "latency_at_onset",
+    "onset_signals",
+]
 
 #: The closed vocabulary of causes.
 CAUSES = (
@@ -108,15 +116,43 @@ class OnsetSignals:
         return format_time(self.block.times[index])
 
 
-def _broker_excursion(
+@dataclass(frozen=True)
+class LatencyAtOnset:
+    """One broker latency signal around an onset against its own level before it."""
+
+    entity: str
+    name: str
+    top_ms: float
+    usual_ms: float
+    ceiling_ms: float
+    first_high: pd.Timestamp | None
+
+    @property
+    def ratio(self) -> float:
+        """How many times its usual level the signal reached."""
+        return self.top_ms / self.usual_ms if self.usual_ms > 0 else float("nan")
+
+    @property
+    def excursion(self) -> bool:
+        """At least twice its usual level, 20 ms above it, and above anything seen before."""
+        return (self.usual_ms > 0 and self.top_ms >= LATENCY_RATIO * self.usual_ms
+                and self.top_ms > self.ceiling_ms
+                and self.top_ms >= self.usual_ms + LATENCY_MIN_RISE_MS)
+
+
+def latency_at_onset(
     latency: pd.DataFrame, start: pd.Timestamp, until: pd.Timestamp, window_s: float
-) -> tuple[str, str, float, float, pd.Timestamp] | None:
-    """Return the broker latency signal most above its pre-onset level (>= LATENCY_RATIO)."""
+) -> list[LatencyAtOnset]:
+    """Each broker latency signal's peak near the onset against its level before it.
+
+    "Before" is ``BEFORE_S`` up to half a catch-up window ahead of the onset; "near"
+    is from there to ``until``. Signals with fewer than three samples before are skipped.
+    """
+    out: list[LatencyAtOnset] = []
     if len(latency) == 0:
-        return None
+        return out
     before_from = start - pd.Timedelta(seconds=BEFORE_S)
     before_to = start - pd.Timedelta(seconds=window_s / 2.0)
-    best = None
     for (entity, metric), series in latency.groupby(["entity", "metric"], sort=True):
         times = series["time"]
         values = series["value"].to_numpy(dtype=np.float64)
@@ -128,15 +164,23 @@ def _broker_excursion(
         with quiet():
             usual, top = float(np.nanmedian(base)), float(np.nanmax(smooth[near]))
             ceiling = float(np.nanmax(base))
-        if (not usual > 0 or top < LATENCY_RATIO * usual or top <= ceiling
-                or top < usual + LATENCY_MIN_RISE_MS):
-            continue
-        ratio = top / usual
-        if best is None or ratio > best[2] / best[3]:
-            first = times.to_numpy()[near][int(np.argmax(smooth[near] >= LATENCY_RATIO * usual))]
-            best = (str(entity), BROKER_LATENCY_METRICS[str(metric)], top, usual,
-                    pd.Timestamp(first))
-    return best
+        high = smooth[near] >= LATENCY_RATIO * usual
+        first = pd.Timestamp(times.to_numpy()[near][int(np.argmax(high))]) if high.any() else None
+        out.append(LatencyAtOnset(str(entity), BROKER_LATENCY_METRICS.get(str(metric), str(metric)),
+                                  top, usual, ceiling, first))
+    return out
+
+
+def _broker_excursion(
+    latency: pd.DataFrame, start: pd.Timestamp, until: pd.Timestamp, window_s: float
+) -> tuple[str, str, float, float, pd.Timestamp] | None:
+    """Return the broker latency signal most above its pre-onset level, if an excursion."""
+    found = [s for s in latency_at_onset(latency, start, until, window_s) if s.excursion]
+    if not found:
+        return None
+    best = max(found, key=lambda s: s.ratio)
+    return (best.entity, best.name, best.top_ms, best.usual_ms,
+            best.first_high if best.first_high is not None else start)
 
 
 def onset_signals(

@@ -53,6 +53,8 @@ from scipy import stats
 
 from kbp_notebook.analysis._result import Result
 from kbp_notebook.errors import KbpDataError, KbpInputError
+from kbp_notebook.frames import Dataset
+from kbp_notebook.units import format_time
 
 __all__ = ["Correlation", "correlate", "flush_latency_vs_lag"]
 
@@ -779,7 +781,8 @@ def flush_latency_vs_lag(
         broker_series, y_series, max_shift=max_shift, x_name=x_label, y_name=y_label, **options
     )
     notes = _flush_notes(result, metric, y_label)
-    return _with_notes(result, notes)
+    onset = _onset_note(dataset, rows, metric, group=group, topic=topic)
+    return _with_notes(result, (*notes, onset) if onset else notes)
 
 
 def _aggregate_entities(rows: pd.DataFrame, aggregate: str) -> tuple[pd.Series, int]:
@@ -829,6 +832,56 @@ def _flush_notes(result: Correlation, metric: str, y_label: str) -> tuple[str, .
             f"{result.n_eff:.0f}) would not show here."
         )
     return (found, caveat)
+
+
+def _onset_note(
+    dataset: Any, rows: pd.DataFrame, metric: str, *, group: str | None, topic: str | None
+) -> str:
+    """Say how the broker metric moved while lag built up, against its own earlier level.
+
+    A correlation over a short recording can miss an effect that is plain at the onset
+    (the disk got slow, then lag built up): this note says which it was.
+    """
+    from kbp_notebook.analysis._causes import ONSET_S, latency_at_onset
+    from kbp_notebook.analysis._derived_events import LATENCY_RATIO
+    from kbp_notebook.analysis._episodes import CATCH_UP_WINDOW_S
+    from kbp_notebook.analysis.incident_model import incidents
+
+    if not isinstance(dataset, Dataset):
+        return ""
+    try:
+        episodes = incidents(dataset).episodes
+    except KbpDataError:
+        return ""
+    if group is not None:
+        episodes = episodes[episodes["group"] == group]
+    if topic is not None:
+        episodes = episodes[episodes["topic"] == topic]
+    if not len(episodes):
+        return "No episode of lag in this recording, so no onset to judge the brokers at."
+    worst = episodes.iloc[int(np.argmax(episodes["peak_lag"].to_numpy(dtype=float)))]
+    start = pd.Timestamp(worst["start"])
+    until = max(pd.Timestamp(worst["peak_time"]), start + pd.Timedelta(seconds=ONSET_S))
+    found = latency_at_onset(rows[["time", "entity", "metric", "value"]], start, until,
+                             CATCH_UP_WINDOW_S)
+    when = format_time(start, date=True)
+    if not found:
+        return (f"Too little {metric} history before the onset at {when} to compare the "
+                "brokers with their own level.")
+    best = max(found, key=lambda s: s.ratio)
+    rose = (f"{best.entity} {metric} rose to {best.top_ms:.0f} ms while lag built up from "
+            f"{when}, from {best.usual_ms:.0f} ms before it ({best.ratio:.1f}x its own level)")
+    if best.excursion:
+        return f"{rose}: the brokers are a suspect, whatever the correlation below says."
+    if best.ratio >= LATENCY_RATIO:
+        return (f"{rose}: only {best.top_ms - best.usual_ms:.0f} ms more, too little to slow "
+                "clients down.")
+    if best.ratio >= 1.3:
+        return (f"{rose}: a rise, short of the {LATENCY_RATIO:g}x that marks a broker "
+                "excursion; look at the other broker signals too.")
+    return (f"{best.entity} {metric} stayed near its own level while lag built up from {when} "
+            f"({best.usual_ms:.0f} ms before, {best.top_ms:.0f} ms at most): the brokers did "
+            "not change when lag began.")
 
 
 def _with_notes(result: Correlation, notes: tuple[str, ...]) -> Correlation:

@@ -10,7 +10,10 @@ with timezone-aware UTC times. Nothing here computes statistics.
 * ``topic_configs`` — retention settings and partition sizes (for ``retention_risk``).
 * ``read_client_properties`` — a ``--command-config`` file as kafka-python settings.
 * ``load_sample``, ``list_samples``, ``sample_path`` — bundled recordings.
-* ``read_dataset``, ``write_dataset``, ``DatasetAppender`` — Dataset folders.
+* ``read_dataset``, ``write_dataset``, ``DatasetAppender`` — Dataset folders
+  (``read_dataset`` pushes group/topic/time filters into the Parquet scan).
+* ``analyse_recording`` — run an analysis over a recording larger than memory,
+  a chunk of whole groups at a time.
 
 Names are imported lazily so that reading a sample does not import kafka-python.
 """
@@ -33,12 +36,14 @@ _LAZY: dict[str, str] = {
     "read_client_properties": "kbp_notebook.collect.cli",
     "list_samples": "kbp_notebook.collect.samples",
     "sample_path": "kbp_notebook.collect.samples",
+    "analyse_recording": "kbp_notebook.collect.streaming",
 }
 
 __all__ = [
     "DatasetAppender",
     "LagCollector",
     "PrometheusSource",
+    "analyse_recording",
     "client_metrics",
     "list_samples",
     "load_sample",
@@ -62,4 +67,5 @@ if TYPE_CHECKING:  # pragma: no cover
     from kbp_notebook.collect.kafka_lag import LagCollector
     from kbp_notebook.collect.prometheus import PrometheusSource
     from kbp_notebook.collect.samples import list_samples, load_sample, sample_path
+    from kbp_notebook.collect.streaming import analyse_recording
     from kbp_notebook.collect.topic_configs import topic_configs

@@ -243,6 +243,23 @@ def _tcp_reachable(address: str, timeout_s: float = 2.0) -> bool:
     return False
 
 
+def check_reachable(bootstrap_servers: str | list[str], *, timeout_s: float = 3.0) -> None:
+    """Raise unless some bootstrap server accepts a TCP connection (no Kafka request sent).
+
+    Raises
+    ------
+    KbpConnectionError
+        No server of ``bootstrap_servers`` accepted a connection within ``timeout_s``.
+    """
+    address = _address(bootstrap_servers)
+    if not _tcp_reachable(address, timeout_s=timeout_s):
+        raise KbpConnectionError(
+            f"Cannot reach Kafka at {address} (no server accepted a TCP connection within "
+            f"{timeout_s:g} s); check the host names, ports and that the brokers run.",
+            address=address,
+        )
+
+
 def _address(bootstrap_servers: str | list[str]) -> str:
     if isinstance(bootstrap_servers, str):
         return bootstrap_servers

@@ -183,6 +183,36 @@ def _collect_parser() -> argparse.ArgumentParser:
         "--command-config", default=None, help="Kafka client properties file (SASL/SSL)"
     )
     parser.add_argument("--cluster", default="default", help="your name for the cluster")
+    parser.add_argument(
+        "--group-pattern",
+        default=None,
+        help="without --group: only groups whose id matches this regular expression",
+    )
+    parser.add_argument(
+        "--skip-empty-groups",
+        action="store_true",
+        help="without --group: skip groups with no member (Empty/Dead); a group whose "
+        "consumers all died is Empty, so use this only to hide abandoned groups",
+    )
+    parser.add_argument(
+        "--remote-write",
+        default=None,
+        metavar="URL",
+        help="also push every snapshot to a Prometheus-compatible store's remote-write "
+        "endpoint, e.g. http://127.0.0.1:8428/api/v1/write",
+    )
+    parser.add_argument(
+        "--remote-write-names",
+        default="kafka_exporter",
+        choices=["kafka_exporter", "kafka-lag-exporter", "kminion"],
+        help="metric names of the pushed series (default: kafka_exporter's)",
+    )
+    parser.add_argument(
+        "--max-groups",
+        type=int,
+        default=None,
+        help="without --group: track at most this many groups (first by id)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="do not show progress")
     parser.add_argument(
         "--max-backoff", default="60s", help="longest wait between retries when unreachable"
@@ -198,6 +228,7 @@ def _collect_parser() -> argparse.ArgumentParser:
 def collect_main(argv: Sequence[str]) -> int:
     """Run ``kbp collect`` with ``argv`` (without the program name); return the exit code."""
     from kbp_notebook.collect.kafka_lag import LagCollector
+    from kbp_notebook.collect.remote_write import RemoteWriter
     from kbp_notebook.units import parse_duration_s
 
     args = _collect_parser().parse_args(list(argv))
@@ -211,7 +242,14 @@ def collect_main(argv: Sequence[str]) -> int:
         None if args.duration is None else parse_duration_s(args.duration, name="--duration")
     )
     max_backoff_s = parse_duration_s(args.max_backoff, name="--max-backoff")
-    with LagCollector(args.bootstrap_server, cluster=args.cluster, **config) as collector:
+    with LagCollector(
+        args.bootstrap_server,
+        cluster=args.cluster,
+        group_pattern=args.group_pattern,
+        skip_empty_groups=args.skip_empty_groups,
+        max_groups=args.max_groups,
+        **config,
+    ) as collector:
         collector.record(
             args.out,
             every=every_s,
@@ -220,6 +258,11 @@ def collect_main(argv: Sequence[str]) -> int:
             progress=not args.no_progress,
             max_backoff_s=max_backoff_s,
             read_back=False,  # the folder may hold days of data; print counts only
+            remote_write=(
+                RemoteWriter(args.remote_write, scheme=args.remote_write_names)
+                if args.remote_write
+                else None
+            ),
             time_lag=args.time_lag,
         )
         stats = collector.last_recording

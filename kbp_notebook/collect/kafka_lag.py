@@ -19,9 +19,9 @@ offsets: its ``committed_offset`` is the *share-partition start offset*
 (every record before it is acknowledged; what ``kafka-share-groups
 --describe`` shows as START-OFFSET), so its ``lag`` counts records not yet
 known to be acknowledged -- an upper bound, since records after the start
-offset may already be acknowledged one by one. ``streams`` groups get
-committed offsets and lag, with NA owners (their members own tasks), and a
-notice in ``last_problems``.
+offset may already be acknowledged one by one. ``streams`` groups are
+described by StreamsGroupDescribe: a member owns the input partitions of its
+active tasks.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ from typing import Any
 
 import pandas as pd
 
+from kbp_notebook.collect._group_select import GroupSelection, count_requests, select_groups
 from kbp_notebook.collect._groups import (
     GroupMember,
     describe_groups_by_type,
@@ -52,6 +53,7 @@ from kbp_notebook.collect._kafka import (
 from kbp_notebook.collect._progress import make_progress
 from kbp_notebook.collect._record_times import FetchStats, read_record_times
 from kbp_notebook.collect._recorder import RecordingStats, run_recording
+from kbp_notebook.collect.remote_write import RemoteWriter
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
 from kbp_notebook.frames import (
@@ -80,6 +82,17 @@ class LagCollector:
     log_start_offsets
         Also read each partition's log-start offset (one more ListOffsets
         request per leader) into the optional ``log_start_offset`` column.
+    group_pattern
+        Big clusters: when snapshots list every group (``groups=None``), track
+        only the group ids in which this regular expression matches
+        (``re.search``; anchor with ``^``/``$``).
+    skip_empty_groups
+        When listing, skip groups the broker reports ``Empty`` or ``Dead`` (no
+        member). Off by default: a group whose consumers all died is ``Empty``,
+        and its lag is the one that grows.
+    max_groups
+        When listing, track at most this many groups (the first in id order, so
+        the same ones every snapshot); the rest are named in ``last_problems``.
     **kafka_config
         kafka-python client settings, e.g. ``security_protocol="SASL_SSL"``,
         ``sasl_mechanism="SCRAM-SHA-512"``, ``sasl_plain_username=...``,
@@ -109,6 +122,9 @@ class LagCollector:
         *,
         cluster: str = "default",
         log_start_offsets: bool = True,
+        group_pattern: str | None = None,
+        skip_empty_groups: bool = False,
+        max_groups: int | None = None,
         **kafka_config: Any,
     ) -> None:
         if not bootstrap_servers:
@@ -122,6 +138,10 @@ class LagCollector:
         )
         self.cluster = str(cluster)
         self.log_start_offsets = bool(log_start_offsets)
+        self.group_selection = GroupSelection(
+            pattern=group_pattern, skip_empty=bool(skip_empty_groups), max_groups=max_groups
+        )
+        self._selection_notices: list[str] = []
         self._kafka_config = dict(kafka_config)
         self._secrets = secret_values(self._kafka_config)
         self._lock = threading.Lock()
@@ -129,6 +149,8 @@ class LagCollector:
         #: Problems met by the last snapshot (partitions without a leader, a broker
         #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
         self.last_problems: list[tuple[str, str]] = []
+        #: Kafka requests the last snapshot sent, by API (``{"OffsetFetch": 1, ...}``).
+        self.last_requests: dict[str, int] = {}
         #: Cost of the last ``snapshot(time_lag=True)``'s record fetches.
         self.last_time_lag_cost: FetchStats | None = None
         self._last_leaders: dict[tuple[str, int], int] = {}
@@ -233,7 +255,9 @@ class LagCollector:
                 )
         with self._lock:
             try:
-                frame, problems = self._snapshot(groups)
+                with count_requests(self._admin_client()) as counts:
+                    frame, problems = self._snapshot(groups)
+                self.last_requests = dict(sorted(counts.items()))
                 if time_lag:
                     frame = self._add_record_time_lag(
                         frame, problems, max_bytes=time_lag_max_bytes, budget_s=time_lag_budget_s
@@ -253,7 +277,9 @@ class LagCollector:
         self, listing: dict[str, tuple[str, str]], groups: Iterable[str] | str | None
     ) -> list[str]:
         if groups is None:
-            return sorted(listing)
+            entries = [{"group_id": g, "group_state": state} for g, (_, state) in listing.items()]
+            chosen, self._selection_notices = select_groups(entries, self.group_selection)
+            return chosen
         if isinstance(groups, str):
             groups = [groups]
         ids = list(dict.fromkeys(str(g) for g in groups))
@@ -344,7 +370,9 @@ class LagCollector:
         problems: list[tuple[str, str]] = []
         time = pd.Timestamp.now(tz="UTC")
         listing = listed_group_types(admin.list_groups())
+        self._selection_notices = []
         group_ids = self._group_ids(listing, groups)
+        problems.extend(("collector_notice", text) for text in self._selection_notices)
         if not group_ids:
             return _empty_lag(), problems
         described = describe_groups_by_type(admin, {g: listing.get(g, ("", "")) for g in group_ids})
@@ -362,14 +390,6 @@ class LagCollector:
             owners.update(_owners(group, description.members))
             for member in description.members:
                 parts.update(member.partitions)
-            if description.group_type == "streams":
-                problems.append(
-                    (
-                        "collector_notice",
-                        f"Streams group {group!r}: committed offsets and lag are read; its "
-                        f"members own tasks and are not described (owner columns NA).",
-                    )
-                )
             if not parts and groups is not None and description.group_state in ("Dead", ""):
                 problems.append(("collector_notice", f"Consumer group {group!r} does not exist."))
             wanted[group] = parts
@@ -538,6 +558,7 @@ class LagCollector:
         progress_stream: Any = None,
         read_back: bool = True,
         time_lag: bool = False,
+        remote_write: RemoteWriter | str | None = None,
     ) -> Dataset | None:
         """Take a snapshot every ``every`` and append it to a Dataset folder.
 
@@ -574,6 +595,12 @@ class LagCollector:
         time_lag
             Read record timestamps at the committed offsets in every snapshot
             (see :meth:`snapshot`): ``time_lag_s`` is then exact, not interpolated.
+        remote_write
+            Also push every snapshot to a Prometheus-compatible store: a
+            remote-write URL (kafka_exporter metric names) or a configured
+            :class:`~kbp_notebook.collect.remote_write.RemoteWriter`. A store that
+            refuses or cannot be reached becomes a ``remote_write_error`` event;
+            the recording to disk goes on.
 
         Returns
         -------
@@ -601,14 +628,27 @@ class LagCollector:
             kafka_config=self.public_config,
             every_s=every_s,
             groups=group_list,
+            group_selection={
+                "pattern": self.group_selection.pattern,
+                "skip_empty": self.group_selection.skip_empty,
+                "max_groups": self.group_selection.max_groups,
+            },
             started_at=previous_meta.get("started_at", started.isoformat()),
             sessions=[*previous_meta.get("sessions", []), started.isoformat()],
         )
         display = make_progress(progress, total, stream=progress_stream)
 
+        writer = RemoteWriter(remote_write) if isinstance(remote_write, str) else remote_write
+
         def take() -> tuple[pd.DataFrame, list[tuple[str, str]]]:
             frame = self.snapshot(group_list, time_lag=time_lag)
-            return frame, list(self.last_problems)
+            problems = list(self.last_problems)
+            if writer is not None:
+                try:
+                    writer.write_lag(frame)
+                except KbpError as exc:
+                    problems.append(("remote_write_error", str(exc)))
+            return frame, problems
 
         try:
             self.last_recording = run_recording(

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kbp_notebook.collect.remote_write import LAG_EXPORTER_SCHEMES, ExporterScheme
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
 from kbp_notebook.frames import (
     empty_lag_frame,
@@ -36,8 +37,14 @@ from kbp_notebook.frames import (
     validate_metrics_frame,
 )
 from kbp_notebook.units import parse_duration_s
+from kbp_notebook.units import parse_time_utc as _to_timestamp
 
-__all__ = ["BROKER_METRIC_QUERIES", "MAX_POINTS_PER_QUERY", "PrometheusSource"]
+__all__ = [
+    "BROKER_METRIC_QUERIES",
+    "DEFAULT_MAX_SAMPLES",
+    "MAX_POINTS_PER_QUERY",
+    "PrometheusSource",
+]
 
 #: Prometheus refuses range queries over 11,000 points per series; stay below it.
 MAX_POINTS_PER_QUERY = 10_000
@@ -132,37 +139,13 @@ BROKER_METRIC_QUERIES: dict[str, tuple[str, ...]] = {
     ),
 }
 
-# kafka_exporter and kafka-lag-exporter series names -> LAG frame pieces.
-_LAG_SCHEMES: tuple[dict[str, str], ...] = (
-    {
-        "committed": "kafka_consumergroup_current_offset",
-        "log_end": "kafka_topic_partition_current_offset",
-        "lag": "kafka_consumergroup_lag",
-        "group_label": "consumergroup",
-    },
-    {
-        "committed": "kafka_consumergroup_group_offset",
-        "log_end": "kafka_partition_latest_offset",
-        "lag": "kafka_consumergroup_group_lag",
-        "group_label": "group",
-    },
-)
+#: Prometheus's default ``--query.max-samples``: samples one query may load.
+DEFAULT_MAX_SAMPLES = 50_000_000
+
+# Messages servers give when a query would load more samples than they allow.
+_SAMPLE_LIMIT_WORDS = ("too many samples", "maxsamplesperquery", "max_samples", "too many points")
 
 _BROKER_LABELS = ("broker_id", "broker", "kafka_broker_id", "node_id", "instance")
-
-
-def _to_timestamp(value: Any, name: str) -> pd.Timestamp:
-    try:
-        stamp = pd.Timestamp(value)
-    except (ValueError, TypeError) as exc:
-        raise KbpInputError(
-            f"{name}={value!r} is not a time ({exc}); pass e.g. '2024-05-01T12:00Z' or a "
-            f"timezone-aware datetime.",
-            column=name,
-        ) from None
-    if pd.isna(stamp):
-        raise KbpInputError(f"{name} is missing; pass a time.", column=name)
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def _public_url(url: str) -> str:
@@ -200,6 +183,11 @@ class PrometheusSource:
         The label naming the broker in the series; default: the first of
         ``broker_id``, ``broker``, ``kafka_broker_id``, ``node_id`` that the
         series carry, else ``instance``.
+    max_samples
+        The server's limit of samples one query may load (Prometheus
+        ``--query.max-samples``, 50 million by default; VictoriaMetrics
+        ``-search.maxSamplesPerQuery``). Per-partition pulls are split in time
+        to stay under it, and split further if the server still refuses.
 
     Examples
     --------
@@ -219,6 +207,7 @@ class PrometheusSource:
         ca_file: str | None = None,
         headers: Mapping[str, str] | None = None,
         broker_label: str | None = None,
+        max_samples: int = DEFAULT_MAX_SAMPLES,
     ) -> None:
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
             raise KbpInputError(
@@ -236,6 +225,10 @@ class PrometheusSource:
         self.cluster = str(cluster)
         self.timeout_s = float(timeout_s)
         self.broker_label = broker_label
+        self.max_samples = int(max_samples)
+        #: Bytes of answers read and requests sent so far (reset them to measure a call).
+        self.bytes_received = 0
+        self.requests = 0
         self._headers = {"Accept": "application/json", "User-Agent": "kbp-notebook"}
         self._headers.update(dict(headers or {}))
         if basic_auth is not None:
@@ -268,10 +261,12 @@ class PrometheusSource:
         # timeout_s bounds the whole request: a server that trickles bytes or
         # never ends its answer must not hold a notebook (or the memory) hostage.
         deadline = _time.monotonic() + self.timeout_s
+        self.requests += 1
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s, context=self._ssl) as resp:
                 payload = _read_body(resp, deadline)
                 status = resp.status
+            self.bytes_received += len(payload)
         except urllib.error.HTTPError as exc:
             status = exc.code
             try:
@@ -360,6 +355,18 @@ class PrometheusSource:
             )
         return data
 
+    def check(self) -> None:
+        """Ask the server one trivial instant query (``1``): raise if it cannot answer.
+
+        Raises
+        ------
+        KbpConnectionError
+            Unreachable, refused, or failing (the message names the address).
+        KbpInputError
+            Something answered that is not a Prometheus API.
+        """
+        self._get("query", {"query": "1"}, "1")
+
     # -- queries ----------------------------------------------------------------
 
     def query_range(
@@ -368,6 +375,8 @@ class PrometheusSource:
         start: Any,
         end: Any,
         step: str | float | _dt.timedelta,
+        *,
+        max_points: int | None = None,
     ) -> pd.DataFrame:
         """Run a PromQL range query and return a long frame.
 
@@ -379,6 +388,10 @@ class PrometheusSource:
             Time range (timezone-aware, or naive taken as UTC; text accepted).
         step
             Resolution: seconds or text (``"15s"``).
+        max_points
+            Points per series in one request (default ``MAX_POINTS_PER_QUERY``);
+            a request the server refuses for loading too many samples is split in
+            two and retried.
 
         Returns
         -------
@@ -401,22 +414,29 @@ class PrometheusSource:
         step_s = parse_duration_s(step, name="step")
         if t1 < t0:
             raise KbpInputError(f"end ({t1}) is before start ({t0}); swap them.", column="end")
-        chunk_s = step_s * (MAX_POINTS_PER_QUERY - 1)
+        points = min(MAX_POINTS_PER_QUERY, max_points or MAX_POINTS_PER_QUERY)
+        chunk_s = step_s * max(points - 1, 0)
         pieces: list[pd.DataFrame] = []
         begin = t0.timestamp()
         stop = t1.timestamp()
         while True:
             finish = min(begin + chunk_s, stop)
-            data = self._get(
-                "query_range",
-                {
-                    "query": promql,
-                    "start": _fmt(begin),
-                    "end": _fmt(finish),
-                    "step": _fmt(step_s),
-                },
-                promql,
-            )
+            try:
+                data = self._get(
+                    "query_range",
+                    {
+                        "query": promql,
+                        "start": _fmt(begin),
+                        "end": _fmt(finish),
+                        "step": _fmt(step_s),
+                    },
+                    promql,
+                )
+            except (KbpInputError, KbpConnectionError) as exc:
+                if chunk_s < step_s or not _is_sample_limit(exc):
+                    raise
+                chunk_s = math.floor(chunk_s / step_s / 2) * step_s  # half the points, retry
+                continue
             try:
                 pieces.append(_matrix_frame(data["result"]))
             except (AttributeError, TypeError, ValueError, IndexError, KeyError) as exc:
@@ -547,15 +567,40 @@ class PrometheusSource:
             return empty_metrics_frame()
         return validate_metrics_frame(pd.concat(frames, ignore_index=True))
 
-    def lag(
+    def _lag_scheme(
+        self, t0: pd.Timestamp, t1: pd.Timestamp, scheme: str | None
+    ) -> tuple[str, ExporterScheme, int] | None:
+        """Return the first exporter naming with lag series in the range, and its series count."""
+        names = [scheme] if scheme is not None else list(LAG_EXPORTER_SCHEMES)
+        coarse_s = max(1.0, (t1 - t0).total_seconds() / 50)
+        for name in names:
+            if name not in LAG_EXPORTER_SCHEMES:
+                raise KbpInputError(
+                    f"Unknown exporter naming {name!r}; choose one of "
+                    f"{sorted(LAG_EXPORTER_SCHEMES)} or None to detect it.",
+                    column="scheme",
+                )
+            spec = LAG_EXPORTER_SCHEMES[name]
+            found = self.query_range(f"count({spec.lag})", t0, t1, coarse_s)
+            if len(found) and found["value"].notna().any():
+                return name, spec, int(found["value"].max())
+        return None
+
+    def lag_totals(
         self,
         start: Any,
         end: Any,
         step: str | float | _dt.timedelta,
         *,
+        by: str | Sequence[str] = ("group", "topic"),
         groups: Sequence[str] | None = None,
+        topics: Sequence[str] | None = None,
+        scheme: str | None = None,
     ) -> pd.DataFrame:
-        """Read consumer lag history exported by kafka_exporter or kafka-lag-exporter.
+        """Total lag per group (and topic) over time, summed by the server (``sum by``).
+
+        One series per key comes back instead of one per partition, so a cluster
+        of thousands of partitions costs what a plot of its groups needs.
 
         Parameters
         ----------
@@ -563,39 +608,156 @@ class PrometheusSource:
             Time range.
         step
             Resolution (``"30s"``).
-        groups
-            Restrict to these group ids (default: all).
+        by
+            ``("group", "topic")`` (default), ``"group"`` or ``"topic"``.
+        groups, topics
+            Restrict to these group ids / topics (default: all).
+        scheme
+            Exporter naming (``"kafka_exporter"``, ``"kafka-lag-exporter"``,
+            ``"kminion"``); default: the first one with lag series in the range.
 
         Returns
         -------
         pandas.DataFrame
-            A validated LAG frame. kafka_exporter's
-            ``kafka_consumergroup_current_offset`` and
-            ``kafka_topic_partition_current_offset`` are used, else
-            kafka-lag-exporter's ``kafka_consumergroup_group_offset`` and
-            ``kafka_partition_latest_offset``; where only a lag series exists,
-            ``log_end_offset`` is committed + lag. Negative offsets (the
-            exporters' "no commit") become NA.
+            ``time`` (UTC), ``cluster``, the ``by`` columns and ``lag`` (Int64;
+            the sum over the key's partitions that have a commit).
+        """
+        keys = (by,) if isinstance(by, str) else tuple(by)
+        if not keys or any(k not in ("group", "topic") for k in keys):
+            raise KbpInputError(
+                f"by={by!r}: total lag by 'group', 'topic' or ('group', 'topic').", column="by"
+            )
+        t0 = _to_timestamp(start, "start")
+        t1 = _to_timestamp(end, "end")
+        found = self._lag_scheme(t0, t1, scheme)
+        columns = {
+            "time": pd.Series(dtype="datetime64[ns, UTC]"),
+            "cluster": pd.Series(dtype="string"),
+        }
+        empty = pd.DataFrame(
+            {
+                **columns,
+                **{k: pd.Series(dtype="string") for k in keys},
+                "lag": pd.Series(dtype="Int64"),
+            }
+        )
+        if found is None:
+            return empty
+        _, spec, _ = found
+        label = {"group": spec.group_label, "topic": spec.topic_label}
+        selector = spec.lag + _matchers(spec, groups, topics)
+        promql = f"sum by ({', '.join(label[k] for k in keys)}) ({selector} >= 0)"
+        result = self.query_range(promql, t0, t1, step)
+        if not len(result):
+            return empty
+        out = pd.DataFrame({"time": result["time"], "cluster": self.cluster})
+        for key in keys:
+            out[key] = result[label[key]].astype("string")
+        out["lag"] = result["value"].round().astype("Int64")
+        out["cluster"] = out["cluster"].astype("string")
+        return out.sort_values([*keys, "time"], kind="stable").reset_index(drop=True)
+
+    def lag(
+        self,
+        start: Any,
+        end: Any,
+        step: str | float | _dt.timedelta,
+        *,
+        groups: Sequence[str] | None = None,
+        topics: Sequence[str] | None = None,
+        top_k: int | None = None,
+        scheme: str | None = None,
+    ) -> pd.DataFrame:
+        """Read per-partition consumer lag history exported by a lag exporter.
+
+        Parameters
+        ----------
+        start, end
+            Time range.
+        step
+            Resolution (``"30s"``).
+        groups, topics
+            Restrict to these group ids / topics (default: all).
+        top_k
+            Only the ``top_k`` (group, topic) keys with the largest total lag in
+            the range: the totals are summed by the server first
+            (:meth:`lag_totals`), then partitions are read for those keys only.
+        scheme
+            Exporter naming: ``"kafka_exporter"`` (``kafka_consumergroup_current_offset``,
+            ``kafka_topic_partition_current_offset``), ``"kafka-lag-exporter"``
+            (``kafka_consumergroup_group_offset``, ``kafka_partition_latest_offset``)
+            or ``"kminion"`` (``kminion_kafka_consumer_group_topic_partition_lag``,
+            ``kminion_kafka_topic_partition_high_water_mark``); default: the first
+            with lag series in the range.
+
+        Returns
+        -------
+        pandas.DataFrame
+            A validated LAG frame. Where an exporter has no committed-offset
+            series (kminion) ``committed_offset`` is the log end minus the lag;
+            where it has no log-end series, the committed offset plus the lag.
+            Negative offsets (the exporters' "no commit") become NA. Requests are
+            split in time to stay under ``max_samples``.
         """
         t0 = _to_timestamp(start, "start")
         t1 = _to_timestamp(end, "end")
-        for scheme in _LAG_SCHEMES:
-            group_label = scheme["group_label"]
-            matcher = ""
-            if groups:
-                pattern = "|".join(_regex_literal(str(g)) for g in groups)
-                matcher = f'{{{group_label}=~"{_promql_string(pattern)}"}}'
-            committed = self.query_range(scheme["committed"] + matcher, t0, t1, step)
-            if not len(committed):
-                continue
-            log_end = self.query_range(scheme["log_end"], t0, t1, step)
-            lag_series = (
-                self.query_range(scheme["lag"] + matcher, t0, t1, step)
-                if not len(log_end)
-                else None
+        step_s = parse_duration_s(step, name="step")
+        found = self._lag_scheme(t0, t1, scheme)
+        if found is None:
+            return empty_lag_frame()
+        name, spec, n_series = found
+        wanted: set[tuple[str, str]] | None = None
+        if top_k is not None:
+            if not isinstance(top_k, int) or top_k < 1:
+                raise KbpInputError(f"top_k={top_k!r}: pass a positive number of keys.")
+            totals = self.lag_totals(t0, t1, step_s, groups=groups, topics=topics, scheme=name)
+            if not len(totals):
+                return empty_lag_frame()
+            worst = totals.groupby(["group", "topic"])["lag"].max().nlargest(top_k)
+            wanted = {(str(g), str(t)) for g, t in worst.index}
+            groups = sorted({g for g, _ in wanted})
+            topics = sorted({t for _, t in wanted})
+            n_series = len(wanted) * max(
+                1, n_series // max(1, len(totals[["group", "topic"]].drop_duplicates()))
             )
-            return _lag_frame(committed, log_end, lag_series, group_label, self.cluster)
-        return empty_lag_frame()
+        # Each of the (up to three) metrics has about n_series series.
+        points = max(1, self.max_samples // (2 * max(1, n_series)))
+        key_matchers = _matchers(spec, groups, topics)
+        committed = (
+            self.query_range(spec.committed + key_matchers, t0, t1, step_s, max_points=points)
+            if spec.committed is not None
+            else None
+        )
+        log_end = self.query_range(
+            spec.log_end + _matchers(spec, None, topics), t0, t1, step_s, max_points=points
+        )
+        lag_values = None
+        if committed is None or not len(log_end):
+            lag_values = self.query_range(
+                spec.lag + key_matchers, t0, t1, step_s, max_points=points
+            )
+        frame = _lag_frame(spec, committed, log_end, lag_values, self.cluster)
+        if wanted is not None and len(frame):
+            pairs = pd.Series(list(zip(frame["group"], frame["topic"], strict=True)))
+            frame = frame[pairs.isin(wanted).to_numpy()].reset_index(drop=True)
+        return frame
+
+
+def _matchers(
+    spec: ExporterScheme, groups: Sequence[str] | None, topics: Sequence[str] | None
+) -> str:
+    """``{label=~"a|b",...}`` for the groups and topics asked for ("" when none)."""
+    parts = []
+    for label, values in ((spec.group_label, groups), (spec.topic_label, topics)):
+        if values:
+            pattern = "|".join(_regex_literal(str(v)) for v in values)
+            parts.append(f'{label}=~"{_promql_string(pattern)}"')
+    return "{" + ",".join(parts) + "}" if parts else ""
+
+
+def _is_sample_limit(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return any(word in text for word in _SAMPLE_LIMIT_WORDS)
 
 
 class _TooLarge(Exception):
@@ -643,62 +805,79 @@ def _broker_entity(values: pd.Series) -> pd.Series:
 
 
 def _matrix_frame(result: list[dict[str, Any]]) -> pd.DataFrame:
-    """Turn a ``matrix`` result into a long frame, one numpy block per series."""
-    frames = []
-    for series in result:
-        values = series.get("values") or []
-        if not values:
-            continue
-        array = np.asarray(values, dtype=object)
-        seconds = array[:, 0].astype("float64")
-        numbers = pd.to_numeric(pd.Series(array[:, 1]), errors="coerce").to_numpy("float64")
-        block = pd.DataFrame(
-            {
-                "time": pd.to_datetime(
-                    np.round(seconds * 1000).astype("int64"), unit="ms", utc=True
-                ),
-                "value": numbers,
-            }
-        )
-        for label, label_value in (series.get("metric") or {}).items():
-            column = f"label_{label}" if label in ("time", "value") else label
-            block[column] = label_value
-        frames.append(block)
-    if not frames:
+    """Turn a ``matrix`` result into a long frame (flattened once, not a frame per series)."""
+    series_list = [series for series in result if series.get("values")]
+    if not series_list:
         return pd.DataFrame()
-    out = pd.concat(frames, ignore_index=True)
-    for column in out.columns:
-        if column not in ("time", "value"):
-            out[column] = out[column].astype("string")
+    lengths = np.array([len(series["values"]) for series in series_list], dtype="int64")
+    total = int(lengths.sum())
+    seconds = np.fromiter(
+        (float(pair[0]) for series in series_list for pair in series["values"]),
+        dtype="float64",
+        count=total,
+    )
+    texts = pd.Series(
+        [pair[1] for series in series_list for pair in series["values"]], dtype=object
+    )
+    out = pd.DataFrame(
+        {
+            "time": pd.to_datetime(np.round(seconds * 1000).astype("int64"), unit="ms", utc=True),
+            "value": pd.to_numeric(texts, errors="coerce").to_numpy("float64"),
+        }
+    )
+    labels: dict[str, None] = {}
+    for series in series_list:
+        labels.update(dict.fromkeys(series.get("metric") or {}))
+    for label in labels:
+        per_series = np.array(
+            [(series.get("metric") or {}).get(label) for series in series_list], dtype=object
+        )
+        column = f"label_{label}" if label in ("time", "value") else label
+        out[column] = pd.array(np.repeat(per_series, lengths), dtype="string")
     out["time"] = out["time"].astype("datetime64[ns, UTC]")
     return out
 
 
 def _lag_frame(
-    committed: pd.DataFrame,
+    spec: ExporterScheme,
+    committed: pd.DataFrame | None,
     log_end: pd.DataFrame,
-    lag_series: pd.DataFrame | None,
-    group_label: str,
+    lag_values: pd.DataFrame | None,
     cluster: str,
 ) -> pd.DataFrame:
     keys = ["time", "topic", "partition"]
-    left = committed.rename(columns={group_label: "group", "value": "committed_offset"})
-    left = left[["time", "group", "topic", "partition", "committed_offset"]]
+    names = {
+        spec.group_label: "group",
+        spec.topic_label: "topic",
+        spec.partition_label: "partition",
+    }
+    right = None
     if len(log_end):
-        renamed = log_end.rename(columns={"value": "log_end_offset"})
+        renamed = log_end.rename(columns={**names, "value": "log_end_offset"})
         right = renamed.groupby(keys, as_index=False)["log_end_offset"].max()
-        merged = left.merge(right, on=keys, how="left")
-    elif lag_series is not None and len(lag_series):
-        lag_part = lag_series.rename(columns={group_label: "group", "value": "lag_value"})
-        merged = left.merge(
-            lag_part[["time", "group", "topic", "partition", "lag_value"]],
-            on=["time", "group", "topic", "partition"],
-            how="left",
-        )
-        merged["log_end_offset"] = merged["committed_offset"] + merged["lag_value"]
+    lag_part = None
+    if lag_values is not None and len(lag_values):
+        lag_part = lag_values.rename(columns={**names, "value": "lag_value"})[
+            ["time", "group", "topic", "partition", "lag_value"]
+        ]
+    if committed is not None and len(committed):
+        left = committed.rename(columns={**names, "value": "committed_offset"})
+        merged = left[["time", "group", "topic", "partition", "committed_offset"]]
+        if right is not None:
+            merged = merged.merge(right, on=keys, how="left")
+        elif lag_part is not None:
+            merged = merged.merge(lag_part, on=["time", "group", "topic", "partition"], how="left")
+            merged["log_end_offset"] = merged["committed_offset"] + merged["lag_value"]
+            merged = merged.drop(columns=["lag_value"])
+        else:
+            merged = merged.assign(log_end_offset=np.nan)
+    elif lag_part is not None and right is not None:
+        # kminion: lag and high water marks only; the commit is the log end minus the lag.
+        merged = lag_part.merge(right, on=keys, how="left")
+        merged["committed_offset"] = merged["log_end_offset"] - merged["lag_value"]
         merged = merged.drop(columns=["lag_value"])
     else:
-        merged = left.assign(log_end_offset=np.nan)
+        return empty_lag_frame()
     for column in ("committed_offset", "log_end_offset"):
         values = merged[column].astype("float64")
         merged[column] = values.where(values >= 0).round().astype("Int64")

@@ -13,6 +13,8 @@ import json
 import os
 import shutil
 import time as _time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +22,16 @@ import pandas as pd
 
 from kbp_notebook.errors import KbpInputError
 from kbp_notebook.frames import (
+    LAG_COLUMNS,
+    LAG_OPTIONAL_COLUMNS,
     Dataset,
     empty_events_frame,
     empty_lag_frame,
     empty_metrics_frame,
 )
+from kbp_notebook.units import parse_time_utc
 
-__all__ = ["DatasetAppender", "read_dataset", "write_dataset"]
+__all__ = ["DatasetAppender", "lag_key_counts", "read_dataset", "write_dataset"]
 
 _FRAMES = ("lag", "metrics", "events")
 _EMPTY = {"lag": empty_lag_frame, "metrics": empty_metrics_frame, "events": empty_events_frame}
@@ -43,8 +48,16 @@ def _write_part(folder: Path, frame: pd.DataFrame, sequence: int) -> Path:
     return final
 
 
+def _unreadable(part: Path, exc: BaseException) -> KbpInputError:
+    return KbpInputError(
+        f"Dataset part {part} cannot be read ({exc}); move it aside and read the "
+        f"folder again (the other parts are intact).",
+        path=str(part),
+    )
+
+
 def _read_parts(folder: Path, name: str) -> pd.DataFrame:
-    parts = sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+    parts = _part_files(folder)
     if not parts:
         return _EMPTY[name]()
     frames = []
@@ -52,13 +65,171 @@ def _read_parts(folder: Path, name: str) -> pd.DataFrame:
         try:
             frames.append(pd.read_parquet(part))
         except Exception as exc:  # pyarrow raises several unrelated types
-            raise KbpInputError(
-                f"Dataset part {part} cannot be read ({exc}); move it aside and read the "
-                f"folder again (the other parts are intact).",
-                path=str(part),
-            ) from None
+            raise _unreadable(part, exc) from None
     frames = [frame for frame in frames if len(frame)] or frames[:1]
     return pd.concat(frames, ignore_index=True)
+
+
+@dataclass(frozen=True)
+class _Filters:
+    """Row filters pushed down into the Parquet scan (None: no filter)."""
+
+    groups: tuple[str, ...] | None = None
+    topics: tuple[str, ...] | None = None
+    start: pd.Timestamp | None = None
+    end: pd.Timestamp | None = None
+
+    @property
+    def empty(self) -> bool:
+        return (
+            self.groups is None
+            and self.topics is None
+            and self.start is None
+            and (self.end is None)
+        )
+
+
+def _names(value: Iterable[str] | str | None, name: str) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    names = (value,) if isinstance(value, str) else tuple(str(v) for v in value)
+    if not names:
+        raise KbpInputError(
+            f"{name} is empty; pass the {name} to read, or None for all.", column=name
+        )
+    return names
+
+
+def _bound(value: Any, name: str) -> pd.Timestamp | None:
+    return None if value is None else parse_time_utc(value, name)
+
+
+def _part_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("part-*.parquet")) if folder.is_dir() else []
+
+
+def _arrow_dataset(folder: Path, name: str) -> Any:
+    """Open a pyarrow dataset over a frame's parts, with one schema for parts that differ."""
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+    import pyarrow.parquet as pq
+
+    parts = _part_files(folder)
+    if not parts:
+        return None
+    schemas = []
+    for part in parts:
+        try:
+            schemas.append(pq.read_schema(part))
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise _unreadable(part, exc) from None
+    try:
+        schema = pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise KbpInputError(
+            f"{folder}: its parts do not fit together ({exc}); move aside the part(s) written "
+            f"by another tool and read the folder again.",
+            path=str(folder),
+        ) from None
+    schema = schema.remove_metadata()
+    return pads.dataset([str(p) for p in parts], schema=schema, format="parquet")
+
+
+def _expression(dataset: Any, filters: _Filters, *, keys: bool) -> Any:
+    import pyarrow as pa
+    import pyarrow.dataset as pads
+
+    names = set(dataset.schema.names)
+    expression = None
+
+    def both(term: Any) -> None:
+        nonlocal expression
+        expression = term if expression is None else expression & term
+
+    if keys and filters.groups is not None and "group" in names:
+        both(pads.field("group").isin(list(filters.groups)))
+    if keys and filters.topics is not None and "topic" in names:
+        both(pads.field("topic").isin(list(filters.topics)))
+    if "time" in names and (filters.start is not None or filters.end is not None):
+        time_type = dataset.schema.field("time").type
+        if filters.start is not None:
+            both(pads.field("time") >= pa.scalar(filters.start.to_pydatetime(), type=time_type))
+        if filters.end is not None:
+            both(pads.field("time") <= pa.scalar(filters.end.to_pydatetime(), type=time_type))
+    return expression
+
+
+def _scan_frame(
+    folder: Path, name: str, filters: _Filters, columns: list[str] | None
+) -> pd.DataFrame:
+    """Read a frame's parts through pyarrow with the filters pushed into the scan."""
+    dataset = _arrow_dataset(folder, name)
+    if dataset is None:
+        return _EMPTY[name]()
+    wanted = None if columns is None else [c for c in columns if c in dataset.schema.names]
+    table = dataset.to_table(
+        columns=wanted, filter=_expression(dataset, filters, keys=name == "lag")
+    )
+    frame: pd.DataFrame = table.to_pandas()
+    return frame
+
+
+def lag_key_counts(
+    path: str | os.PathLike[str],
+    *,
+    by: str = "group",
+    groups: Iterable[str] | str | None = None,
+    topics: Iterable[str] | str | None = None,
+    start: Any = None,
+    end: Any = None,
+) -> pd.Series:
+    """Count the LAG rows of a Dataset folder per value of one key column, batch by batch.
+
+    Reads only the ``by`` column (dictionary-encoded, one record batch at a time),
+    so a recording far larger than memory is counted in little memory.
+
+    Parameters
+    ----------
+    path
+        The Dataset folder.
+    by
+        Key column, ``"group"`` (default) or ``"topic"``.
+    groups, topics, start, end
+        Filters, as in ``read_dataset``.
+
+    Returns
+    -------
+    pandas.Series
+        Rows per key value (index: the values, sorted).
+    """
+    import pyarrow.compute as pc
+    import pyarrow.dataset as pads
+
+    if by not in ("group", "topic", "cluster"):
+        raise KbpInputError(f"by={by!r}: count rows by 'group', 'topic' or 'cluster'.", column="by")
+    root = _dataset_root(path)
+    filters = _Filters(
+        _names(groups, "groups"),
+        _names(topics, "topics"),
+        _bound(start, "start"),
+        _bound(end, "end"),
+    )
+    dataset = _arrow_dataset(root / "lag", "lag")
+    totals: dict[str, int] = {}
+    if dataset is not None:
+        fmt = pads.ParquetFileFormat(read_options=pads.ParquetReadOptions(dictionary_columns=[by]))
+        dataset = pads.dataset(dataset.files, schema=dataset.schema, format=fmt)
+        scanner = dataset.scanner(columns=[by], filter=_expression(dataset, filters, keys=True))
+        for batch in scanner.to_batches():
+            if not batch.num_rows:
+                continue
+            counts = pc.value_counts(batch.column(0))
+            for value, count in zip(
+                counts.field("values").to_pylist(), counts.field("counts").to_pylist(), strict=True
+            ):
+                if value is not None:
+                    totals[value] = totals.get(value, 0) + int(count)
+    return pd.Series(totals, dtype="int64", name="rows").sort_index()
 
 
 def _next_sequence(folder: Path) -> int:
@@ -67,13 +238,38 @@ def _next_sequence(folder: Path) -> int:
     return max(sequences, default=-1) + 1
 
 
-def read_dataset(path: str | os.PathLike[str]) -> Dataset:
+def read_dataset(
+    path: str | os.PathLike[str],
+    *,
+    groups: Iterable[str] | str | None = None,
+    topics: Iterable[str] | str | None = None,
+    start: Any = None,
+    end: Any = None,
+    columns: Iterable[str] | None = None,
+) -> Dataset:
     """Read a Dataset folder written by ``write_dataset`` or a recording.
+
+    With any of ``groups``, ``topics``, ``start``, ``end``, ``columns`` the
+    filters are pushed down into the Parquet scan (pyarrow datasets): row
+    groups whose statistics rule them out are skipped and only the asked
+    columns are decoded, so one group of a recording larger than memory can be
+    read on its own.
 
     Parameters
     ----------
     path
         The folder.
+    groups, topics
+        Read only the LAG rows of these group ids / topics (default: all).
+    start, end
+        Read only rows (LAG, metrics, events) with ``start <= time <= end``
+        (UTC; naive times are taken as UTC).
+    columns
+        Optional LAG columns to read besides the required ones (``time``,
+        ``cluster``, ``group``, ``topic``, ``partition``, ``committed_offset``,
+        ``log_end_offset``, ``lag``), e.g. ``[]`` to leave out
+        ``consumer_id``/``host``/``client_id`` (most of the memory of a wide
+        recording). Default: every column.
 
     Returns
     -------
@@ -89,37 +285,37 @@ def read_dataset(path: str | os.PathLike[str]) -> Dataset:
     --------
     >>> import kbp_notebook as kbp
     >>> ds = kbp.read_dataset(kbp.sample_path("producer-burst"))
+    >>> one = kbp.read_dataset(kbp.sample_path("producer-burst"), groups=["sessionizer"])
     """
-    root = Path(path)
-    if not root.is_dir():
-        raise KbpInputError(
-            f"No Dataset folder at {root}; pass a folder written by write_dataset or "
-            f"'kbp collect --out'.",
-            path=str(root),
-        )
-    meta_file = root / "meta.json"
-    if not meta_file.exists() and not (root / "lag").is_dir():
-        raise KbpInputError(
-            f"{root} is not a Dataset folder (no meta.json and no lag/ folder).",
-            path=str(root),
-        )
-    meta: dict[str, Any] = {}
-    if meta_file.exists():
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
+    root = _dataset_root(path)
+    filters = _Filters(
+        _names(groups, "groups"),
+        _names(topics, "topics"),
+        _bound(start, "start"),
+        _bound(end, "end"),
+    )
+    lag_columns: list[str] | None = None
+    if columns is not None:
+        extra = [str(c) for c in ([columns] if isinstance(columns, str) else columns)]
+        unknown = sorted(set(extra) - set(LAG_COLUMNS) - set(LAG_OPTIONAL_COLUMNS))
+        if unknown:
             raise KbpInputError(
-                f"{meta_file} is not valid JSON ({exc}); fix or delete it (the frames are intact).",
-                path=str(meta_file),
-            ) from None
-        if not isinstance(meta, dict):
-            raise KbpInputError(
-                f"{meta_file} holds a JSON {type(meta).__name__}, not an object; fix or delete "
-                f"it (the frames are intact).",
-                path=str(meta_file),
+                f"columns {unknown} are not LAG columns; choose from "
+                f"{sorted({**LAG_COLUMNS, **LAG_OPTIONAL_COLUMNS})}.",
+                column="columns",
             )
+        lag_columns = [*LAG_COLUMNS, *(c for c in extra if c not in LAG_COLUMNS)]
+    meta = _read_meta(root)
     try:
-        frames = {name: _read_parts(root / name, name) for name in _FRAMES}
+        if filters.empty and lag_columns is None:
+            frames = {name: _read_parts(root / name, name) for name in _FRAMES}
+        else:
+            frames = {
+                name: _scan_frame(
+                    root / name, name, filters, lag_columns if name == "lag" else None
+                )
+                for name in _FRAMES
+            }
         lag = frames["lag"]
         if len(lag):
             # A resumed recording may have re-read an interval; the later copy wins.
@@ -140,6 +336,43 @@ def read_dataset(path: str | os.PathLike[str]) -> Dataset:
             f"move aside the part(s) written by another tool and read the folder again.",
             path=str(root),
         ) from None
+
+
+def _dataset_root(path: str | os.PathLike[str]) -> Path:
+    root = Path(path)
+    if not root.is_dir():
+        raise KbpInputError(
+            f"No Dataset folder at {root}; pass a folder written by write_dataset or "
+            f"'kbp collect --out'.",
+            path=str(root),
+        )
+    meta_file = root / "meta.json"
+    if not meta_file.exists() and not (root / "lag").is_dir():
+        raise KbpInputError(
+            f"{root} is not a Dataset folder (no meta.json and no lag/ folder).",
+            path=str(root),
+        )
+    return root
+
+
+def _read_meta(root: Path) -> dict[str, Any]:
+    meta_file = root / "meta.json"
+    meta: dict[str, Any] = {}
+    if meta_file.exists():
+        try:
+            meta = json.loads(meta_file.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise KbpInputError(
+                f"{meta_file} is not valid JSON ({exc}); fix or delete it (the frames are intact).",
+                path=str(meta_file),
+            ) from None
+        if not isinstance(meta, dict):
+            raise KbpInputError(
+                f"{meta_file} holds a JSON {type(meta).__name__}, not an object; fix or delete "
+                f"it (the frames are intact).",
+                path=str(meta_file),
+            )
+    return meta
 
 
 def _write_meta(root: Path, meta: dict[str, Any]) -> None:

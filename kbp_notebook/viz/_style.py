@@ -11,21 +11,25 @@ from __future__ import annotations
 import html
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import plotly.io as pio
 
+from kbp_notebook.units import format_number
+
 __all__ = [
     "BURROW_COLOURS",
+    "REPORT_TRACE_TYPES",
     "SEVERITY_COLOURS",
     "TREND_COLOURS",
     "esc",
     "key_label",
     "new_figure",
+    "report_figure_html",
+    "report_mode",
     "use_report_renderer",
 ]
 
@@ -130,33 +134,6 @@ def colour_for(index: int) -> str:
     return SERIES_COLOURS[index % len(SERIES_COLOURS)]
 
 
-def fmt_duration(seconds: float) -> str:
-    """Return ``seconds`` as ``1h 02m``/``4m 10s``/``12 s``; ``never`` for inf, ``—`` for NaN."""
-    if seconds is None or (isinstance(seconds, float) and np.isnan(seconds)):
-        return "—"
-    if np.isinf(seconds):
-        return "never" if seconds > 0 else "—"
-    seconds = float(seconds)
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 3600:
-        return f"{int(seconds // 60)}m {int(seconds % 60):02d}s"
-    if seconds < 86400 * 2:
-        return f"{int(seconds // 3600)}h {int(seconds % 3600 // 60):02d}m"
-    return f"{seconds / 86400:.1f} d"
-
-
-def fmt_number(value: float) -> str:
-    """Return a compact human number (``12.3k``, ``4.1M``)."""
-    if value is None or _isna(value):
-        return "—"
-    value = float(value)
-    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
-        if abs(value) >= limit:
-            return f"{value / limit:.1f}{suffix}"
-    return f"{value:.0f}" if abs(value) >= 10 else f"{value:.2g}"
-
-
 def table_figure(
     frame: pd.DataFrame,
     title: str,
@@ -171,8 +148,7 @@ def table_figure(
     for name in frame.columns:
         column = frame[name]
         if pd.api.types.is_float_dtype(column):
-            cells.append([fmt_number(v) if abs(v) >= 1000 else f"{v:.3g}" if not _isna(v)
-                          else "—" for v in column.to_numpy(dtype=float)])
+            cells.append([format_number(v) for v in column.to_numpy(dtype=float)])
         else:
             cells.append(["—" if _isna(v) else esc(v) for v in column.tolist()])
     fill_colour: Any = [list(fill)] * len(frame.columns) if fill is not None else "white"
@@ -194,6 +170,60 @@ def unique_in_order(values: Iterable[Any]) -> list[Any]:
     return list(dict.fromkeys(values))
 
 
+#: Trace types in plotly.js's cartesian partial bundle, the one reports inline.
+REPORT_TRACE_TYPES: frozenset[str] = frozenset({
+    "bar", "box", "contour", "heatmap", "histogram", "histogram2d", "histogram2dcontour",
+    "image", "pie", "scatter", "scatterternary", "violin",
+})
+
+
+#: A mailed report must not offer to upload its data ("Share chart..." sends it to a cloud).
+REPORT_PLOT_CONFIG: dict[str, Any] = {"displaylogo": False, "showSendToCloud": False}
+
+
+def _table_html(fig_dict: Mapping[str, Any]) -> str:
+    """Return a figure made of ``go.Table`` traces as HTML tables.
+
+    :func:`table_figure` has escaped every header and cell already (plotly
+    draws the same small HTML subset), so they are placed as they are.
+    """
+    title = fig_dict.get("layout", {}).get("title", {}).get("text") or ""
+    parts = ["<div class='kbp-table'>"] + ([f"<strong>{title}</strong>"] if title else [])
+    for trace in fig_dict.get("data", []):
+        headers = trace.get("header", {}).get("values", [])
+        columns = trace.get("cells", {}).get("values", [])
+        rows = zip(*columns, strict=False) if columns else iter(())
+        head = "".join(f"<th>{h}</th>" for h in headers)
+        body = "".join("<tr>" + "".join(f"<td>{v}</td>" for v in row) + "</tr>" for row in rows)
+        parts.append(f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def report_figure_html(fig: go.Figure | Mapping[str, Any]) -> str:
+    """Return a figure as report HTML: a plotly div (no plotly.js, no MathJax) or a table.
+
+    Figures whose traces are all tables become HTML tables; a trace type the
+    report's partial plotly.js cannot draw is said in words instead of an
+    empty frame.
+    """
+    fig_dict = fig.to_dict() if isinstance(fig, go.Figure) else dict(fig)
+    kinds = {trace.get("type", "scatter") for trace in fig_dict.get("data", [])}
+    if kinds and kinds <= {"table"}:
+        return _table_html(fig_dict)
+    unsupported = sorted(kinds - REPORT_TRACE_TYPES)
+    if unsupported:
+        return (f"<p class='kbp-unsupported'>This figure uses {esc(', '.join(unsupported))}, "
+                "which the report's plotly.js bundle does not draw; open the notebook in "
+                "JupyterLab to see it.</p>")
+    html_text: str = pio.to_html(
+        fig_dict, include_plotlyjs=False, include_mathjax=False, full_html=False,
+        default_width="100%", default_height=fig_dict.get("layout", {}).get("height") or 460,
+        validate=False, config=dict(REPORT_PLOT_CONFIG),
+    )
+    return html_text
+
+
 class _ReportRenderer(pio.base_renderers.NotebookRenderer):  # type: ignore[misc]
     """The ``notebook`` renderer for reports: no plotly.js, no MathJax CDN.
 
@@ -208,18 +238,7 @@ class _ReportRenderer(pio.base_renderers.NotebookRenderer):  # type: ignore[misc
         """Do nothing: the report template provides plotly.js."""
 
     def to_mimebundle(self, fig_dict: Any) -> dict[str, Any]:
-        html_text = pio.to_html(
-            fig_dict,
-            config=self.config,
-            auto_play=False,
-            include_plotlyjs=False,
-            include_mathjax=False,
-            full_html=False,
-            default_width="100%",
-            default_height=fig_dict.get("layout", {}).get("height") or 460,
-            validate=False,
-        )
-        return {"text/html": html_text}
+        return {"text/html": report_figure_html(fig_dict)}
 
 
 pio.renderers["kbp_report"] = _ReportRenderer(connected=False)
@@ -238,22 +257,24 @@ if os.environ.get("KBP_REPORT") == "1":
     use_report_renderer()
 
 
+def report_mode() -> bool:
+    """Return True while figures are drawn for an exported report (no kernel behind them)."""
+    return "kbp_report" in str(pio.renderers.default)
+
+
 def figure_mimebundle(fig: go.Figure) -> dict[str, Any]:
     """Return a display bundle for ``fig`` that JupyterLab, Voilà and offline HTML can all draw.
 
     ``application/vnd.plotly.v1+json`` is drawn by jupyterlab-plotly in Lab
-    and Voilà; ``text/html`` (no plotly.js, no MathJax) is drawn by the
-    html-manager of an exported report, which has plotly.js inlined once.
+    and Voilà; ``text/html`` (no plotly.js, no MathJax) is drawn by an
+    exported report, which has plotly.js inlined once.
     """
     # plotly's own encoder: numpy arrays, timestamps and NaN become plain JSON (widget comms
     # refuse anything else).
     as_json = json.loads(pio.to_json(fig, validate=False, remove_uids=True))
-    html_text = pio.to_html(
-        fig, include_plotlyjs=False, include_mathjax=False, full_html=False,
-        default_width="100%", default_height=fig.layout.height or 460, validate=False,
-    )
+    html_text = report_figure_html(as_json)
     return {
         "application/vnd.plotly.v1+json": {"data": as_json["data"], "layout": as_json["layout"],
-                                           "config": {"displaylogo": False}},
+                                           "config": dict(REPORT_PLOT_CONFIG)},
         "text/html": html_text,
     }

@@ -10,12 +10,12 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from kbp_notebook.units import format_duration
 from kbp_notebook.viz._style import (
     SEVERITY_COLOURS,
     SEVERITY_RANK,
     empty_figure,
     esc,
-    fmt_duration,
     new_figure,
     table_figure,
 )
@@ -27,8 +27,8 @@ def _shift_words(shift_s: float, x_name: str, y_name: str) -> str:
     if shift_s == 0:
         return "no lead either way"
     if shift_s > 0:
-        return f"{x_name} leads {y_name} by {fmt_duration(shift_s)}"
-    return f"{y_name} leads {x_name} by {fmt_duration(-shift_s)}"
+        return f"{x_name} leads {y_name} by {format_duration(shift_s)}"
+    return f"{y_name} leads {x_name} by {format_duration(-shift_s)}"
 
 
 def _short(label: str, limit: int = 34) -> str:
@@ -89,7 +89,7 @@ def plot_correlation(result: Any, *, title: str | None = None) -> go.Figure:
                          hovertemplate="shift %{x:+.0f} s: r = %{y:+.3f}<extra></extra>"),
                   row=2, col=1)
     fig.add_trace(go.Scatter(x=[shift_s], y=[r], mode="markers+text", showlegend=False,
-                             text=[f"chosen: {fmt_duration(abs(shift_s))}"],
+                             text=[f"chosen: {format_duration(abs(shift_s))}"],
                              textposition="top center",
                              marker={"size": 11, "color": "#d62728", "symbol": "diamond"},
                              hovertemplate="chosen shift %{x:+.0f} s, r = %{y:+.3f}"

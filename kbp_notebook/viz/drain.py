@@ -8,12 +8,11 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kbp_notebook.units import format_count, format_duration, format_rate
 from kbp_notebook.viz._style import (
     colour_for,
     empty_figure,
     esc,
-    fmt_duration,
-    fmt_number,
     key_label,
     new_figure,
     table_figure,
@@ -144,8 +143,8 @@ def plot_drain(
                 legendgroup=label, showlegend=False, hoverinfo="skip",
             ))
             median = _curve(lag0, eta, net, t_s)
-            text = (f"drains in {fmt_duration(eta)} (between {fmt_duration(low)} and "
-                    f"{fmt_duration(high)})")
+            text = (f"drains in {format_duration(eta)} (between {format_duration(low)} and "
+                    f"{format_duration(high)})")
             fig.add_trace(go.Scatter(
                 x=x, y=median, mode="lines", name=f"{label}: {text}", legendgroup=label,
                 line={"color": colour, "width": 2.5},
@@ -163,7 +162,7 @@ def plot_drain(
             growing = _curve(lag0, np.inf, net, t_s)
             fig.add_trace(go.Scatter(
                 x=x, y=growing, mode="lines", legendgroup=label,
-                name=f"{label}: does not drain at current rates ({net:+,.1f} msg/s)",
+                name=f"{label}: does not drain at current rates ({format_rate(net, signed=True)})",
                 line={"color": colour, "dash": "dash", "width": 2.5},
                 hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
             ))
@@ -174,7 +173,7 @@ def plot_drain(
             fig.add_trace(go.Scatter(
                 x=[at], y=curve, mode="markers+text", text=["data loss"],
                 textposition="top center", legendgroup=label,
-                name=f"{label}: falls off retention in {fmt_duration(loss_s)}",
+                name=f"{label}: falls off retention in {format_duration(loss_s)}",
                 marker={"symbol": "x", "size": 13, "color": "#b00020"},
                 hovertemplate=f"unread messages start to be deleted at {at:%Y-%m-%d %H:%M} UTC"
                               f"<extra>{label}</extra>",
@@ -220,7 +219,7 @@ def plot_capacity(result: Any, *, title: str | None = None) -> go.Figure:
         fig.add_trace(go.Bar(
             y=labels, x=values, orientation="h", name=esc(column.replace("_", " ")),
             marker={"color": colour_for(index)},
-            text=[fmt_number(v) for v in values], textposition="outside",
+            text=[format_count(v) for v in values], textposition="outside",
             hovertemplate=esc(column) + ": %{x:,.1f}<extra>%{y}</extra>",
         ))
     fig.update_layout(barmode="group", hovermode="closest")
@@ -285,7 +284,7 @@ def plot_what_if(
         if np.isfinite(eta):
             fig.add_trace(go.Scatter(
                 x=x, y=_curve(lag0, eta, np.nan, t_s), mode="lines",
-                name=f"{label}: {planned:.0f} consumers drain in {fmt_duration(eta)}",
+                name=f"{label}: {planned:.0f} consumers drain in {format_duration(eta)}",
                 line={"color": colour, "width": 2.5},
                 hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
             ))
@@ -293,14 +292,15 @@ def plot_what_if(
             net = _float(row, "produce_rate") - planned * _float(row, "per_consumer_rate")
             fig.add_trace(go.Scatter(
                 x=x, y=_curve(lag0, np.inf, net, t_s), mode="lines",
-                name=f"{label}: {planned:.0f} consumers never drain ({net:+,.1f} msg/s)",
+                name=(f"{label}: {planned:.0f} consumers never drain "
+                      f"({format_rate(net, signed=True)})"),
                 line={"color": "#d62728", "dash": "dash", "width": 2.5},
                 hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
             ))
     if np.isfinite(target_s):
         fig.add_vline(x=now + pd.Timedelta(seconds=target_s),
                       line={"color": "#444444", "dash": "dot", "width": 1},
-                      annotation_text=f"target {fmt_duration(target_s)}",
+                      annotation_text=f"target {format_duration(target_s)}",
                       annotation_position="top")
     fig.add_vline(x=now, line={"color": "#888888", "dash": "dot", "width": 1},
                   annotation_text="now", annotation_position="bottom right")

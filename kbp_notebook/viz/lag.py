@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kbp_notebook.units import format_duration, format_rate, format_time
 from kbp_notebook.viz._style import (
     TREND_COLOURS,
     colour_for,
     empty_figure,
     esc,
-    fmt_duration,
     key_label,
     new_figure,
 )
@@ -159,7 +159,7 @@ def _interval_text(low: float, high: float, confidence: float | None) -> str:
     if not (np.isfinite(low) and np.isfinite(high)):
         return ""
     level = f"{confidence:.0%} CI" if confidence is not None else "interval"
-    return f" ({level} {low:+,.1f} to {high:+,.1f})"
+    return f" ({level} {format_rate(low, signed=True)} to {format_rate(high, signed=True)})"
 
 
 def _segment_rows(trend: Any, key: dict[str, Any]) -> pd.DataFrame | None:
@@ -191,13 +191,13 @@ def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str
                              float(item["fitted_lag_end"]))
         interval = _interval_text(float(item["ci_low"]), float(item["ci_high"]), confidence)
         current = bool(item.get("current", True))
-        text = (f"{esc(status)} {slope:+,.2f} msg/s{esc(interval)}<br>"
-                f"{start:%H:%M:%S} to {end:%H:%M:%S} UTC, {int(item['n'])} samples"
+        text = (f"{esc(status)} {format_rate(slope, signed=True)}{esc(interval)}<br>"
+                f"{format_time(start)} to {format_time(end)}, {int(item['n'])} samples"
                 + ("<br>current regime" if current else ""))
         fig.add_trace(
             go.Scatter(
                 x=x, y=y, mode="lines",
-                name=f"trend {label}: {slope:+,.1f} msg/s, {esc(status)}"
+                name=f"trend {label}: {format_rate(slope, signed=True)}, {esc(status)}"
                      + (" (now)" if current else ""),
                 line={"color": TREND_COLOURS.get(status, colour), "dash": "dash", "width": 2},
                 hovertemplate=f"{text}<extra>{label}</extra>",
@@ -213,7 +213,7 @@ def _add_trend(fig: go.Figure, series: pd.DataFrame, row: pd.Series, colour: str
                 textposition="top left", showlegend=False,
                 marker={"symbol": "diamond", "size": 12, "color": TREND_COLOURS["growing"],
                         "line": {"color": "white", "width": 1}},
-                hovertemplate=f"lag growth began {start:%H:%M:%S} UTC<extra>{label}</extra>",
+                hovertemplate=f"lag growth began {format_time(start)}<extra>{label}</extra>",
                 name=f"onset {label}",
             )
         )
@@ -282,7 +282,7 @@ def plot_lag_trend(result: Any, *, lag: pd.DataFrame | None = None,
     high = table.get("ci_high", pd.Series(np.nan, index=table.index)).astype(float).to_numpy()
     status = table.get("status", pd.Series("", index=table.index)).astype(str).tolist()
     onset = table.get("onset", pd.Series(pd.NaT, index=table.index))
-    onset_text = ["—" if pd.isna(t) else f"{pd.Timestamp(t):%Y-%m-%d %H:%M:%S} UTC" for t in onset]
+    onset_text = [format_time(t, date=True) for t in onset]
     confidence = getattr(result, "confidence", None)
     intervals = [esc(_interval_text(a, b, confidence)) for a, b in zip(low, high, strict=True)]
     fig = new_figure("Lag trend per key: current regime (messages/s, with confidence interval)",
@@ -343,7 +343,7 @@ def plot_time_lag(result: Any, *, by: Sequence[str] = ("group", "topic"),
         exact = part["time_lag_s"].where(~part["bound"])
         fig.add_trace(go.Scatter(
             x=part["time"], y=exact, mode="lines", name=label, line={"color": colour, "width": 2},
-            customdata=[fmt_duration(v) for v in part["time_lag_s"]],
+            customdata=[format_duration(v) for v in part["time_lag_s"]],
             hovertemplate="%{customdata} behind<extra>" + label + "</extra>",
             connectgaps=False,
         ))
@@ -354,7 +354,7 @@ def plot_time_lag(result: Any, *, by: Sequence[str] = ("group", "topic"),
                 x=lower["time"], y=lower["time_lag_s"], mode="markers",
                 name=f"{label}: at least (older than the history)",
                 marker={"symbol": "triangle-up-open", "size": 9, "color": colour},
-                customdata=[fmt_duration(v) for v in lower["time_lag_s"]],
+                customdata=[format_duration(v) for v in lower["time_lag_s"]],
                 hovertemplate="at least %{customdata} behind (lower bound)<extra>" + label
                               + "</extra>",
             ))

@@ -7,7 +7,8 @@ from typing import Any
 import numpy as np
 import plotly.graph_objects as go
 
-from kbp_notebook.viz._style import empty_figure, esc, fmt_duration, key_label, new_figure
+from kbp_notebook.units import format_duration
+from kbp_notebook.viz._style import empty_figure, esc, key_label, new_figure
 
 __all__ = ["plot_retention_risk"]
 
@@ -47,7 +48,8 @@ def plot_retention_risk(result: Any, *, max_keys: int = 20) -> go.Figure:
                 "arrayminus": np.maximum(point - low, 0),
             },
             customdata=[
-                f"{fmt_duration(p)} ({fmt_duration(lo)} to {fmt_duration(hi)}), {esc(limit)}"
+                (f"{format_duration(p)} ({format_duration(lo)} to {format_duration(hi)}), "
+                 f"{esc(limit)}")
                 for p, lo, hi, limit in zip(point, low, high, risky["limit"], strict=True)
             ],
             hovertemplate="%{y}: %{customdata}<extra></extra>",

@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kbp_notebook.units import format_count
 from kbp_notebook.viz._style import (
     BURROW_COLOURS,
     BURROW_ORDER,
     empty_figure,
     esc,
-    fmt_number,
     key_label,
     new_figure,
 )
@@ -80,7 +80,7 @@ def plot_lag_status(result: Any, *, history: pd.DataFrame | None = None,
             x=sel["partition"].astype(int), y=sel["row_label"], mode="markers", name=esc(status),
             marker={"symbol": "square", "size": 18, "color": BURROW_COLOURS.get(status, "#333"),
                     "line": {"color": "white", "width": 1}},
-            customdata=[fmt_number(v) for v in current[mask]],
+            customdata=[format_count(v) for v in current[mask]],
             hovertemplate=f"partition %{{x}}: {esc(status)}, lag %{{customdata}}"
                           "<extra>%{y}</extra>",
         ))
@@ -123,7 +123,7 @@ def plot_status_timeline(history: pd.DataFrame | None, *, level: str = "group") 
                      height=max(220, 120 + 34 * n_rows))
     for status in _status_order(frame["status"]):
         sel = frame[frame["status"] == status]
-        lag_text = ([", lag " + fmt_number(v) for v in pd.to_numeric(sel[lag_column])]
+        lag_text = ([", lag " + format_count(v) for v in pd.to_numeric(sel[lag_column])]
                     if lag_column else [""] * len(sel))
         fig.add_trace(go.Scatter(
             x=sel["time"], y=sel["row_label"], mode="markers", name=esc(status),

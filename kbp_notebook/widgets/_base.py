@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import html
 import threading
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
 
 import ipywidgets as widgets
 import pandas as pd
 import plotly.graph_objects as go
 
 from kbp_notebook.frames import Dataset
-from kbp_notebook.viz import figure_mimebundle
+from kbp_notebook.viz import choice_figure, figure_mimebundle, report_mode, with_readout
 
 __all__ = ["Explorer", "as_lag_frame"]
 
@@ -82,6 +83,51 @@ class Explorer(widgets.VBox):  # type: ignore[misc]
     def _observe_all(self, controls: list[widgets.Widget]) -> None:
         for control in controls:
             control.observe(self.refresh, names="value")
+
+    # -- without a kernel (exported reports) ---------------------------------------------
+
+    def offline_figure(self) -> go.Figure:
+        """Return the explorer as one figure that works without a kernel.
+
+        The default is the current state with its readout and no control;
+        explorers override it to put their main control into the figure as
+        plotly's own dropdown or slider (:meth:`_choices_figure`).
+        """
+        return with_readout(self.figure, self.readout.value)
+
+    def _choices_figure(
+        self,
+        control: widgets.ValueWidget,
+        values: Sequence[Any],
+        *,
+        label: str,
+        kind: Literal["dropdown", "slider"],
+        name: Callable[[Any], str] = str,
+    ) -> go.Figure:
+        """Move ``control`` through ``values``, keep what each draws, and merge the figures.
+
+        The control really moves (the same observers run as when a person moves
+        it), so every choice of the report is what the live explorer shows. With
+        fewer than two values there is nothing to choose: no control is drawn.
+        """
+        if len(values) < 2:
+            return Explorer.offline_figure(self)
+        original = control.value
+        drawn = []
+        try:
+            for value in values:
+                control.value = value
+                drawn.append((name(value), with_readout(self.figure, self.readout.value)))
+        finally:
+            control.value = original
+        active = list(values).index(original) if original in values else 0
+        return choice_figure(drawn, label=label, control=kind, active=active)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        # An exported report has no kernel: controls that look alive there must be plotly's.
+        if report_mode():
+            return figure_mimebundle(self.offline_figure())
+        return super()._repr_mimebundle_(**kwargs)
 
 
 def message(text: str, *, tone: str = "info") -> str:

@@ -58,6 +58,14 @@ class CorrelationExplorer(Explorer):
         self._observe_all(controls)
         self.refresh()
 
+    def offline_figure(self) -> go.Figure:
+        """Return the correlation figure with plotly's own metric dropdown (each precomputed)."""
+        metrics = list(self.metric.options)
+        if len(metrics) < 2:
+            return super().offline_figure()
+        return self._choices_figure(self.metric, metrics, label="metric", kind="dropdown",
+                                    name=viz.esc)
+
     def _build_figure(self) -> tuple[go.Figure, str]:
         if self.metric.value is None:
             self.result = None
@@ -74,7 +82,8 @@ class CorrelationExplorer(Explorer):
             )
         except KbpError as exc:
             self.result = None
-            return empty_figure("Correlation", str(exc)), message(str(exc), tone="warn")
+            title = f"{self.metric.value} against {self.target.label}"
+            return empty_figure(title, str(exc)), message(str(exc), tone="warn")
         lines = self.result.summary_lines()
         text = lines[0] if lines else ""
         tone = "warn" if self.result.significant else "info"

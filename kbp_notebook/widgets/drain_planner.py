@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from kbp_notebook import analysis, viz
 from kbp_notebook.errors import KbpError
-from kbp_notebook.viz._style import fmt_duration
+from kbp_notebook.units import format_duration, format_rate
 from kbp_notebook.widgets._base import Explorer, as_lag_frame, message
 
 __all__ = ["DrainPlanner"]
@@ -110,6 +110,18 @@ class DrainPlanner(Explorer):
         if not self._loading:
             super().refresh(*args)
 
+    def offline_figure(self) -> go.Figure:
+        """Return the what-if figure with plotly's own consumers slider (every count precomputed).
+
+        Offline the slider covers the number of consumers of the group shown;
+        the other sliders (rate, growth, target) stay at the values rendered
+        (the readout says them).
+        """
+        if self.plan is None:
+            return super().offline_figure()
+        counts = list(range(int(self.consumers.min), int(self.consumers.max) + 1))
+        return self._choices_figure(self.consumers, counts, label="consumers", kind="slider")
+
     def _build_figure(self) -> tuple[go.Figure, str]:
         if self.plan is None:
             return viz.plot_lag(self._rows(), title=f"Lag of {self.group.value}"), \
@@ -131,17 +143,17 @@ class DrainPlanner(Explorer):
         partitions_needed = _first(table, ("partitions_needed",))
         partitions = _first(table, ("partitions",))
         note = _first(table, ("note",))
-        parts = [f"{self.consumers.value} consumers × {self.per_consumer_rate.value:,.1f} msg/s"
+        parts = [f"{self.consumers.value} consumers × {format_rate(self.per_consumer_rate.value)}"
                  f", produce {self.produce_growth.value:+.0%}: "]
         if np.isfinite(self.eta_s):
-            parts.append(f"ETA to drain {fmt_duration(self.eta_s)}")
+            parts.append(f"ETA to drain {format_duration(self.eta_s)}")
             tone = "ok" if self.eta_s <= target_s else "warn"
         else:
             parts.append("does not drain (consumers slower than producers)")
             tone = "error"
         if needed is not None:
             parts.append(f"; {int(needed)} consumers needed to drain within "
-                         f"{fmt_duration(target_s)}")
+                         f"{format_duration(target_s)}")
         if partitions_needed is not None and partitions is not None and \
                 int(partitions_needed) > int(partitions):
             parts.append(f"; only {int(partitions)} partitions: add partitions "

@@ -11,11 +11,13 @@ import plotly.graph_objects as go
 
 from kbp_notebook import analysis, viz
 from kbp_notebook.errors import KbpError
+from kbp_notebook.units import format_count, format_rate, format_time
 from kbp_notebook.widgets._base import ALL, Explorer, as_lag_frame, message
 
 __all__ = ["LagExplorer"]
 
 _MAX_TIME_OPTIONS = 240
+_MAX_OFFLINE_GROUPS = 20
 
 
 class LagExplorer(Explorer):
@@ -144,13 +146,26 @@ class LagExplorer(Explorer):
                               partitions=per_partition, title=title)
         return figure, self._describe(rows) + (message(note, tone="warn") if note else "")
 
+    def offline_figure(self) -> go.Figure:
+        """Return the lag figure with plotly's own group dropdown (every group precomputed).
+
+        Only the group is offered (the groups with the largest lag first, up to
+        ``_MAX_OFFLINE_GROUPS``); the time range is plotly's zoom, the trend and the
+        per-partition lines its legend.
+        """
+        groups = list(self.group.options)[:_MAX_OFFLINE_GROUPS]
+        if self.group.value not in groups:
+            groups[-1] = self.group.value
+        return self._choices_figure(self.group, groups, label="group", kind="dropdown",
+                                    name=viz.esc)
+
     def _describe(self, rows: pd.DataFrame) -> str:
         if rows.empty:
             return message("No snapshots in this selection.", tone="warn")
         latest = rows[rows["time"] == rows["time"].max()]
         total = latest["lag"].sum()
         when = rows["time"].max()
-        text = f"{self.group.value}: {int(total):,} messages behind at {when:%H:%M:%S} UTC"
+        text = f"{self.group.value}: {format_count(total)} messages behind at {format_time(when)}"
         tone = "info"
         if self.last_trend is not None and len(self.last_trend.table):
             table = self.last_trend.table
@@ -158,9 +173,9 @@ class LagExplorer(Explorer):
             if len(growing):
                 tone = "warn"
                 worst = growing.sort_values("slope_per_s", ascending=False).iloc[0]
-                text += f"; growing at {float(worst['slope_per_s']):+,.1f} msg/s"
+                text += f"; growing at {format_rate(worst['slope_per_s'], signed=True)}"
                 if not pd.isna(worst.get("onset", pd.NaT)):
-                    text += f" since {pd.Timestamp(worst['onset']):%H:%M:%S} UTC"
+                    text += f" since {format_time(worst['onset'])}"
             else:
                 text += "; not growing"
         return message(text, tone=tone)

@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from kbp_notebook import analysis, viz
 from kbp_notebook.errors import KbpError
 from kbp_notebook.frames import Dataset, empty_lag_frame
-from kbp_notebook.viz._style import fmt_duration
+from kbp_notebook.units import format_count, format_duration, format_time
 from kbp_notebook.widgets._base import Explorer, message
 
 __all__ = ["LiveMonitor", "ReplayCollector"]
@@ -121,7 +121,7 @@ class LiveMonitor(Explorer):
             self.polls += 1
             self.readout.value = message(
                 f"cluster unreachable since {self.unreachable_since:%Y-%m-%d %H:%M:%S} UTC "
-                f"({fmt_duration((now - self.unreachable_since).total_seconds())}); still "
+                f"({format_duration((now - self.unreachable_since).total_seconds())}); still "
                 f"trying every {self.every.value:g} s. Last error: {exc}",
                 tone="error",
             )
@@ -161,14 +161,15 @@ class LiveMonitor(Explorer):
         else:
             text += "; trend and ETA after 3 snapshots"
         if len(history):
-            text = (f"{int(history[history['time'] == history['time'].max()]['lag'].sum()):,}"
-                    f" messages behind at {history['time'].max():%H:%M:%S} UTC; " + text)
+            latest = history[history["time"] == history["time"].max()]
+            text = (f"{format_count(latest['lag'].sum())} messages behind at "
+                    f"{format_time(history['time'].max())}; " + text)
         title = "Live consumer lag"
         if self.forecast is not None and len(self.forecast.table):
             worst = self.forecast.table.sort_values("eta_s", ascending=False).iloc[0]
             label = f"{worst['group']}/{worst['topic']}"
             if bool(worst.get("drains", True)):
-                eta = f"{label} drains in {fmt_duration(float(worst['eta_s']))}"
+                eta = f"{label} drains in {format_duration(float(worst['eta_s']))}"
                 text += f"; slowest: {eta}"
                 title += f" (slowest: {eta})"
             else:

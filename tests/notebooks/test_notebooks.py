@@ -1,8 +1,10 @@
-"""Every curated notebook executes headless (nbclient, python3 kernel) on every sample.
+"""Every curated notebook executes headless (nbclient, python3 kernel) as in JupyterLab.
 
-Besides the bundled samples each notebook also runs on a synthetic recording
-whose group id is hostile HTML. The live monitor runs against the real
-sandbox cluster too (integration).
+Here they run with ``report=False`` (live ipywidgets, widget state stored) on a
+synthetic recording whose group id is hostile HTML, on a three-snapshot
+recording, and (the live monitor) against the real sandbox cluster. Every
+notebook on every bundled sample is executed in report mode, and its report
+checked in a browser, by tests/browser/test_report_offline.py.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ import pytest
 import kbp_notebook as kbp
 from kbp_notebook.report import NOTEBOOKS, execute_notebook, find_notebook
 
-SAMPLES = kbp.list_samples()
 PLOTLY = "application/vnd.plotly.v1+json"
 WIDGET = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
@@ -65,7 +66,7 @@ def _parameters(name, source):
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook_runs_on_the_synthetic_recording(name, synthetic_recording):
     nb = execute_notebook(find_notebook(name), parameters=_parameters(
-        name, {"source": None, "recording": str(synthetic_recording)}))
+        name, {"source": None, "recording": str(synthetic_recording)}), report=False)
     outputs = _check_executed(nb, name)
     text = "".join(str(o.get("data", {}).get("text/html", "")) + str(o.get("text", ""))
                    for o in outputs)
@@ -92,7 +93,8 @@ def three_snapshots(tmp_path_factory):
 @pytest.mark.parametrize("name", [n for n in NOTEBOOKS if n != "04_live_monitor"])
 def test_notebook_says_not_enough_data_on_a_three_snapshot_recording(name, three_snapshots):
     nb = execute_notebook(
-        find_notebook(name), parameters={"source": None, "recording": str(three_snapshots)}
+        find_notebook(name), parameters={"source": None, "recording": str(three_snapshots)},
+        report=False,
     )
     outputs = _outputs(nb)
     errors = [o for o in outputs if o.output_type == "error"]
@@ -100,15 +102,6 @@ def test_notebook_says_not_enough_data_on_a_three_snapshot_recording(name, three
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "Not enough data:" in printed and "at least" in printed
     assert any(WIDGET in o.get("data", {}) for o in outputs), "the explorer did not display"
-
-
-@pytest.mark.notebook
-@pytest.mark.slow
-@pytest.mark.parametrize("sample", SAMPLES)
-@pytest.mark.parametrize("name", NOTEBOOKS)
-def test_notebook_runs_on_every_sample(name, sample):
-    nb = execute_notebook(find_notebook(name), parameters=_parameters(name, {"source": sample}))
-    _check_executed(nb, name)
 
 
 def _lagging_group(bootstrap: str) -> tuple[str, str]:
@@ -153,7 +146,7 @@ def test_live_monitor_notebook_against_the_sandbox(sandbox):
     nb = execute_notebook(find_notebook("04_live_monitor"), parameters={
         "source": None, "bootstrap_servers": sandbox.bootstrap_servers, "groups": [group],
         "duration_s": 8.0, "every_s": 2.0, "cluster": "sandbox",
-    })
+    }, report=False)
     outputs = _check_executed(nb, "04_live_monitor")
     printed = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
     assert "last error: None" in printed

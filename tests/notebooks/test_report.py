@@ -12,12 +12,14 @@ import pytest
 
 from kbp_notebook.errors import KbpInputError
 from kbp_notebook.report import (
-    EMBED_JS_SHA256,
     NOTEBOOKS,
+    PLOTLY_BUNDLE_SHA256,
+    PLOTLY_JS_VERSION,
     _parse_parameter,
     _redact_url,
-    ensure_widget_bundle,
+    ensure_plotly_bundle,
     find_notebook,
+    notebook_parameters,
     source_parameters,
 )
 
@@ -46,10 +48,15 @@ def test_cli_writes_one_offline_file_and_prints_its_path(synthetic_recording, tm
     assert done.stdout.strip().splitlines()[-1] == str(out.resolve())
     html = out.read_text(encoding="utf-8")
     assert not REMOTE_SRC.search(html), REMOTE_SRC.search(html)
-    assert html.count("data:text/javascript;base64,") == 1  # the embedded widget manager
-    assert html.count("plotly.js v") == 1  # plotly.js inlined exactly once
-    assert "application/vnd.jupyter.widget-state+json" in html
+    # plotly.js's cartesian bundle inlined exactly once; no full plotly.js, no widget manager
+    assert html.count(f"plotly.js (cartesian - minified) v{PLOTLY_JS_VERSION}") == 1
+    assert html.count("plotly.js v") == 0
+    assert "data:text/javascript;base64," not in html
+    assert "application/vnd.jupyter.widget-state+json" not in html
     assert "require.min.js" not in html and "tex-svg" not in html  # no require.js, no MathJax
+    # a normal run says where it wrote, nothing else (no kernel warnings)
+    assert done.stderr.strip().splitlines() == [line for line in done.stderr.strip().splitlines()
+                                                 if line.startswith("wrote ")], done.stderr
     assert not CODE_INPUT.search(html)  # code hidden by default
     assert "02_capacity_planning" in html
     with_code = tmp_path / "with-code.html"
@@ -82,17 +89,54 @@ def test_notebooks_are_found_by_name_or_number():
         find_notebook("99_nope")
 
 
-def test_widget_manager_is_the_pinned_file_and_a_tampered_cache_is_refetched(tmp_path,
-                                                                            monkeypatch):
-    bundle = ensure_widget_bundle()
-    assert hashlib.sha256(bundle.read_bytes()).hexdigest() == EMBED_JS_SHA256
+def test_plotly_bundle_is_the_pinned_file_and_a_tampered_cache_is_refetched(tmp_path,
+                                                                           monkeypatch):
+    bundle = ensure_plotly_bundle()
+    assert hashlib.sha256(bundle.read_bytes()).hexdigest() == PLOTLY_BUNDLE_SHA256
+    assert bundle.stat().st_size < 1.7e6  # the partial bundle, not plotly's full 4.8 MB
     monkeypatch.setenv("KBP_CACHE_DIR", str(tmp_path))
-    tampered = tmp_path / bundle.parent.name / "embed.js"
+    tampered = tmp_path / bundle.parent.name / bundle.name
     tampered.parent.mkdir(parents=True)
-    tampered.write_text("alert('not the widget manager')")
-    fetched = ensure_widget_bundle()  # npm pack from the registry, integrity checked
+    tampered.write_text("alert('not plotly')")
+    fetched = ensure_plotly_bundle()  # npm pack from the registry, integrity checked
     assert fetched == tampered
-    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == EMBED_JS_SHA256
+    assert hashlib.sha256(fetched.read_bytes()).hexdigest() == PLOTLY_BUNDLE_SHA256
+
+
+def test_plotly_bundle_matches_the_plotly_js_that_plotly_python_draws_with():
+    from plotly.offline import get_plotlyjs_version
+
+    assert get_plotlyjs_version() == PLOTLY_JS_VERSION
+
+
+def _kbp(*args, timeout=120):
+    return subprocess.run([str(KBP), "report", *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def test_unknown_parameter_is_an_error_listing_the_notebooks_parameters(tmp_path):
+    done = _kbp("producer-burst", "--out", tmp_path / "x.html", "-p", "typo=1")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "'typo'" in done.stderr
+    for name in notebook_parameters(find_notebook("01")):
+        assert name in done.stderr
+    assert not (tmp_path / "x.html").exists()
+    live = notebook_parameters(find_notebook("04"))
+    assert {"duration_s", "every_s", "command_config"} <= set(live)
+
+
+@pytest.mark.parametrize("source", [
+    ["http://127.0.0.1:9", "--start", "2026-01-01T00:00Z", "--end", "2026-01-01T01:00Z"],
+    ["127.0.0.1:9", "--notebook", "04"],
+])
+def test_an_unreachable_source_is_one_line_before_any_kernel_starts(source, tmp_path):
+    # port 9 (discard) is closed on loopback: connection refused at once
+    done = _kbp(*source, "--out", tmp_path / "x.html")
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert "127.0.0.1:9" in done.stderr and "Cannot reach" in done.stderr
+    assert "IPKernelApp" not in done.stderr and "Traceback" not in done.stderr
+    assert not (tmp_path / "x.html").exists()
 
 
 def test_unknown_source_is_a_clear_error_before_any_kernel_starts(tmp_path):

@@ -10,7 +10,7 @@ INTENDED = {
     "Dataset", "validate_lag_frame", "validate_metrics_frame",
     "LagCollector", "parse_consumer_groups", "PrometheusSource", "client_metrics",
     "log_dir_usage", "load_sample", "list_samples", "sample_path", "read_dataset",
-    "write_dataset", "topic_configs",
+    "write_dataset", "analyse_recording", "topic_configs",
     "lag_trend", "lag_status", "time_lag", "time_to_drain", "capacity_plan", "correlate",
     "flush_latency_vs_lag", "diagnose", "incidents", "retention_risk",
     "__version__",

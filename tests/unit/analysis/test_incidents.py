@@ -164,3 +164,13 @@ def test_plot_has_the_lag_episodes_and_events():
     fig = kbp.incidents(kbp.load_sample("stuck-consumer")).plot()
     assert len(fig.data) >= 2
     assert any(shape.type == "rect" for shape in fig.layout.shapes)
+
+
+def test_flush_vs_lag_judges_the_broker_against_its_own_level_at_the_onset():
+    # the correlation over 3.5 minutes is not significant; the onset comparison is plain
+    flush = kbp.flush_latency_vs_lag(kbp.load_sample("broker-flush-pressure"))
+    assert not flush.significant
+    onset = flush.notes[-1]
+    assert "the brokers are a suspect" in onset and "2.9x" in onset
+    burst = kbp.flush_latency_vs_lag(kbp.load_sample("producer-burst"))
+    assert "the brokers are a suspect" not in burst.notes[-1]

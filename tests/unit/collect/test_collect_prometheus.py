@@ -257,6 +257,8 @@ def test_broker_metrics_accept_overrides_and_reject_unknown_names(serve):
 def test_lag_from_kafka_exporter_names(serve):
     def answer(params):
         query = params["query"]
+        if query == "count(kafka_consumergroup_lag)":  # which exporter's names exist
+            return matrix_for(params, [{}], lambda labels, t: 2)
         if query.startswith("kafka_consumergroup_current_offset"):
             return matrix_for(
                 params,
@@ -288,6 +290,8 @@ def test_lag_from_kafka_exporter_names(serve):
 def test_lag_from_kafka_lag_exporter_names_with_group_filter(serve):
     def answer(params):
         query = params["query"]
+        if query == "count(kafka_consumergroup_group_lag)":
+            return matrix_for(params, [{}], lambda labels, t: 1)
         if query.startswith("kafka_consumergroup_group_offset"):
             return matrix_for(
                 params,
@@ -303,8 +307,10 @@ def test_lag_from_kafka_lag_exporter_names_with_group_filter(serve):
     assert list(lag["group"].unique()) == ["orders app"]
     assert list(lag["lag"]) == [15, 15]
     sent = [r["query"] for r in fake.requests]
-    assert sent[0] == 'kafka_consumergroup_current_offset{consumergroup=~"orders app"}'
-    assert any(q.startswith("kafka_consumergroup_group_offset{group=~") for q in sent)
+    # kafka_exporter's names are looked for first; none of its series are read.
+    assert sent[0] == "count(kafka_consumergroup_lag)"
+    assert not any(q.startswith("kafka_consumergroup_current_offset") for q in sent)
+    assert 'kafka_consumergroup_group_offset{group=~"orders app"}' in sent
 
 
 def test_lag_without_exporter_series_is_empty(serve):
