@@ -45,6 +45,7 @@ for extra in (HERE, ROOT, ROOT / "tests" / "unit" / "analysis"):
         sys.path.insert(0, str(extra))
 
 SECTIONS = (
+    "incidents", "incident_accuracy",
     "backtest", "time_lag", "time_lag_records", "time_lag_cost", "snapshot", "analysis",
     "notebook", "memory",
 )  # fmt: skip
@@ -359,6 +360,17 @@ def main(argv: list[str] | None = None) -> int:
             marker="16 MiB cap",
         )
         timings["time_lag_cost"] = time.perf_counter() - t0
+    for key, title, script in (
+        ("incidents", "1a. Speed of the incident model (2,000 partitions x 720 snapshots)",
+         "bench_incidents.py"),
+        ("incident_accuracy", "1b. Right cause and onset per group on the recordings",
+         "incident_accuracy.py"),
+    ):
+        if key not in args.skip:
+            t0 = time.perf_counter()
+            sections[key], figures[key] = external_section(
+                title, script, [], "issue 11", marker="groups right")
+            timings[key] = time.perf_counter() - t0
     if "analysis" not in args.skip:
         t0 = time.perf_counter()
         sections["analysis"], figures["analysis"] = external_section(
@@ -399,8 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     lines.extend(summary_table(figures))
     lines.append("")
     for name in (
-        "backtest", "time_lag", "time_lag_records", "time_lag_cost", "snapshot", "analysis",
-        "notebook", "memory",
+        "incidents", "incident_accuracy", "backtest", "time_lag", "time_lag_records",
+        "time_lag_cost", "snapshot", "analysis", "notebook", "memory",
     ):  # fmt: skip
         if name in sections:
             lines.extend([sections[name], ""])
