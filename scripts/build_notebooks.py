@@ -283,10 +283,13 @@ partitions)."""),
 what_if = None
 if plan is not None:
     today = int(plan.table["consumers_now"].fillna(1).max())
+    # a group with no member left (consumers gone): compare with one consumer back
+    base = max(today, 1)
     scenarios = {
-        f"today ({today} consumers)": plan.what_if(consumers=today),
-        f"{2 * today} consumers": plan.what_if(consumers=2 * today),
-        f"{today} consumers, +50% produce": plan.what_if(consumers=today, produce_growth=0.5),
+        (f"today ({today} consumers)" if today else "1 consumer back (none today)"):
+            plan.what_if(consumers=base),
+        f"{2 * base} consumers": plan.what_if(consumers=2 * base),
+        f"{base} consumers, +50% produce": plan.what_if(consumers=base, produce_growth=0.5),
         "as planned, +50% produce": plan.what_if(produce_growth=0.5),
     }
     columns = ["group", "topic", "consumers_planned", "partitions", "eta_s_at_plan", "feasible",
