@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SAMPLE ?= slow-consumer-then-scale-out
+SAMPLE ?= multi-group-cluster
 REPORT ?= build/incident-postmortem.html
 
 .PHONY: demo test test-unit lab bench lint system jars samples clean

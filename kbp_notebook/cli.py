@@ -24,6 +24,28 @@ _COMMANDS = {
 }
 
 
+#: Commands that need an optional extra, and the modules of that extra.
+_EXTRAS = {
+    "report": (
+        "notebooks",
+        frozenset(
+            {"nbclient", "nbconvert", "nbformat", "papermill", "ipykernel", "jupyter_client"}
+        ),
+    ),
+}
+
+
+def _missing_extra(command: str, exc: ModuleNotFoundError) -> str | None:
+    """Return the one-line hint for a command whose optional extra is not installed."""
+    extra = _EXTRAS.get(command)
+    if extra is None or (exc.name or "").split(".")[0] not in extra[1]:
+        return None
+    return (
+        f"kbp {command}: needs the '{extra[0]}' extra ({exc.name} is not installed): "
+        f"pip install 'kbp_notebook[{extra[0]}]'"
+    )
+
+
 def _usage() -> str:
     rows = "\n".join(f"  {name:<9} {help_}" for name, (_, _, help_) in _COMMANDS.items())
     return f"usage: kbp COMMAND [options]\n\ncommands:\n{rows}\n\nkbp COMMAND --help for more."
@@ -45,6 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(handler(rest) or 0)
     except KbpError as exc:
         print(f"kbp {command}: {exc}", file=sys.stderr)
+        return 1
+    except ModuleNotFoundError as exc:
+        hint = _missing_extra(command, exc)
+        if hint is None:
+            raise
+        print(hint, file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

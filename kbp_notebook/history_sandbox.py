@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kbp_notebook.errors import KbpError
-from kbp_notebook.sandbox import _free_ports, _spawn, _tail, _terminate
+from kbp_notebook.sandbox._process import _free_ports, _spawn, _tail, _terminate
 
 __all__ = ["HistoryStore"]
 

@@ -162,12 +162,18 @@ def format_duration(seconds: object, *, never: str = "never") -> str:
     return sign + text
 
 
+def _finite(value: object) -> float | None:
+    """Return ``value`` as a finite float, or None where it is missing or not finite."""
+    if _missing(value):
+        return None
+    number = float(value)  # type: ignore[arg-type]
+    return number if math.isfinite(number) else None
+
+
 def format_count(value: object) -> str:
     """Return a whole count with thousands separators (``"26,177"``)."""
-    if _missing(value):
-        return MISSING
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number):
+    number = _finite(value)
+    if number is None:
         return MISSING
     return f"{round(number):,}"
 
@@ -177,10 +183,8 @@ def format_number(value: object, *, digits: int = 3) -> str:
 
     Whole parts are never cut: 12,345.6 reads ``12,346``.
     """
-    if _missing(value):
-        return MISSING
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number):
+    number = _finite(value)
+    if number is None:
         return MISSING
     if number == 0:
         return "0"
@@ -209,10 +213,8 @@ def format_rate(value: object, *, unit: str = "msg/s", signed: bool = False) -> 
 
 def format_percent(value: object) -> str:
     """Return a fraction as a percentage (``0.256`` -> ``"26%"``)."""
-    if _missing(value):
-        return MISSING
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number):
+    number = _finite(value)
+    if number is None:
         return MISSING
     return f"{number * 100:.0f}%"
 
@@ -228,10 +230,8 @@ def format_time(value: object, *, date: bool = False) -> str:
 
 def format_bytes(value: object) -> str:
     """Return a size in binary units (``"1.5 MiB"``)."""
-    if _missing(value):
-        return MISSING
-    size = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(size):
+    size = _finite(value)
+    if size is None:
         return MISSING
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
         if abs(size) < 1024 or unit == "TiB":

@@ -9,7 +9,8 @@ writes a Dataset folder (see ``scenarios.record_all``)::
     python -m scenarios.record_all --only producer-burst --out /tmp/samples
 
 Every module has ``NAME`` (the sample's name), ``SANDBOX`` (the ``Sandbox``
-options it records with) and ``run(sandbox, out, *, short=False, suffix="")``.
+options it records with) and ``run(sandbox, out, *, short=False, suffix="", seed=None)``
+(``seed``: a variant with other rates, sizes and timings, see ``scenarios._variant``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,11 @@ MODULES: dict[str, str] = {
     "broker-flush-pressure": "scenarios.broker_flush_pressure",
     "skewed-partition": "scenarios.skewed_partition",
     "stuck-consumer": "scenarios.stuck_consumer",
+    "consumers-gone": "scenarios.consumers_gone",
+    "rebalance-churn": "scenarios.rebalance_churn",
+    "offset-reset": "scenarios.offset_reset",
+    "healthy-baseline": "scenarios.healthy_baseline",
+    "multi-group-cluster": "scenarios.multi_group_cluster",
 }
 
 __all__ = ["MODULES", "scenario"]

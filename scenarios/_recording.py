@@ -21,6 +21,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import os
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -38,6 +40,7 @@ from kbp_notebook.collect import (
 )
 from kbp_notebook.frames import Dataset
 from scenarios._workload import ConsumerGroupDriver, EventLog, RateProducer, utc_now
+from scenarios.expectations import ground_truth
 
 log = logging.getLogger("scenarios")
 
@@ -98,6 +101,8 @@ class Recording:
         self.started: pd.Timestamp | None = None
         self.ended: pd.Timestamp | None = None
         self.sample_errors = 0
+        self._load: list[float] = []
+        self._uptime: list[str] = []
 
     # ------------------------------------------------------------------ sampling
 
@@ -108,6 +113,7 @@ class Recording:
 
             shutil.rmtree(self.out)
         (self.out / "captures").mkdir(parents=True)
+        self._uptime.append(machine_uptime())
         self.started = utc_now()
         self._thread.start()
         return self
@@ -142,6 +148,7 @@ class Recording:
             self._latest = frame
 
     def _sample_clients(self) -> None:
+        self._load.append(os.getloadavg()[0])
         frames = []
         now = utc_now()
         ages = []
@@ -265,6 +272,18 @@ class Recording:
             self.capture(capture, group=group)
         self.meta["baseline_ceiling_lag"] = ceiling
 
+    def machine_load(self) -> dict[str, Any]:
+        """How busy the machine was while recording (other work shares its cores)."""
+        load = sorted(self._load)
+        return {
+            "cores": os.cpu_count(),
+            "uptime_at_start": self._uptime[0] if self._uptime else None,
+            "uptime_at_end": self._uptime[-1] if len(self._uptime) > 1 else None,
+            "load1_median": load[len(load) // 2] if load else None,
+            "load1_max": load[-1] if load else None,
+            "load1_every_s": self.client_every_s,
+        }
+
     # ------------------------------------------------------------------ captures
 
     def capture(self, label: str, *, group: str) -> threading.Thread:
@@ -312,6 +331,7 @@ class Recording:
         if self._thread.is_alive():
             self._thread.join(timeout=60)
         self.ended = utc_now()
+        self._uptime.append(machine_uptime())
 
     def finish(self, *, prometheus_step: str = "2s", rate_window: str = "20s") -> Path:
         """Stop sampling, fetch broker metrics for the whole range, write the Dataset."""
@@ -347,7 +367,9 @@ class Recording:
             "groups": self.groups,
             "captures": [row["file"] for row in captures],
             "sample_errors": self.sample_errors,
+            "machine_load": self.machine_load(),
         }
+        meta.update(ground_truth(str(meta.get("scenario")), meta, events))
         dataset = Dataset(lag=lag, metrics=metrics, events=events, meta=meta)
         write_dataset(dataset, self.out, overwrite=True)
         if captures:
@@ -365,6 +387,15 @@ class Recording:
             len(captures),
         )
         return self.out
+
+
+def machine_uptime() -> str:
+    """Return ``uptime``'s line (load averages over 1, 5 and 15 minutes), or '' without it."""
+    try:
+        result = subprocess.run(["uptime"], capture_output=True, text=True, timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip()
 
 
 def describe_meta(**facts: Any) -> dict[str, Any]:
@@ -386,6 +417,25 @@ def observe(recording: Recording, group: str, seconds: float) -> list[int]:
                 total = recording.total_lag(group)
                 if total is not None:
                     totals.append(total)
+        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+    return totals
+
+
+def observe_groups(recording: Recording, groups: list[str], seconds: float) -> dict[str, list[int]]:
+    """Like :func:`observe`, for several groups at once (each group's totals per snapshot)."""
+    totals: dict[str, list[int]] = {group: [] for group in groups}
+    seen: pd.Timestamp | None = None
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        frame = recording.latest_lag()
+        if frame is not None and len(frame):
+            when = pd.Timestamp(frame["time"].iloc[0])
+            if when != seen:
+                seen = when
+                for group in groups:
+                    total = recording.total_lag(group)
+                    if total is not None:
+                        totals[group].append(total)
         time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
     return totals
 

@@ -8,7 +8,8 @@
   poll, "process" each record for ``delay_s`` seconds, commit synchronously
   (the at-least-once loop most services run). It can be slowed down,
   stalled (stays a member, heartbeats, re-commits the same offsets, makes
-  no progress) and stopped (leaves the group).
+  no progress), hung (stops polling: the group expels it once
+  ``max_poll_interval_ms`` passes) and stopped (leaves the group).
 * ``ConsumerGroupDriver`` — a set of workers in one group, with join/leave.
 * ``DiskNeighbour`` — a bounded disk-heavy process (``dd`` with direct
   I/O) writing beside the broker's data, for flush-pressure windows.
@@ -108,6 +109,41 @@ def alter_broker_config(
     }
     if failed:
         raise RuntimeError(f"altering broker configs {settings} failed: {failed}")
+
+
+def prefill(
+    bootstrap_servers: str,
+    topic: str,
+    *,
+    partitions: int,
+    per_partition: int,
+    value_bytes: int = 200,
+) -> int:
+    """Write ``per_partition`` messages to every partition of ``topic`` as fast as it goes.
+
+    The history a topic holds before the recording starts (yesterday's
+    traffic), so that an offset reset has something to replay. Returns the
+    number of messages written.
+    """
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap_servers, client_id="scenario-prefill", acks=1, linger_ms=20
+    )
+    padding = b"x" * max(0, value_bytes - 24)
+    try:
+        for index in range(per_partition):
+            for partition in range(partitions):
+                now_ns = time.time_ns()
+                producer.send(
+                    topic,
+                    value=b"%d|" % now_ns + padding,
+                    key=b"history-%d" % index,
+                    partition=partition,
+                    headers=[(SENT_HEADER, str(now_ns).encode())],
+                )
+        producer.flush(timeout=120)
+    finally:
+        producer.close(timeout=10)
+    return per_partition * partitions
 
 
 # --------------------------------------------------------------------------- events
@@ -285,7 +321,7 @@ class RateProducer:
 
 # --------------------------------------------------------------------------- consumers
 
-RUNNING, STALLED = "running", "stalled"
+RUNNING, STALLED, HUNG = "running", "stalled", "hung"
 
 
 class ConsumerWorker:
@@ -361,6 +397,15 @@ class ConsumerWorker:
         """Stop making progress while staying a member of the group."""
         self.mode = STALLED
 
+    def hang(self) -> None:
+        """Stop calling ``poll`` (a handler stuck in a call that never returns).
+
+        The heartbeat thread goes on until ``max_poll_interval_ms`` passes
+        without a poll; then the client leaves the group and the group
+        rebalances, the way ``max.poll.interval.ms`` expulsions happen.
+        """
+        self.mode = HUNG
+
     def resume(self) -> None:
         """Leave the stalled state."""
         self.mode = RUNNING
@@ -394,6 +439,9 @@ class ConsumerWorker:
     def _run(self) -> None:
         last_recommit = 0.0
         while not self._stop.is_set():
+            if self.mode == HUNG:
+                self._stop.wait(0.5)
+                continue
             if self.mode == STALLED:
                 last_recommit = self._stalled_step(last_recommit)
                 continue

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios._recording import Recording, observe
+from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
     DiskNeighbour,
@@ -59,13 +60,19 @@ PHASES_S = {
 }
 
 
-def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Path:
+def run(
+    sandbox: Any, out: Path, *, short: bool = False, suffix: str = "", seed: int | None = None
+) -> Path:
     """Run the scenario on ``sandbox`` and write the recording to ``out``."""
-    phases = PHASES_S["short" if short else "long"]
+    variant = Variant(seed, NAME)
+    phases = variant.phases(PHASES_S["short" if short else "long"], low=0.75, high=1.2)
+    partitions = variant.choice("partitions", PARTITIONS, [3, 4, 6])
+    rate = variant.scale("produce_rate_per_s", RATE_PER_S, 0.8, 1.2)
+    writers = variant.integer("neighbour_writers", NEIGHBOUR_WRITERS, 4, 5)
     topic = f"payments{suffix}"
     group = f"fraud-scorer{suffix}"
     bootstrap = sandbox.bootstrap_servers
-    create_topic(bootstrap, topic, partitions=PARTITIONS)
+    create_topic(bootstrap, topic, partitions=partitions)
 
     consumers = ConsumerGroupDriver(
         bootstrap, topic, group, delay_s=DELAY_S, max_poll_records=MAX_POLL_RECORDS
@@ -73,13 +80,13 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
     producer = RateProducer(
         bootstrap,
         topic,
-        rate_per_s=RATE_PER_S,
+        rate_per_s=rate,
         client_id=f"payments-producer{suffix}",
         producer_config={"linger_ms": LINGER_MS},
     )
     neighbour = DiskNeighbour(
         Path(sandbox.workdir) / "disk-neighbour",
-        writers=NEIGHBOUR_WRITERS,
+        writers=writers,
         direct_writers=NEIGHBOUR_DIRECT_WRITERS,
         file_mib=256,
         max_seconds=phases["pressure"] + 30,
@@ -95,8 +102,8 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "short": short,
             "topic": topic,
             "group": group,
-            "partitions": PARTITIONS,
-            "produce_rate_per_s": RATE_PER_S,
+            "partitions": partitions,
+            "produce_rate_per_s": rate,
             "producer_linger_ms": LINGER_MS,
             "processing_s_per_record": DELAY_S,
             "max_poll_records": MAX_POLL_RECORDS,
@@ -107,10 +114,11 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
                 "tool": "dd if=/dev/zero bs=4M, oflag=direct (streaming) or conv=fsync "
                 "(page cache filled, then fsync); file deleted after each pass",
                 "direct_writers": NEIGHBOUR_DIRECT_WRITERS,
-                "writers": NEIGHBOUR_WRITERS,
+                "writers": writers,
                 "file_mib": neighbour.file_mib,
             },
             "phases_s": phases,
+            "variant": variant.meta(),
         },
     )
     try:
@@ -125,7 +133,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         recording.start()
         recording.events.mark(
             "steady_start",
-            f"producer at {RATE_PER_S:.0f} msg/s; {CONSUMERS} consumers committing every "
+            f"producer at {rate:.0f} msg/s; {CONSUMERS} consumers committing every "
             f"{MAX_POLL_RECORDS} records; broker flushes after every message",
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=300)
@@ -133,7 +141,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         neighbour.start()
         recording.events.mark(
             "flush_pressure_start",
-            f"disk-heavy neighbour: {NEIGHBOUR_WRITERS} dd writers in a loop on the broker's data "
+            f"disk-heavy neighbour: {writers} dd writers in a loop on the broker's data "
             f"disk ({NEIGHBOUR_DIRECT_WRITERS} with direct I/O, the others filling the page "
             f"cache then fsyncing {neighbour.file_mib} MiB)",
         )

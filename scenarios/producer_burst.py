@@ -17,35 +17,47 @@ from pathlib import Path
 from typing import Any
 
 from scenarios._recording import Recording, observe
+from scenarios._variant import Variant
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
 NAME = "producer-burst"
 SANDBOX: dict[str, Any] = {"brokers": 1}
 
 PARTITIONS = 6
-BASE_RATE_PER_S = 200.0
-BURST_RATE_PER_S = 900.0
+BASE_RATE_PER_S = 320.0
+BURST_RATE_PER_S = 880.0
 CONSUMERS = 2
 DELAY_S = 0.004
 PHASES_S = {
-    "long": {"healthy": 60, "burst": 60, "drain_max": 180, "tail": 30},
+    "long": {"healthy": 60, "burst": 100, "drain_max": 420, "tail": 30},
     "short": {"healthy": 12, "burst": 16, "drain_max": 45, "tail": 3},
 }
 
 
-def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Path:
+def run(
+    sandbox: Any, out: Path, *, short: bool = False, suffix: str = "", seed: int | None = None
+) -> Path:
     """Run the scenario on ``sandbox`` and write the recording to ``out``."""
-    phases = PHASES_S["short" if short else "long"]
+    variant = Variant(seed, NAME)
+    phases = variant.phases(PHASES_S["short" if short else "long"])
+    partitions = variant.choice("partitions", PARTITIONS, [4, 6, 8, 12])
+    members = variant.integer("consumers", CONSUMERS, 2, 4)
+    base_rate = variant.scale("base_rate_per_s", BASE_RATE_PER_S, 0.7, 1.3)
+    # capacity and burst as multiples of the base rate (defaults: 1.56x and 2.75x)
+    headroom = variant.scale("headroom", CONSUMERS / DELAY_S / BASE_RATE_PER_S, 0.9, 1.2)
+    burst = variant.scale("burst_factor", BURST_RATE_PER_S / BASE_RATE_PER_S, 1.0, 1.2)
+    burst_rate = base_rate * burst
+    delay_s = members / (base_rate * headroom)
     topic = f"clickstream{suffix}"
     group = f"sessionizer{suffix}"
     bootstrap = sandbox.bootstrap_servers
-    create_topic(bootstrap, topic, partitions=PARTITIONS)
+    create_topic(bootstrap, topic, partitions=partitions)
 
-    consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=DELAY_S)
+    consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=delay_s)
     producer = RateProducer(
-        bootstrap, topic, rate_per_s=BASE_RATE_PER_S, client_id=f"clickstream-producer{suffix}"
+        bootstrap, topic, rate_per_s=base_rate, client_id=f"clickstream-producer{suffix}"
     )
-    capacity = CONSUMERS / DELAY_S
+    capacity = members / delay_s
     recording = Recording(
         sandbox,
         out,
@@ -57,39 +69,40 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "short": short,
             "topic": topic,
             "group": group,
-            "partitions": PARTITIONS,
-            "produce_rate_per_s": {"base": BASE_RATE_PER_S, "burst": BURST_RATE_PER_S},
-            "processing_s_per_record": DELAY_S,
-            "consumers": CONSUMERS,
+            "partitions": partitions,
+            "produce_rate_per_s": {"base": base_rate, "burst": burst_rate},
+            "processing_s_per_record": delay_s,
+            "consumers": members,
             "group_capacity_per_s_nominal": capacity,
             "phases_s": phases,
+            "variant": variant.meta(),
         },
     )
     try:
-        consumers.add(CONSUMERS)
+        consumers.add(members)
         consumers.wait_assigned()
         recording.start()
         producer.start()
         recording.events.mark(
             "steady_start",
-            f"producer at {BASE_RATE_PER_S:.0f} msg/s; {CONSUMERS} consumers, "
+            f"producer at {base_rate:.0f} msg/s; {members} consumers, "
             f"nominal capacity ~{capacity:.0f} msg/s",
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 
-        producer.set_rate(BURST_RATE_PER_S)
+        producer.set_rate(burst_rate)
         recording.events.mark(
             "burst_start",
-            f"produce rate {BASE_RATE_PER_S:.0f} -> {BURST_RATE_PER_S:.0f} msg/s "
+            f"produce rate {base_rate:.0f} -> {burst_rate:.0f} msg/s "
             f"(above the group's ~{capacity:.0f} msg/s)",
         )
         observe(recording, group, phases["burst"] * 0.7)
         recording.capture("burst", group=group)
         observe(recording, group, phases["burst"] * 0.3)
 
-        producer.set_rate(BASE_RATE_PER_S)
+        producer.set_rate(base_rate)
         recording.events.mark(
-            "burst_end", f"produce rate back to {BASE_RATE_PER_S:.0f} msg/s; same consumers"
+            "burst_end", f"produce rate back to {base_rate:.0f} msg/s; same consumers"
         )
         observe(recording, group, min(10.0, phases["drain_max"] / 4))
         recording.capture("draining", group=group)

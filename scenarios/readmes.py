@@ -52,19 +52,63 @@ QUESTIONS: dict[str, list[str]] = {
         "Is it the consumer or the cluster? (the control group `audit-archiver` stays OK)",
         "How much was re-processed because of the reset, and how long did catching up take?",
     ],
+    "consumers-gone": [
+        "Burrow-style status: OK, then STOP (no member, committed offsets still) — `lag_status`; "
+        "the incident model's cause `consumer_stopped` (`incidents`).",
+        "When did the group lose its members, and is it growing at the produce rate? "
+        "(`lag_trend`: onset vs `consumers_stopped`, slope vs `produce_rate_per_s`)",
+        "Will it drain? (`time_to_drain`: never, with no consumer) How many consumers at what "
+        "rate would clear it in an hour once they are back? (`capacity_plan`)",
+    ],
+    "rebalance-churn": [
+        "Why does a group with headroom fall behind? (`incidents`: cause `rebalance_churn`; the "
+        "member ids in `consumer_id` change at every rebalance, consumption pauses)",
+        "How often did the group rebalance, and how much consume time did it lose? (members "
+        "joining and leaving in the events, the consume rate during the churn)",
+        "Once it settled, when does the backlog drain? (`time_to_drain` during the drain; equal "
+        "partitions per member)",
+    ],
+    "offset-reset": [
+        "Burrow-style REWIND: committed offsets moved backwards (`lag_status`), and the incident "
+        "model's cause `offset_rewind` (`incidents`): a lag jump with no change in the produce "
+        "rate.",
+        "How much is replayed, and how long will the replay take at the group's capacity? "
+        "(`time_to_drain`, `capacity_plan`)",
+        "Is the consumer side or the cluster to blame? (neither: the rates before and after)",
+    ],
+    "healthy-baseline": [
+        "The control: every analysis must stay quiet. `incidents` finds no episode, `lag_trend` "
+        "says stable, `lag_status` says OK, `diagnose` has no finding above info level.",
+        "What does ordinary lag look like? (the sawtooth of batch commits, its size in messages "
+        "and seconds: `time_lag`)",
+        "How much headroom do the groups have? (`capacity_plan` at today's produce rate)",
+    ],
+    "multi-group-cluster": [
+        "Three groups, three fates: which group has a problem, since when, and why? "
+        "(`incidents`: `consumer_slowdown` for the slowed group, `partition_skew` for the hot "
+        "partition's group, nothing for the healthy one)",
+        "Is it the cluster or the consumers? (the healthy group on the same topic and brokers "
+        "keeps up)",
+        "How long will each drain take? (`time_to_drain` on drains of minutes, with unequal "
+        "partitions per member in the slowed group; `benchmarks/backtest_drain.py`)",
+        "Which partition holds the skewed group's lag, and would more consumers help? "
+        "(per-partition `lag_trend`, `capacity_plan` with `partitions`)",
+    ],
 }
 
 WHAT: dict[str, str] = {
     "slow-consumer-then-scale-out": (
-        "A producer writes at a steady rate to a 6-partition topic. One consumer with headroom "
-        "keeps up; then its per-record processing time rises (a slow downstream call) so the group "
-        "consumes slower than the produce rate and lag grows linearly. Five more members join "
-        "(one per partition), the group rebalances and the backlog drains."
+        "A producer writes at a steady rate to the topic. One consumer with headroom keeps up; "
+        "then its per-record processing time rises (a slow downstream call) so the group "
+        "consumes slower than the produce rate and lag grows linearly. More members join (how "
+        "many: `consumers` in the settings below; with fewer members than partitions some own "
+        "two and finish last), the group rebalances and the backlog drains."
     ),
     "producer-burst": (
-        "Two consumers with about 2.5x headroom over the base produce rate. The produce rate "
-        "jumps above the group's capacity for a while (a batch job, a retry storm), lag builds, "
-        "and after the burst the same two consumers drain the backlog with their headroom."
+        "A group with headroom over the base produce rate (`group_capacity_per_s_nominal` in the "
+        "settings below). The produce rate jumps above the group's capacity for a while (a batch "
+        "job, a retry storm), lag builds, and after the burst the same consumers drain the "
+        "backlog with their headroom."
     ),
     "broker-flush-pressure": (
         "The broker flushes after every message (`log.flush.interval.messages=1`) and runs two "
@@ -93,6 +137,44 @@ WHAT: dict[str, str] = {
         "(`kafka-consumer-groups --reset-offsets --shift-by -N --execute`; the tool clamps at the "
         "log start), and a fresh member rejoins and drains the backlog."
     ),
+    "consumers-gone": (
+        "A producer writes at a steady rate; the group's members keep up with plenty of "
+        "headroom. Then every member shuts down within a few seconds (a deployment scaled to "
+        "zero, a crash loop after a bad config push) and leaves the group. The group is empty, "
+        "its committed offsets stand still, the producer goes on: lag grows at the produce rate "
+        "and never drains (the recording ends with the group still empty)."
+    ),
+    "rebalance-churn": (
+        "A group with modest headroom over the produce rate. For a few minutes its members keep "
+        "leaving and joining (a deploy loop restarting them one at a time; now and then a member "
+        "whose handler hangs is expelled once `max.poll.interval.ms` passes): every join and "
+        "leave is a rebalance, during which the group consumes nothing, and commits that race a "
+        "rebalance fail, so some records are processed twice. Lag builds although no consumer "
+        "got slower. Then the membership settles and the same capacity drains the backlog."
+    ),
+    "offset-reset": (
+        "A group keeps up with a steady producer on a topic that already holds history. An "
+        "operator replays it: the members are stopped (the group must be empty), its offsets are "
+        "moved back with the official tool (`kafka-consumer-groups --reset-offsets --shift-by -N "
+        "--execute`) and the members are started again. Lag jumps by N per partition with no "
+        "change in the produce rate, and the group replays the backlog at its capacity."
+    ),
+    "healthy-baseline": (
+        "Nothing goes wrong. Two groups on two topics keep up for ten minutes: one commits "
+        "large batches (the ordinary sawtooth of batch commits), the other follows a produce "
+        "rate that drifts up and down by about a quarter. This is the control every analysis "
+        "must stay quiet on; where the machine's other work (see the load figures) shows as a "
+        "lag blip, that is real data."
+    ),
+    "multi-group-cluster": (
+        "Three brokers, two topics of 24 or more partitions (replication factor 3) and three "
+        "groups with different fates in one recording. On `orders`, a healthy audit group keeps "
+        "up throughout while the fulfilment group is slowed by a consumer-side change (a deploy "
+        "that doubles the processing time per record) until it is rolled back, then drains for "
+        "minutes with unequal partitions per member. On `inventory-events`, one SKU's key gets "
+        "hot: the member owning its partition cannot keep up, that partition's lag grows while "
+        "the others stay near zero, and when the key cools down it drains for minutes."
+    ),
 }
 
 
@@ -112,6 +194,7 @@ def _figures(name: str, folder: Path) -> list[str]:
         f"{lag['partition'].nunique()} partitions, groups {sorted(lag['group'].unique())}",
         f"- peak total lag of `{group}`: {int(total.max())} messages at "
         f"{_rel(total.idxmax(), lag['time'].min())}",
+        *_other_groups(ds, group),
         f"- METRICS frame: {len(ds.metrics)} rows, entities "
         f"{sorted(ds.metrics['entity'].str.split(':').str[0].unique())}, metrics: "
         + ", ".join(f"`{m}`" for m in sorted(ds.metrics["metric"].unique())),
@@ -137,9 +220,72 @@ def _figures(name: str, folder: Path) -> list[str]:
     return lines
 
 
+def _other_groups(ds: Any, main: str) -> list[str]:
+    """One line per other recorded group: peak and median total lag, in messages."""
+    lines = []
+    start = ds.lag["time"].min()
+    for name in sorted(set(ds.lag["group"]) - {main}):
+        total = ds.lag[ds.lag["group"] == name].groupby("time")["lag"].sum()
+        lines.append(
+            f"- `{name}`: median total lag {int(total.median())} messages, peak "
+            f"{int(total.max())} at {_rel(total.idxmax(), start)}"
+        )
+    return lines
+
+
+def _ground_truth(meta: dict[str, Any], start: pd.Timestamp) -> str:
+    """The expected cause and true onset per group, as a table (for ``kbp.incidents``)."""
+    causes = meta.get("expected_causes") or {}
+    if not causes:
+        return ""
+    onsets = meta.get("expected_onsets") or {}
+    rows = []
+    for group, cause in sorted(causes.items()):
+        onset = onsets.get(group)
+        when = "no episode" if onset is None else _rel(pd.Timestamp(onset), start)
+        rows.append(f"| `{group}` | `{cause}` | {when} |")
+    return (
+        "## Ground truth for the incident model\n\n"
+        "`meta.json` carries `expected_causes` (closed vocabulary of `kbp.incidents`) and "
+        "`expected_onsets` (UTC) per group, from the events above.\n\n"
+        "| group | expected cause | true onset |\n|---|---|---|\n" + "\n".join(rows) + "\n\n"
+    )
+
+
+def _load(meta: dict[str, Any]) -> str:
+    """How busy the shared machine was while recording (from ``meta['machine_load']``)."""
+    load = meta.get("machine_load")
+    if not load or load.get("load1_median") is None:
+        return ""
+    return (
+        f"- machine load while recording ({load.get('cores')} cores shared with other work): "
+        f"1-minute load average median {load['load1_median']:.1f}, max "
+        f"{load['load1_max']:.1f} (sampled every {load.get('load1_every_s')} s; `uptime` at "
+        f"start and end in `meta.json`);\n"
+    )
+
+
 def _correction(meta: dict[str, Any]) -> str:
     note = meta.get("corrected_after_recording")
     return f"Corrected after recording: {note}.\n\n" if note else ""
+
+
+def _baseline_note(ds: Any, meta: dict[str, Any]) -> str:
+    ends = ("baseline_reached", "_drained")
+    marks = sorted({kind for kind in ds.events["kind"] if kind.endswith(ends)})
+    if not marks:
+        return ""
+    label = " and ".join(f"`{kind}`" for kind in marks)
+    ceiling = meta.get("baseline_ceiling_lag")
+    by_group = meta.get("baseline_ceiling_lag_by_group")
+    if by_group:
+        ceiling = ", ".join(f"`{group}` {value}" for group, value in by_group.items())
+    return (
+        f"{label} {'is' if len(marks) == 1 else 'are each'} the first of three consecutive LAG "
+        "snapshots with the group's total\n"
+        f"lag at or below `baseline_ceiling_lag` = {ceiling} (twice the healthy\n"
+        "phase's 90th percentile, with a floor).\n\n"
+    )
 
 
 def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
@@ -166,12 +312,14 @@ def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
                 "produce_rate_per_s",
                 "processing_s_per_record",
                 "consumers",
+                "group_capacity_per_s_nominal",
                 "max_poll_records",
                 "hot_key",
                 "hot_partition",
                 "reset_shift_by",
                 "disk_neighbour",
                 "phases_s",
+                "variant",
             )
             if meta.get(key) is not None
         },
@@ -180,6 +328,8 @@ def render(name: str, folder: Path, meta: dict[str, Any]) -> str:
     )
     questions = "\n".join(f"- {q}" for q in QUESTIONS[name])
     figures = "\n".join(_figures(name, folder))
+    load = _load(meta)
+    client_every = meta.get("client_metrics_every_s")
     return f"""# {name}
 
 {WHAT[name]}
@@ -197,14 +347,10 @@ Times are relative to the first LAG snapshot ({start:%Y-%m-%d %H:%M:%S} UTC).
 |---|---|---|---|
 {events}
 
-`lag_baseline_reached` is the first of three consecutive LAG snapshots with the group's total
-lag at or below `baseline_ceiling_lag` = {meta.get("baseline_ceiling_lag")} (twice the healthy
-phase's 90th percentile, with a floor).
-
-## What is in it
+{_baseline_note(ds, meta)}{_ground_truth(meta, start)}## What is in it
 
 {figures}
-- client metrics (`producer:*`, `consumer:*`) every {meta.get("client_metrics_every_s")} s from
+{load}- client metrics (`producer:*`, `consumer:*`) every {client_every} s from
   `client_metrics`, plus `record_age_at_commit_s`: how old (send time written by the producer
   into each message) the last record a consumer committed was — the ground truth for time lag;
 - broker metrics from Prometheus (`PrometheusSource.broker_metrics`, step

@@ -2,12 +2,13 @@
 
 Usage::
 
-    python -m scenarios.record_all [--short] [--only NAME ...] [--out DIR]
+    python -m scenarios.record_all [--short] [--only NAME ...] [--out DIR] [--seed N]
 
 Each scenario gets its own fresh ``Sandbox`` (one broker + Prometheus, with
 the scenario's ``SANDBOX`` options), so its broker metrics start from a
 clean slate; they run one after another. ``--out`` defaults to the
-repository's ``sample_data/`` for the long form and to
+package's ``kbp_notebook/sample_data/`` (the top-level ``sample_data`` points there) for the
+long form and to
 ``build/samples-short/`` for ``--short`` (the short form is for CI and for
 trying a change, not for shipping). The README.md of each shipped sample is
 written by hand-reviewed text in ``scenarios/readmes/`` and copied next to
@@ -38,13 +39,16 @@ def _kafka_version() -> str:
     return str(version())
 
 
-def record(name: str, out_root: Path, *, short: bool, verify: bool = True) -> tuple[Path, float]:
+def record(
+    name: str, out_root: Path, *, short: bool, verify: bool = True, seed: int | None = None
+) -> tuple[Path, float]:
     """Record scenario ``name`` on a fresh sandbox; return its folder and duration in s.
 
     The recording is written to ``<out_root>/.<name>.recording`` and only moves
     to ``<out_root>/<name>`` once it passes ``scenarios.expectations.check``
     (with ``verify``), so a run on a machine too busy to show the incident
     never replaces a good sample; the failed recording stays for inspection.
+    ``seed`` records a variant (``scenarios._variant``) instead of the defaults.
     """
     from kbp_notebook.collect import read_dataset
     from kbp_notebook.sandbox import Sandbox
@@ -55,7 +59,7 @@ def record(name: str, out_root: Path, *, short: bool, verify: bool = True) -> tu
     staging = out_root / f".{name}.recording"
     started = time.monotonic()
     with Sandbox(**options) as sandbox:
-        module.run(sandbox, staging, short=short)
+        module.run(sandbox, staging, short=short, seed=seed)
     elapsed = time.monotonic() - started
     meta_file = staging / "meta.json"
     meta = json.loads(meta_file.read_text(encoding="utf-8"))
@@ -70,7 +74,8 @@ def record(name: str, out_root: Path, *, short: bool, verify: bool = True) -> tu
                 **{key: str(value) for key, value in options.get("broker_config", {}).items()},
             },
             "recorded_by": f"python -m scenarios.record_all --only {name}"
-            + (" --short" if short else ""),
+            + (" --short" if short else "")
+            + ("" if seed is None else f" --seed {seed}"),
             "record_wall_time_s": round(elapsed),
         }
     )
@@ -100,6 +105,23 @@ def _write_readme(name: str, folder: Path, meta: dict[str, object]) -> None:
     from scenarios.readmes import render
 
     (folder / "README.md").write_text(render(name, folder, meta), encoding="utf-8")
+
+
+def refresh(name: str, folder: Path) -> None:
+    """Rewrite a recorded sample's ground truth (``expected_causes``/``_onsets``) and README.
+
+    For recordings made before the scenario said its ground truth, or after a
+    change to the README's prose: nothing is re-recorded, the figures are
+    read back from the data.
+    """
+    from kbp_notebook.collect import read_dataset
+    from scenarios.expectations import ground_truth
+
+    meta_file = folder / "meta.json"
+    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    meta.update(ground_truth(name, meta, read_dataset(folder).events))
+    meta_file.write_text(json.dumps(meta, indent=2, sort_keys=True), encoding="utf-8")
+    _write_readme(name, folder, meta)
 
 
 def write_index(out_root: Path) -> Path:
@@ -137,8 +159,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     )  # fmt: skip
     parser.add_argument("--out", type=Path, default=None, help="folder for the Dataset folders")
     parser.add_argument(
+        "--seed", type=int, default=None,
+        help="record a variant: rates, sizes and phase lengths drawn from this seed",
+    )  # fmt: skip
+    parser.add_argument(
         "--no-verify", action="store_true",
         help="keep a recording even if it does not pass scenarios.expectations",
+    )  # fmt: skip
+    parser.add_argument(
+        "--refresh", action="store_true",
+        help="re-derive ground truth and README.md of the recorded samples; record nothing",
     )  # fmt: skip
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
@@ -147,14 +177,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    out = args.out or (REPO / ("build/samples-short" if args.short else "sample_data"))
+    samples = REPO / "kbp_notebook" / "sample_data"
+    out = args.out or (REPO / "build/samples-short" if args.short else samples)
     out.mkdir(parents=True, exist_ok=True)
     names = args.only or list(MODULES)
+    if args.refresh:
+        for name in names:
+            if (out / name / "meta.json").exists():
+                refresh(name, out / name)
+        write_index(out)
+        return 0
     failures = []
     for name in names:
         log.info("recording %s%s -> %s", name, " (short)" if args.short else "", out / name)
         try:
-            folder, elapsed = record(name, out, short=args.short, verify=not args.no_verify)
+            folder, elapsed = record(
+                name, out, short=args.short, verify=not args.no_verify, seed=args.seed
+            )
         except Exception:
             log.exception("scenario %s failed (see %s)", name, out / f".{name}.recording")
             failures.append(name)

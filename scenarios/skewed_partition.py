@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios._recording import Recording, observe
+from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
     RateProducer,
@@ -36,24 +37,36 @@ CONSUMERS = 3
 RATE_PER_S = 300.0
 HOT_SHARE = 0.8
 HOT_KEY = b"tenant-0042"
-DELAY_S = 0.005
+# One consumer's capacity as a share of the hot key's traffic: it cannot keep up with the
+# hot partition, and drains it at a few dozen messages a second once the key cools down.
+MEMBER_CAPACITY_SHARE = 0.73
+DELAY_S = 1 / (MEMBER_CAPACITY_SHARE * HOT_SHARE * RATE_PER_S)  # 5.7 ms
 PHASES_S = {
-    "long": {"healthy": 45, "skew": 120, "drain_max": 150, "tail": 30},
+    "long": {"healthy": 45, "skew": 200, "drain_max": 420, "tail": 30},
     "short": {"healthy": 10, "skew": 22, "drain_max": 45, "tail": 3},
 }
 
 
-def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Path:
+def run(
+    sandbox: Any, out: Path, *, short: bool = False, suffix: str = "", seed: int | None = None
+) -> Path:
     """Run the scenario on ``sandbox`` and write the recording to ``out``."""
-    phases = PHASES_S["short" if short else "long"]
+    variant = Variant(seed, NAME)
+    phases = variant.phases(PHASES_S["short" if short else "long"])
+    partitions = variant.choice("partitions", PARTITIONS, [6, 8, 12])
+    members = variant.integer("consumers", CONSUMERS, 3, 4)
+    rate = variant.scale("produce_rate_per_s", RATE_PER_S, 0.8, 1.2)
+    hot_share = variant.scale("hot_key_share", HOT_SHARE, 0.88, 1.12)
+    delay_s = 1 / (variant.scale("member_capacity_share", MEMBER_CAPACITY_SHARE, 0.95, 1.05)
+                   * hot_share * rate)  # fmt: skip
     topic = f"tenant-events{suffix}"
     group = f"billing-aggregator{suffix}"
     bootstrap = sandbox.bootstrap_servers
-    hot_partition = partition_for_key(HOT_KEY, PARTITIONS)
-    create_topic(bootstrap, topic, partitions=PARTITIONS)
+    hot_partition = partition_for_key(HOT_KEY, partitions)
+    create_topic(bootstrap, topic, partitions=partitions)
 
-    consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=DELAY_S)
-    skewed = skewed_keys(HOT_KEY, HOT_SHARE)
+    consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=delay_s)
+    skewed = skewed_keys(HOT_KEY, hot_share)
     spread = spread_keys()
     state = {"skewed": False}
 
@@ -61,7 +74,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         return skewed(sequence) if state["skewed"] else spread(sequence)
 
     producer = RateProducer(
-        bootstrap, topic, rate_per_s=RATE_PER_S, keys=keys, client_id=f"tenant-producer{suffix}"
+        bootstrap, topic, rate_per_s=rate, keys=keys, client_id=f"tenant-producer{suffix}"
     )
     recording = Recording(
         sandbox,
@@ -74,34 +87,35 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "short": short,
             "topic": topic,
             "group": group,
-            "partitions": PARTITIONS,
-            "produce_rate_per_s": RATE_PER_S,
+            "partitions": partitions,
+            "produce_rate_per_s": rate,
             "hot_key": HOT_KEY.decode(),
-            "hot_key_share": HOT_SHARE,
+            "hot_key_share": hot_share,
             "hot_partition": hot_partition,
-            "processing_s_per_record": DELAY_S,
-            "consumers": CONSUMERS,
-            "per_consumer_capacity_per_s_nominal": 1 / DELAY_S,
+            "processing_s_per_record": delay_s,
+            "consumers": members,
+            "per_consumer_capacity_per_s_nominal": 1 / delay_s,
             "phases_s": phases,
+            "variant": variant.meta(),
         },
     )
     try:
-        consumers.add(CONSUMERS)
+        consumers.add(members)
         consumers.wait_assigned()
         recording.start()
         producer.start()
         recording.events.mark(
             "steady_start",
-            f"producer at {RATE_PER_S:.0f} msg/s over 1000 keys; {CONSUMERS} consumers",
+            f"producer at {rate:.0f} msg/s over 1000 keys; {members} consumers",
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 
         state["skewed"] = True
         recording.events.mark(
             "skew_start",
-            f"{HOT_SHARE:.0%} of messages now keyed {HOT_KEY.decode()!r} -> partition "
-            f"{hot_partition} gets ~{RATE_PER_S * HOT_SHARE:.0f} msg/s, more than one consumer's "
-            f"~{1 / DELAY_S:.0f} msg/s",
+            f"{hot_share:.0%} of messages now keyed {HOT_KEY.decode()!r} -> partition "
+            f"{hot_partition} gets ~{rate * hot_share:.0f} msg/s, more than one consumer's "
+            f"~{1 / delay_s:.0f} msg/s",
         )
         observe(recording, group, phases["skew"] * 0.6)
         recording.capture("skewed", group=group)

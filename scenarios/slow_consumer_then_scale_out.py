@@ -7,8 +7,10 @@ Timeline (long form; ``--short`` scales the phases down):
 2. ``slowdown_start`` — the processing time per record rises (a slow
    downstream call), so the group consumes slower than the produce rate and
    lag grows linearly;
-3. ``consumers_added`` — five more members join (six: one per partition),
-   the group rebalances and the backlog drains;
+3. ``consumers_added`` — three more members join (four for six partitions:
+   two members own two partitions, two own one), the group rebalances and
+   the backlog drains for minutes, the members with one partition finishing
+   first;
 4. ``lag_baseline_reached`` — the group's total lag is back at its healthy
    level (written when observed, from the scenario's own LAG snapshots).
 """
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios._recording import Recording, observe
+from scenarios._variant import Variant
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
 NAME = "slow-consumer-then-scale-out"
@@ -28,25 +31,33 @@ PARTITIONS = 6
 RATE_PER_S = 300.0
 HEALTHY_DELAY_S = 0.0015
 SLOW_DELAY_S = 0.006
-ADDED_CONSUMERS = 5
+ADDED_CONSUMERS = 3
 PHASES_S = {
-    "long": {"healthy": 60, "growth": 120, "drain_max": 150, "tail": 30},
+    "long": {"healthy": 60, "growth": 270, "drain_max": 420, "tail": 30},
     "short": {"healthy": 12, "growth": 22, "drain_max": 45, "tail": 3},
 }
 
 
-def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Path:
+def run(
+    sandbox: Any, out: Path, *, short: bool = False, suffix: str = "", seed: int | None = None
+) -> Path:
     """Run the scenario on ``sandbox`` and write the recording to ``out``."""
-    phases = PHASES_S["short" if short else "long"]
+    variant = Variant(seed, NAME)
+    phases = variant.phases(PHASES_S["short" if short else "long"])
+    partitions = variant.choice("partitions", PARTITIONS, [6, 8, 12])
+    rate = variant.scale("produce_rate_per_s", RATE_PER_S, 0.7, 1.3)
+    # how busy one consumer is at the produce rate: 0.45 healthy, 1.8 slowed (defaults)
+    healthy_busy = variant.scale("busy_share_healthy", HEALTHY_DELAY_S * RATE_PER_S, 0.8, 1.2)
+    slow_busy = variant.scale("busy_share_slow", SLOW_DELAY_S * RATE_PER_S, 0.85, 1.25)
+    healthy_delay, slow_delay = healthy_busy / rate, slow_busy / rate
+    added = variant.integer("added_consumers", ADDED_CONSUMERS, 2, partitions - 1)
     topic = f"orders{suffix}"
     group = f"orders-enricher{suffix}"
     bootstrap = sandbox.bootstrap_servers
-    create_topic(bootstrap, topic, partitions=PARTITIONS)
+    create_topic(bootstrap, topic, partitions=partitions)
 
-    consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=HEALTHY_DELAY_S)
-    producer = RateProducer(
-        bootstrap, topic, rate_per_s=RATE_PER_S, client_id=f"orders-producer{suffix}"
-    )
+    consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=healthy_delay)
+    producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"orders-producer{suffix}")
     recording = Recording(
         sandbox,
         out,
@@ -58,11 +69,12 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "short": short,
             "topic": topic,
             "group": group,
-            "partitions": PARTITIONS,
-            "produce_rate_per_s": RATE_PER_S,
-            "processing_s_per_record": {"healthy": HEALTHY_DELAY_S, "slow": SLOW_DELAY_S},
-            "consumers": {"before": 1, "after": 1 + ADDED_CONSUMERS},
+            "partitions": partitions,
+            "produce_rate_per_s": rate,
+            "processing_s_per_record": {"healthy": healthy_delay, "slow": slow_delay},
+            "consumers": {"before": 1, "after": 1 + added},
             "phases_s": phases,
+            "variant": variant.meta(),
         },
     )
     try:
@@ -71,26 +83,26 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         recording.start()
         producer.start()
         recording.events.mark(
-            "steady_start", f"producer at {RATE_PER_S:.0f} msg/s; 1 consumer in {group}"
+            "steady_start", f"producer at {rate:.0f} msg/s; 1 consumer in {group}"
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 
-        consumers.set_delay(SLOW_DELAY_S)
+        consumers.set_delay(slow_delay)
         recording.events.mark(
             "slowdown_start",
-            f"processing time per record {HEALTHY_DELAY_S * 1e3:.1f} ms -> "
-            f"{SLOW_DELAY_S * 1e3:.1f} ms: capacity ~{1 / SLOW_DELAY_S:.0f} msg/s "
-            f"< produce rate {RATE_PER_S:.0f} msg/s",
+            f"processing time per record {healthy_delay * 1e3:.1f} ms -> "
+            f"{slow_delay * 1e3:.1f} ms: capacity ~{1 / slow_delay:.0f} msg/s "
+            f"< produce rate {rate:.0f} msg/s",
         )
         observe(recording, group, phases["growth"] * 0.6)
         recording.capture("lag-growing", group=group)
         observe(recording, group, phases["growth"] * 0.4)
 
-        consumers.add(ADDED_CONSUMERS)
+        consumers.add(added)
         recording.events.mark(
             "consumers_added",
-            f"{ADDED_CONSUMERS} consumers joined {group}: {len(consumers.workers)} members for "
-            f"{PARTITIONS} partitions, same per-record time",
+            f"{added} consumers joined {group}: {len(consumers.workers)} members for "
+            f"{partitions} partitions, same per-record time",
         )
         consumers.wait_assigned(timeout_s=30)
         recording.capture("scaled-out", group=group)

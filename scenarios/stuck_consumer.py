@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from scenarios._recording import Recording, observe
+from scenarios._variant import Variant
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
 NAME = "stuck-consumer"
@@ -43,22 +44,25 @@ PHASES_S = {
 SHIFT_BY = {"long": 3000, "short": 1000}
 
 
-def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Path:
+def run(
+    sandbox: Any, out: Path, *, short: bool = False, suffix: str = "", seed: int | None = None
+) -> Path:
     """Run the scenario on ``sandbox`` and write the recording to ``out``."""
     form = "short" if short else "long"
-    phases = PHASES_S[form]
-    shift_by = SHIFT_BY[form]
+    variant = Variant(seed, NAME)
+    phases = variant.phases(PHASES_S[form])
+    partitions = variant.choice("partitions", PARTITIONS, [3, 4, 6])
+    rate = variant.scale("produce_rate_per_s", RATE_PER_S, 0.7, 1.4)
+    shift_by = int(variant.scale("shift_by", SHIFT_BY[form], 0.7, 1.3))
     topic = f"ledger-entries{suffix}"
     group = f"ledger-writer{suffix}"
     control = f"audit-archiver{suffix}"
     bootstrap = sandbox.bootstrap_servers
-    create_topic(bootstrap, topic, partitions=PARTITIONS)
+    create_topic(bootstrap, topic, partitions=partitions)
 
     stuck = ConsumerGroupDriver(bootstrap, topic, group, delay_s=DELAY_S)
     healthy_group = ConsumerGroupDriver(bootstrap, topic, control, delay_s=DELAY_S)
-    producer = RateProducer(
-        bootstrap, topic, rate_per_s=RATE_PER_S, client_id=f"ledger-producer{suffix}"
-    )
+    producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"ledger-producer{suffix}")
     recording = Recording(
         sandbox,
         out,
@@ -71,11 +75,12 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
             "topic": topic,
             "group": group,
             "control_group": control,
-            "partitions": PARTITIONS,
-            "produce_rate_per_s": RATE_PER_S,
+            "partitions": partitions,
+            "produce_rate_per_s": rate,
             "processing_s_per_record": DELAY_S,
             "reset_shift_by": -shift_by,
             "phases_s": phases,
+            "variant": variant.meta(),
         },
     )
     try:
@@ -87,7 +92,7 @@ def run(sandbox: Any, out: Path, *, short: bool = False, suffix: str = "") -> Pa
         producer.start()
         recording.events.mark(
             "steady_start",
-            f"producer at {RATE_PER_S:.0f} msg/s; one member in {group} and one in {control}",
+            f"producer at {rate:.0f} msg/s; one member in {group} and one in {control}",
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=150)
 

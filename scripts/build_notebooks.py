@@ -44,6 +44,11 @@ ds = open_source(
 VERDICT = '''found = attempt(lambda: kbp.incidents(ds))  # episodes, causes, verdict
 viz.verdict_box(found)'''
 
+# The moment every section looks at: the worst episode's peak (the end without an episode).
+PEAK = '''episode = found.worst() if found is not None else None
+peak = episode["peak_time"] if episode is not None else ds.lag["time"].max()
+display(viz.episode_facts(found))'''
+
 TIMELINE_MD = """## Timeline of the incident
 
 Each band is one episode of one group on one topic: from when lag left its usual level to when it
@@ -107,20 +112,19 @@ full text.
 A sawtooth is healthy batch consumption. A flat line well above zero is a stuck consumer (see
 status below). Note the onset time and line it up with the events: that is the first question of
 any post-mortem."""),
-    ("code", """snapshots = ds.lag["time"].drop_duplicates().sort_values()
-peak = ds.lag.groupby("time")["lag"].sum().idxmax()  # the worst moment of the backlog
-if (snapshots <= peak).sum() < 10:  # worst at the very start: nothing built up in this recording
-    peak = snapshots.iloc[-1]
-trend = attempt(lambda: kbp.lag_trend(ds.lag[ds.lag["time"] <= peak]))
+    ("code", PEAK + """
+trend = attempt(lambda: kbp.lag_trend(ds.lag))
 viz.plot_lag(ds.lag, events=ds.events, trend=trend)"""),
-    ("md", """### Trend per group and topic (up to the peak)
+    ("md", """### Trend per group and topic: now, and each regime
 
-`slope_per_s` is how many messages per second the backlog grew (positive) or shrank (negative),
-with its confidence interval. `status` is decided by the interval, not by the sign of a noisy
-slope: **growing** means the whole interval is above zero. `onset` is when growth began (empty
-when it never did)."""),
+The incident's own figures are in the line above (the same in every section). The table is
+about **now**: the current regime of each group's lag since its last change of slope.
+`slope_per_s` is how many messages per second the backlog grows (positive) or shrinks
+(negative), with its confidence interval. `status` is decided by the interval, not by the sign of
+a noisy slope: **growing** means the whole interval is above zero. `onset` is when the current
+growth began (empty when it is not growing). Every regime of the recording is in the fold."""),
     ("code", """viz.human_table(
-    trend, title="Trend per group and topic (up to the peak)",
+    trend, title="Trend per group and topic, now",
     columns=["group", "topic", "status", "slope_per_s", "ci_low", "ci_high", "onset"],
 ) if trend is not None else None"""),
     ("md", """## 2. Status (Burrow's rules)
@@ -137,6 +141,7 @@ The group's overall status is in brackets after its name.
 blocking call). STOP: the consumer is not running: restart it or check its deployment.
 WARN across all partitions: the group is too slow: see the drain and capacity sections."""),
     ("code", """status = attempt(lambda: kbp.lag_status(ds.lag[ds.lag["time"] <= peak]))
+display(viz.episode_facts(found))
 status.plot() if status is not None else None"""),
     ("md", """### Status over time
 
@@ -181,6 +186,7 @@ The forecast as it would have looked at the peak of the backlog, from the rates 
 with what really happened next drawn as the thin line: the check that matters in a post-mortem
 is whether waiting would have been enough."""),
     ("code", """at_peak = attempt(lambda: kbp.time_to_drain(ds.lag[ds.lag["time"] <= peak]))
+display(viz.episode_facts(found))
 viz.plot_drain(
     at_peak, lag=ds.lag, as_of=peak,
     title=f"At the peak ({peak:%H:%M:%S} UTC): would it have drained at those rates?",
@@ -199,6 +205,7 @@ skew, broker flush latency, request handler idle, under-replicated partitions, p
 disk, retention), with its evidence and a severity. Red rows first. The recommendations follow
 from the findings; each says which evidence it rests on."""),
     ("code", """diagnosis = attempt(lambda: kbp.diagnose(ds))
+display(viz.episode_facts(found))
 diagnosis.plot() if diagnosis is not None else None"""),
     ("md", """## 6. Explore
 
@@ -234,15 +241,16 @@ The incident's verdict and timeline come first: the plan is for that backlog."""
     ("md", """## The plan, from the worst moment of the recording
 
 Capacity is planned from the recording up to the **peak of the backlog**: the rates and the
-backlog you had to deal with when it was worst. (To plan from the end of the recording instead,
-use `upto = ds.lag`.)"""),
+backlog you had to deal with when it was worst: the peak of the worst episode. (To plan from the
+end of the recording instead, drop `as_of=peak`.) One consumer reads one partition at a time, so
+a hot partition bounds the plan whatever the group's size; a producer surge that drained on its
+own is planned at the steady rate from before it."""),
+    ("code", PEAK),
     ("code", """target_s = 1800  # drain the backlog within this many seconds
-snapshots = ds.lag["time"].drop_duplicates().sort_values()
-peak = ds.lag.groupby("time")["lag"].sum().idxmax()
-if (snapshots <= peak).sum() < 10:  # worst at the very start: use the whole recording
-    peak = snapshots.iloc[-1]
-upto = ds.lag[ds.lag["time"] <= peak]
-plan = attempt(lambda: kbp.capacity_plan(upto, target_s=target_s))
+# planned at the peak, while the incident model reads the whole recording: a burst that
+# drained on its own is planned at its steady rate (the note says so)
+plan = attempt(lambda: kbp.capacity_plan(ds.lag, target_s=target_s, as_of=peak))
+upto = ds.lag[ds.lag["time"] <= peak]  # what the recording knew at the peak
 viz.human_table(
     plan, title="Capacity plan",
     columns=["group", "topic", "lag", "consumers_now", "consumers_needed", "partitions",
@@ -276,10 +284,13 @@ partitions)."""),
 what_if = None
 if plan is not None:
     today = int(plan.table["consumers_now"].fillna(1).max())
+    # a group with no member left (consumers gone): compare with one consumer back
+    base = max(today, 1)
     scenarios = {
-        f"today ({today} consumers)": plan.what_if(consumers=today),
-        f"{2 * today} consumers": plan.what_if(consumers=2 * today),
-        f"{today} consumers, +50% produce": plan.what_if(consumers=today, produce_growth=0.5),
+        (f"today ({today} consumers)" if today else "1 consumer back (none today)"):
+            plan.what_if(consumers=base),
+        f"{2 * base} consumers": plan.what_if(consumers=2 * base),
+        f"{base} consumers, +50% produce": plan.what_if(consumers=base, produce_growth=0.5),
         "as planned, +50% produce": plan.what_if(produce_growth=0.5),
     }
     columns = ["group", "topic", "consumers_planned", "partitions", "eta_s_at_plan", "feasible",
@@ -356,8 +367,11 @@ correlations"""),
   partitions across more disks or brokers, and look at `num.io.threads`.
 * **Significant, lag leads or no lead**: latency and lag share a cause, typically a produce burst.
   Look at producer batching (`linger.ms`, `batch.size`, compression) and consumer capacity.
-* **Not significant**: the flush latency in this recording does not explain the lag. Do not tune
-  the brokers for this incident; look at the consumers (`02_capacity_planning`).
+* **Not significant**: the correlation found nothing over this recording, which clears nothing:
+  a few minutes give few effectively independent samples. Read the note comparing the broker
+  with **its own level before the onset** (printed with the correlation above): a broker whose
+  flush or request latency doubled as lag began is a suspect whatever the correlation says; one
+  that stayed at its level points back at the consumers (`02_capacity_planning`).
 
 Correlation is not causation in any case: the notes above the table say what was and was not
 shown."""),

@@ -176,8 +176,9 @@ def key_blocks(frame: pd.DataFrame, by: tuple[str, ...]) -> Iterator[KeyBlock]:
         else (frame[unit_cols].astype(str).agg(":".join, axis=1).to_numpy() if unit_cols
               else np.zeros(len(frame), dtype=np.int64))
     )
-    key_frame = frame[list(by)]
-    for a, b in zip(bounds[:-1], bounds[1:], strict=True):
+    first_rows = order[bounds[:-1]]
+    key_values = {name: frame[name].take(first_rows).to_numpy(dtype=object) for name in by}
+    for index, (a, b) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
         rows = order[a:b]
         seconds = seconds_all[rows]
         times_u, time_idx = np.unique(seconds, return_inverse=True)
@@ -189,7 +190,7 @@ def key_blocks(frame: pd.DataFrame, by: tuple[str, ...]) -> Iterator[KeyBlock]:
         log_end = _scatter(place, columns["log_end_offset"][rows])
         lag = _scatter(place, columns["lag"][rows])
         owner = _scatter(place, owner_codes[rows].astype(np.float64), -1.0).astype(np.int64)
-        key = {name: key_frame.iloc[int(rows[0])][name] for name in by}
+        key = {name: values[index] for name, values in key_values.items()}
         yield KeyBlock(
             key=key,
             times=pd.DatetimeIndex(t0 + pd.to_timedelta(times_u, unit="s")),

@@ -12,7 +12,8 @@ value per key and snapshot time. Snapshots where fewer partitions reported
 than the key's usual number are dropped, and a column's sum is NaN where
 fewer partitions had a value than usual, so a missing partition never shows
 up as a fall in committed offsets (which would read as a rewind or a burst
-of lag).
+of lag). The same rule for plain totals (and ``owner_ids``) is owned by
+:mod:`kbp_notebook.lagdata`; both are re-exported here for the analyses.
 
 Times are float seconds since the frame's first timestamp (``Panel.t0``),
 computed with ``Series.dt.total_seconds()`` so the datetime resolution pandas
@@ -35,6 +36,7 @@ from scipy import stats
 
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import validate_lag_frame
+from kbp_notebook.lagdata import lag_totals, owner_ids
 from kbp_notebook.units import parse_duration_s
 
 __all__ = [
@@ -47,10 +49,12 @@ __all__ = [
     "ffill_index",
     "int_column",
     "key_codes",
+    "lag_totals",
     "lag1_autocorr",
     "noise_components",
     "normalise_by",
     "ols",
+    "owner_ids",
     "prepare_lag",
     "quiet",
     "run_starts",
@@ -297,18 +301,6 @@ def int_column(values: np.ndarray) -> pd.Series:
     with np.errstate(invalid="ignore"):
         rounded[~(np.abs(rounded) < 2.0**63)] = np.nan
     return pd.Series(rounded).astype("Int64")
-
-
-def owner_ids(frame: pd.DataFrame) -> pd.Series | None:
-    """Each row's ``consumer_id``, stripped; NA where the partition has no owner.
-
-    Empty and ``-`` (what ``kafka-consumer-groups`` prints) mean no owner.
-    None when the frame has no ``consumer_id`` column.
-    """
-    if "consumer_id" not in frame.columns:
-        return None
-    ids = frame["consumer_id"].astype("string").fillna("").str.strip()
-    return ids.where(~ids.isin(["", "-"]))
 
 
 def owner_flag(frame: pd.DataFrame) -> np.ndarray | None:

@@ -54,6 +54,7 @@ from scipy import stats
 from kbp_notebook.analysis._result import Result
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import Dataset
+from kbp_notebook.lagdata import lag_totals
 from kbp_notebook.units import format_time
 
 __all__ = ["Correlation", "correlate", "flush_latency_vs_lag"]
@@ -765,7 +766,7 @@ def flush_latency_vs_lag(
             f"(dataset.lag['group'].unique()).",
             column="group",
         )
-    total = selected.groupby("time")["lag"].sum(min_count=1).astype("float64").dropna().sort_index()
+    total = lag_totals(selected, by=()).set_index("time")["lag"].dropna().sort_index()
     total.index = _utc_index(pd.DatetimeIndex(total.index), "lag")
     if target == "lag_growth":
         seconds = np.diff(total.index.asi8) / 1e9

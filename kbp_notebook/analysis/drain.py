@@ -45,17 +45,21 @@ one), or given in messages. A partition also counts as caught up when its
 lag came back within measurement noise (or one snapshot interval's worth
 of produced messages) of the target and is not significantly growing.
 
-A key (default group + topic) is forecast from its **total** lag and
+A key (default group + topic) is first forecast from its **total** lag and
 total offsets -- the same model on the summed series -- because a consumer
 moves its capacity between the partitions it owns: a partition it has not
 got to yet reads "never" on its own while the key drains. The per-partition
 forecasts stay in ``.partitions``; ``slowest_partition`` names the latest.
-That reading (capacity moves freely) gives the ETA and the fast end of the
-interval. The slow end also allows for capacity that does *not* move
-between members: each member's partitions (by ``consumer_id``; a partition
-without a known owner is its own member) drain at their own rates, so the
-total rate falls as members finish (:func:`members_finish`); the interval
-spans both readings. Measured in ``benchmarks/backtest_drain.py``.
+That reading assumes capacity moves freely. It does not move between
+*members*: a member whose own partitions are drained stops contributing, and
+the total drain rate falls (:func:`members_finish`). So, where the owners
+are known (``consumer_id``, two or more members), the key's ETA and interval
+come from its members, each forecast from its own partitions' total over the
+key's span; where they are not, the ETA stays the total's and the slow end is
+bounded by every partition draining at its own current rate (its share of
+its member's capacity can only grow as the member's other partitions
+finish). See :func:`_members_reading`; measured in
+``benchmarks/backtest_drain.py``.
 ``retention_loss_s`` (where
 ``log_start_offset`` is known) is the soonest time at which a partition's
 committed offset would fall behind its log start offset at current rates
@@ -65,9 +69,10 @@ also forecasts from ``retention.bytes`` / ``retention.ms``.
 
 Caveats: the forecast assumes today's rates continue; it ignores the
 first-passage subtlety that a noisy walk can touch zero before its mean
-path does (small when the drift dominates the noise); where partitions have
-dedicated consumers, the key-level ETA is early (partitions that finish
-first stop adding to the total rate): read the slowest partition's row.
+path does (small when the drift dominates the noise); without owner columns
+the ETA assumes capacity moves freely, and is early where members own
+unequal shares of the backlog (the slow end allows for it); a rebalance
+during the drain changes the members it assumed.
 """
 
 from __future__ import annotations
@@ -111,6 +116,9 @@ RECENT_CONFIDENCE = 0.99
 
 #: The healthy level counts only if the backlog rose at least this many times above it.
 HEALTHY_RISE = 10.0
+
+#: A committed offset stepping back by more than this many robust deviations was rewound.
+REWIND_SCALES = 5.0
 
 #: Share of the samples up to the peak that the lag must have spent at or below the healthy level.
 HEALTHY_QUANTILE = 0.25
@@ -156,6 +164,33 @@ def healthy_lag(lag: np.ndarray, n: np.ndarray) -> np.ndarray:
             & (n > 0)
         )
     return np.where(usable, level, 0.0)
+
+
+def since_last_rewind(panel: Panel) -> Panel:
+    """Keep each series' samples from the last time its committed offset moved backwards.
+
+    A reset or seek moves the committed offset back: the offsets before it
+    belong to another process (a rate measured across it would count the
+    rewind as negative consumption). Rates are measured after it only; with
+    fewer than ``MIN_SAMPLES`` samples since, the forecast says it needs more.
+    A step back counts as a rewind when it is larger than ``REWIND_SCALES``
+    robust standard deviations of the series' steps (a committed offset read
+    with jitter can step back a little without anyone rewinding it).
+    """
+    committed = panel["committed_offset"]
+    if committed.shape[1] < 2:
+        return panel
+    steps = np.diff(committed, axis=1)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        centre = np.nanmedian(steps, axis=1)
+        scale = 1.4826 * np.nanmedian(np.abs(steps - centre[:, None]), axis=1)
+        back = steps < -REWIND_SCALES * np.fmax(scale, 1.0)[:, None]
+    index = np.arange(1, committed.shape[1])[None, :]
+    start = np.where(back, index, 0).max(axis=1)
+    if not start.any():
+        return panel
+    return compact(panel, np.arange(committed.shape[1])[None, :] >= start[:, None])
 
 
 def robust_step_variance(t: np.ndarray, y: np.ndarray, slope: np.ndarray) -> np.ndarray:
@@ -332,6 +367,9 @@ def drain_arrays(
         target = healthy_lag(lag, n)
     else:
         target = np.broadcast_to(np.asarray(target_lag, dtype=np.float64), n.shape)
+    panel = since_last_rewind(panel)
+    t, n = panel.time_s, panel.n
+    lag = panel["log_end_offset"] - panel["committed_offset"]
     if since is not None:
         index = np.arange(t.shape[1])[None, :]
         keep = (t >= since[:, None]) | (index >= (n - MIN_SAMPLES)[:, None])
@@ -528,7 +566,7 @@ def time_to_drain(
         group["target_lag"] = whole["target_lag"]
         group["_span_start_s"] = whole["span_start_s"]
         group["_partitions"] = key_panel.partitions
-        group = _slow_end_from_members(group, frame, keys, columns, confidence=confidence)
+        group = _members_reading(group, frame, keys, columns, confidence=confidence)
     table = _roll_up(parts, keys, panel, group)
     partitions = parts.drop(columns=["_last_s", "_unknown"])
     require_single_ok(
@@ -563,7 +601,7 @@ def _rows_of(frame: pd.DataFrame, wanted: pd.DataFrame, keys: tuple[str, ...]) -
     return np.asarray(index.isin(pd.MultiIndex.from_frame(wanted)))
 
 
-def _slow_end_from_members(
+def _members_reading(
     group: pd.DataFrame,
     frame: pd.DataFrame,
     keys: tuple[str, ...],
@@ -571,29 +609,47 @@ def _slow_end_from_members(
     *,
     confidence: float,
 ) -> pd.DataFrame:
-    """Widen each key's interval to the case where capacity does not move between members.
+    """Re-read each key's drain as members that finish their own partitions and stop.
 
-    The key's forecast assumes its consumers move their capacity to
-    whatever partitions still have a backlog. A member does that between the
-    partitions it owns, but not to another member's: then the total rate
-    falls as members finish, and the drain ends later. So each member's
-    partitions (by ``consumer_id`` at their last snapshot; a partition with
-    no known owner is its own member) are forecast from their total, over
-    the key's span and towards their share of the key's target lag, and
+    A member's capacity goes to the partitions assigned to it, not to another
+    member's: when its own backlog is gone it stops contributing, and the
+    key's total drain rate falls. So each member's partitions (by
+    ``consumer_id`` at their last snapshot) are forecast from their total,
+    over the key's span and towards their share of the key's target lag, and
     :func:`members_finish` gives when their excess lags, each falling at its
-    own rate, add up to no more than the key's target. The slow end of that
-    (the members' slow ends together) bounds the key's ``eta_high_s`` from
-    below: the interval spans both readings of how capacity moves. Keys
-    with a single member, or a member too thin to forecast, keep theirs.
+    own rate, add up to no more than the key's target.
+
+    * Owners known (two or more members): the key's point ETA is that time
+      with every member at its own point ETA, and the interval's slow end the
+      same with every member at its slow end (never below the total's). The
+      fast end stays the total's: capacity moving freely between members
+      (after a rebalance, say) is the fastest the key can drain. A partition
+      without an owner is a member of its own.
+    * Owners unknown (no ``consumer_id``, or none set): members cannot be
+      told apart, so the point ETA and fast end stay the total's (capacity
+      moving freely). The slow end is bounded from the per-partition rates:
+      a partition's share of its member's capacity can only grow as the
+      member's other partitions finish, so every partition draining at its
+      own current rate over the span is the slowest drain consistent with
+      the data (``inf`` where a partition with a backlog has not gained on
+      its producer over the whole span: it may have no working consumer).
+
+    Keys with a single member, or a member too thin to forecast, keep the
+    total's reading.
     """
-    # only keys still draining with a finite slow end can be widened
-    open_keys = group.loc[np.isfinite(group["eta_high_s"]) & (group["eta_s"] > 0), list(keys)]
+    open_keys = group.loc[group["eta_s"] > 0, list(keys)]
     if not len(open_keys):
         return group
     frame = frame[_rows_of(frame, open_keys, keys)]
-    with_owner = frame.assign(_owner=_owner_of_partition(frame))
-    per_key = with_owner.groupby(list(keys), sort=False, observed=True)["_owner"].nunique()
-    if not (per_key > 1).any():
+    ids = owner_ids(frame)
+    with_owner = frame.assign(
+        _owner=_owner_of_partition(frame),
+        _known=False if ids is None else ids.notna().to_numpy(),
+    )
+    per_key = with_owner.groupby(list(keys), sort=False, observed=True).agg(
+        _members=("_owner", "nunique"), _owned=("_known", "any")
+    )
+    if not (per_key["_members"] > 1).any():
         return group
     panel = build_panel(with_owner, by=(*keys, "_owner"), columns=columns)
     key_of = panel.keys[list(keys)].merge(
@@ -610,15 +666,33 @@ def _slow_end_from_members(
         since=key_of["_span_start_s"].to_numpy(np.float64),
     )
     key_id, key_values = pd.MultiIndex.from_frame(key_of[list(keys)]).factorize()
-    slow_end = members_finish(key_id, members["lag"] - members["target_lag"], members["eta_high_s"])
-    usable = ~pd.Series(members["unknown"]).groupby(key_id).any().to_numpy()
-    several = np.bincount(key_id) > 1
+    excess = members["lag"] - members["target_lag"]
     assert isinstance(key_values, pd.MultiIndex)  # factorize keeps the index type
     solved = key_values.to_frame(index=False, name=list(keys))
-    solved["_slow_end"] = np.where(usable & several, slow_end, np.nan)
+    for end in ("eta_s", "eta_high_s"):
+        solved[f"_{end}"] = members_finish(key_id, excess, members[end])
+    usable = ~pd.Series(members["unknown"]).groupby(key_id).any().to_numpy()
+    solved["_usable"] = usable & (np.bincount(key_id) > 1)
     merged = group[list(keys)].merge(solved, on=list(keys), how="left")
+    merged = merged.merge(per_key.reset_index(), on=list(keys), how="left")
+    usable = merged["_usable"].fillna(False).to_numpy(bool)
+    owned = usable & merged["_owned"].fillna(False).to_numpy(bool)
+    unowned = usable & ~owned
     out = group.copy()
-    out["eta_high_s"] = np.fmax(group["eta_high_s"].to_numpy(), merged["_slow_end"].to_numpy())
+    eta, low, high = (group[c].to_numpy(np.float64) for c in ("eta_s", "eta_low_s", "eta_high_s"))
+    m_eta, m_high = (merged[c].to_numpy(np.float64) for c in ("_eta_s", "_eta_high_s"))
+    new_eta = np.where(owned, m_eta, eta)
+    # the fast end stays the total's: capacity moving freely (after a rebalance) is the
+    # fastest the key can drain
+    new_low = np.where(owned, np.fmin(low, new_eta), low)
+    new_high = np.where(owned, np.fmax(high, m_high), high)
+    # unknown owners: every partition at its own current rate bounds the slow end
+    new_high = np.where(
+        unowned, np.where(np.isfinite(m_eta), np.fmax(high, m_eta), m_eta), new_high
+    )
+    out["eta_s"] = new_eta
+    out["eta_low_s"] = new_low
+    out["eta_high_s"] = np.fmax(new_high, new_eta)
     return out
 
 

@@ -348,8 +348,28 @@ def _lag_at(panel: Panel, upto: np.ndarray, seconds: np.ndarray) -> np.ndarray:
     return np.asarray(leo - _take(committed, np.where(index >= 0, commit_index, -1)[:, None])[:, 0])
 
 
+def _parts(panel: Panel, chunk: int) -> list[tuple[slice, Panel]]:
+    """Slices of at most ``chunk`` partitions with their sub-panels (the panel itself if one)."""
+    if panel.size <= chunk:
+        return [(slice(0, panel.size), panel)]
+    return [(rows, sub_panel(panel, rows)) for rows in split_rows(panel.size, chunk)]
+
+
+def group_index(panel: Panel) -> np.ndarray:
+    """Each partition row's group number (cluster and group) in a per-partition panel."""
+    return np.asarray(
+        np.unique(key_codes(panel.keys, ["cluster", "group"]), return_inverse=True)[1]
+    ).reshape(-1)
+
+
 def _group_falling_behind(
-    panel: Panel, facts: dict[str, np.ndarray], upto: np.ndarray, *, window: int, chunk: int
+    panel: Panel,
+    facts: dict[str, np.ndarray],
+    upto: np.ndarray,
+    *,
+    window: int,
+    chunk: int,
+    group: np.ndarray,
 ) -> np.ndarray:
     """Per partition: whether its group as a whole falls behind.
 
@@ -359,7 +379,6 @@ def _group_falling_behind(
     window (Burrow's first rule, for the group: a group whose partitions all caught
     up at some commit of their windows is OK).
     """
-    _, group = np.unique(key_codes(panel.keys, ["cluster", "group"]), return_inverse=True)
     groups = int(group.max(initial=-1)) + 1
     use = ~facts["none"]
     rows = np.flatnonzero(use)
@@ -375,10 +394,7 @@ def _group_falling_behind(
     recent = np.where(upto >= window, upto - window, 0)
     then, before = (
         np.concatenate(
-            [
-                _lag_at(sub_panel(panel, part), upto[part], seconds[part])
-                for part in split_rows(panel.size, chunk)
-            ]
+            [_lag_at(part, upto[rows], seconds[rows]) for rows, part in _parts(panel, chunk)]
         )
         for seconds in (since[group], _take(panel.time_s, recent[:, None])[:, 0])
     )
@@ -404,6 +420,7 @@ def evaluate(
     allowed_lag: float,
     upto: np.ndarray | None = None,
     chunk: int = 8192,
+    group: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Apply the rules to every partition of a per-partition panel.
 
@@ -422,6 +439,8 @@ def evaluate(
     chunk
         Partitions measured at a time (bounds the ``(chunk, T)`` temporaries);
         members and groups are judged across all of them.
+    group
+        :func:`group_index` of the panel, when the caller has it already.
 
     Returns
     -------
@@ -437,19 +456,26 @@ def evaluate(
     last_progress = np.full(members, -np.inf)
     parts = [
         _measure(
-            sub_panel(panel, rows),
+            part,
             window=window,
             allowed_lag=allowed_lag,
             upto=upto[rows],
             last_progress=last_progress,
         )
-        for rows in split_rows(panel.size, chunk)
+        for rows, part in _parts(panel, chunk)
     ]
     facts = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
     busy = _busy_elsewhere(facts, last_progress)
     facts["busy_elsewhere"] = busy
     facts["status"] = _decide(facts, busy)
-    facts["group_behind"] = _group_falling_behind(panel, facts, upto, window=window, chunk=chunk)
+    facts["group_behind"] = _group_falling_behind(
+        panel,
+        facts,
+        upto,
+        window=window,
+        chunk=chunk,
+        group=group_index(panel) if group is None else group,
+    )
     return facts
 
 
@@ -561,20 +587,26 @@ def _timeline(
     times = np.unique(panel.time_s[~np.isnan(panel.time_s)])
     if len(times) > points:
         times = times[np.unique(np.linspace(0, len(times) - 1, points).round().astype(int))]
-    frames = []
+    group = group_index(panel)
+    parts: dict[str, list[np.ndarray]] = {
+        name: [] for name in ("row", "time", "status", "lag", "behind")
+    }
     # One vectorised evaluation per time point (bounded by ``points``), never per partition.
     for moment in times:
         upto = (panel.time_s <= moment).sum(axis=1) - 1
-        result = evaluate(panel, window=window, allowed_lag=allowed_lag, upto=upto)
-        keep = result["status"] >= 0
-        frame = panel.keys.loc[keep].reset_index(drop=True)
-        frame.insert(0, "time", to_timestamps(panel.t0, np.full(int(keep.sum()), moment)))
-        frame["status"] = np.asarray(STATUSES, dtype=object)[result["status"][keep]]
-        frame["current_lag"] = result["current_lag"][keep]
-        frame["group_falling_behind"] = result["group_behind"][keep]
-        frames.append(frame)
-    out = pd.concat(frames, ignore_index=True)
-    out["status"] = out["status"].astype("string")
+        result = evaluate(panel, window=window, allowed_lag=allowed_lag, upto=upto, group=group)
+        keep = np.flatnonzero(result["status"] >= 0)
+        parts["row"].append(keep)
+        parts["time"].append(np.full(len(keep), moment))
+        parts["status"].append(result["status"][keep])
+        parts["lag"].append(result["current_lag"][keep])
+        parts["behind"].append(result["group_behind"][keep])
+    columns = {name: np.concatenate(values) for name, values in parts.items()}
+    out = panel.keys.iloc[columns["row"]].reset_index(drop=True)
+    out.insert(0, "time", to_timestamps(panel.t0, columns["time"]))
+    out["status"] = pd.array(np.asarray(STATUSES, dtype=object)[columns["status"]], dtype="string")
+    out["current_lag"] = columns["lag"]
+    out["group_falling_behind"] = columns["behind"].astype(bool)
     return out, group_timeline(out)
 
 

@@ -13,10 +13,12 @@ Kafka 4 has four group types (``ListGroups`` v5 names them):
     commit no offsets: DescribeShareGroupOffsets gives each partition's
     *share-partition start offset* (every record before it is acknowledged).
 ``streams``
-    KIP-1071 streams groups. Listed with their type and state; their
-    committed offsets come from OffsetFetch like any group's. Their members
-    own *tasks*, not partitions, and are not described here (the collector
-    says so in ``last_problems``).
+    KIP-1071 streams groups. Described by StreamsGroupDescribe; their
+    committed offsets come from OffsetFetch like any group's. A member owns
+    *active tasks* (subtopology, partition): task ``(s, p)`` reads partition
+    ``p`` of every source topic of subtopology ``s`` (the group's topology
+    says which), so that is the partition the member owns here. Standby and
+    warm-up tasks read no input and own nothing.
 
 kafka-python 3 ships the request classes for the classic APIs only; the
 KIP-848 and KIP-932 ones are declared here from Kafka's own message schemas
@@ -85,7 +87,12 @@ def _messages() -> dict[str, Any]:
     from kbp_notebook.collect import kafka_schemas
 
     classes: dict[str, Any] = {}
-    for name in ("ConsumerGroupDescribe", "ShareGroupDescribe", "DescribeShareGroupOffsets"):
+    for name in (
+        "ConsumerGroupDescribe",
+        "ShareGroupDescribe",
+        "StreamsGroupDescribe",
+        "DescribeShareGroupOffsets",
+    ):
         for kind in ("Request", "Response"):
             # the class name picks the schema file; responses register themselves for decoding
             classes[name + kind] = types.new_class(
@@ -131,6 +138,32 @@ def _assigned(assignment: Any) -> tuple[tuple[str, int], ...]:
         for entry in assignment.get("topic_partitions") or ()
         for p in entry.get("partitions") or ()
     )
+
+
+def _task_partitions(
+    assignment: Any, sources: Mapping[str, list[str]]
+) -> tuple[tuple[str, int], ...]:
+    """(topic, partition) pairs a streams member's active tasks read."""
+    if not assignment:
+        return ()
+    return tuple(
+        (topic, int(p))
+        for task in assignment.get("active_tasks") or ()
+        for p in task.get("partitions") or ()
+        for topic in sources.get(str(task["subtopology_id"]), ())
+    )
+
+
+def _streams_sources(group: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Subtopology id -> the topics its tasks read (source and repartition-source topics)."""
+    topology = group.get("topology") or {}
+    return {
+        str(sub["subtopology_id"]): [
+            *(str(t) for t in sub.get("source_topics") or ()),
+            *(str(t["name"]) for t in sub.get("repartition_source_topics") or ()),
+        ]
+        for sub in topology.get("subtopologies") or ()
+    }
 
 
 def _classic_partitions(member: Mapping[str, Any]) -> tuple[tuple[str, int], ...]:
@@ -184,8 +217,7 @@ def describe_groups_by_type(
     Returns
     -------
     dict
-        ``{group_id: GroupDescription}`` for every group asked about. Streams
-        groups keep their listed state and no members.
+        ``{group_id: GroupDescription}`` for every group asked about.
     """
     if not group_types:
         return {}
@@ -212,24 +244,34 @@ def describe_groups_by_type(
                         ),
                         error=raw.get("error"),
                     )
-            elif group_type in ("consumer", "share"):
-                name = "ConsumerGroupDescribe" if group_type == "consumer" else "ShareGroupDescribe"
+            elif group_type in ("consumer", "share", "streams"):
+                name = {
+                    "consumer": "ConsumerGroupDescribe",
+                    "share": "ShareGroupDescribe",
+                    "streams": "StreamsGroupDescribe",
+                }[group_type]
                 request = messages[name + "Request"](
                     group_ids=ids, include_authorized_operations=False
                 )
                 response = await admin._manager.send(request, node_id=node)
                 for raw in response.to_dict()["groups"]:
+                    sources = _streams_sources(raw) if group_type == "streams" else {}
                     found[str(raw["group_id"])] = GroupDescription(
                         group_id=str(raw["group_id"]),
                         group_type=group_type,
                         group_state=str(raw.get("group_state") or ""),
                         members=tuple(
-                            _member(m, _assigned(m.get("assignment")))
+                            _member(
+                                m,
+                                _task_partitions(m.get("assignment"), sources)
+                                if group_type == "streams"
+                                else _assigned(m.get("assignment")),
+                            )
                             for m in raw.get("members") or ()
                         ),
                         error=_error_text(raw.get("error_code", 0), raw.get("error_message")),
                     )
-            else:  # streams: members own tasks; listed state only
+            else:  # a type this module does not know: listed state only
                 for group in ids:
                     found[group] = GroupDescription(
                         group_id=group,

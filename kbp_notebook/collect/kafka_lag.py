@@ -19,9 +19,9 @@ offsets: its ``committed_offset`` is the *share-partition start offset*
 (every record before it is acknowledged; what ``kafka-share-groups
 --describe`` shows as START-OFFSET), so its ``lag`` counts records not yet
 known to be acknowledged -- an upper bound, since records after the start
-offset may already be acknowledged one by one. ``streams`` groups get
-committed offsets and lag, with NA owners (their members own tasks), and a
-notice in ``last_problems``.
+offset may already be acknowledged one by one. ``streams`` groups are
+described by StreamsGroupDescribe: a member owns the input partitions of its
+active tasks.
 """
 
 from __future__ import annotations
@@ -390,14 +390,6 @@ class LagCollector:
             owners.update(_owners(group, description.members))
             for member in description.members:
                 parts.update(member.partitions)
-            if description.group_type == "streams":
-                problems.append(
-                    (
-                        "collector_notice",
-                        f"Streams group {group!r}: committed offsets and lag are read; its "
-                        f"members own tasks and are not described (owner columns NA).",
-                    )
-                )
             if not parts and groups is not None and description.group_state in ("Dead", ""):
                 problems.append(("collector_notice", f"Consumer group {group!r} does not exist."))
             wanted[group] = parts

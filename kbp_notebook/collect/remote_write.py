@@ -181,16 +181,68 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
+def _varint_length(values: np.ndarray) -> np.ndarray:
+    """Bytes of the varint of each non-negative int64."""
+    bits = np.zeros(len(values), dtype="int64")
+    rest = values.astype("uint64")
+    while rest.any():
+        bits += rest > 0
+        rest = rest >> np.uint64(7)
+    return np.maximum(bits, 1)
+
+
+def _samples(stamps: np.ndarray, values: np.ndarray) -> bytes:
+    """Encode ``Sample`` fields (2) of a TimeSeries, vectorised when the stamps allow."""
+    ms = np.asarray(stamps, dtype="int64")
+    n = len(ms)
+    if n == 0:
+        return b""
+    lengths = _varint_length(ms) if (ms >= 0).all() else np.array([0])
+    width = int(lengths[0])
+    if width == 0 or (lengths != width).any():  # negative or mixed-width stamps
+        return b"".join(
+            _field(2, b"\x09" + struct.pack("<d", v) + b"\x10" + _varint(int(t)))
+            for t, v in zip(ms.tolist(), np.asarray(values, "float64").tolist(), strict=True)
+        )
+    body = 1 + 8 + 1 + width  # value tag, double, timestamp tag, varint
+    rows = np.empty((n, 2 + body), dtype=np.uint8)
+    rows[:, 0] = 2 << 3 | 2  # field 2, length-delimited
+    rows[:, 1] = body
+    rows[:, 2] = 1 << 3 | 1  # field 1, 64-bit
+    rows[:, 3:11] = np.asarray(values, dtype="<f8").view(np.uint8).reshape(n, 8)
+    rows[:, 11] = 2 << 3  # field 2, varint
+    rest = ms.astype("uint64")
+    for i in range(width):
+        byte = (rest & np.uint64(0x7F)).astype(np.uint8)
+        rows[:, 12 + i] = byte | 0x80 if i < width - 1 else byte
+        rest = rest >> np.uint64(7)
+    return rows.tobytes()
+
+
 def encode_write_request(series: Sequence[Series]) -> bytes:
     """Encode series as an (uncompressed) Prometheus remote-write ``WriteRequest``."""
+    items = list(series)
+    counts = np.array([len(stamps) for _, stamps, _ in items], dtype="int64")
+    blob = b""
+    size = 0
+    if counts.sum():
+        # All samples at once: with one varint width (stamps of one era) every sample
+        # field has the same size, so each series' samples are a slice of one buffer.
+        stamps = np.concatenate([np.asarray(s, dtype="int64") for _, s, _ in items])
+        values = np.concatenate([np.asarray(v, dtype="float64") for _, _, v in items])
+        if (stamps >= 0).all() and len(set(_varint_length(stamps).tolist())) == 1:
+            blob = _samples(stamps, values)
+            size = len(blob) // len(stamps)
+    offsets = np.concatenate([[0], np.cumsum(counts)])
     out = bytearray()
-    for labels, stamps, values in series:
+    for index, (labels, stamps, values) in enumerate(items):
         body = bytearray()
         for name, value in labels:
             body += _field(1, _field(1, name.encode()) + _field(2, value.encode()))
-        for stamp, value in zip(stamps.tolist(), values.tolist(), strict=True):
-            sample = b"\x09" + struct.pack("<d", value) + b"\x10" + _varint(int(stamp))
-            body += _field(2, sample)
+        if size:
+            body += blob[int(offsets[index]) * size : int(offsets[index + 1]) * size]
+        else:
+            body += _samples(stamps, values)
         out += _field(1, bytes(body))
     return bytes(out)
 

@@ -1,15 +1,17 @@
 """Sample recordings: Dataset folders recorded from real scenarios on the sandbox.
 
-Samples live in the repository's top-level ``sample_data/<name>/`` folder (found
-relative to this package, which is how an editable install runs). Set the
-environment variable ``KBP_SAMPLE_DATA`` to a folder of Dataset folders to use
-other samples.
+The samples ship inside the package (``kbp_notebook/sample_data/<name>/``,
+package data of the wheel; the repository's top-level ``sample_data`` points
+there) and are found with ``importlib.resources``, so an installed wheel has
+them as well as a checkout. Set the environment variable ``KBP_SAMPLE_DATA``
+to a folder of Dataset folders to use other samples.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from importlib import resources
 from pathlib import Path
 
 from kbp_notebook.collect.storage import read_dataset
@@ -24,7 +26,8 @@ def samples_root() -> Path:
     override = os.environ.get("KBP_SAMPLE_DATA")
     if override:
         return Path(override).expanduser()
-    return Path(__file__).resolve().parents[2] / "sample_data"
+    # A package installed from a wheel or a checkout is a folder on disk; Parquet needs paths.
+    return Path(str(resources.files("kbp_notebook") / "sample_data"))
 
 
 def _is_dataset(folder: Path) -> bool:

@@ -41,7 +41,7 @@ from kbp_notebook.viz.incidents import plot_incidents
 from kbp_notebook.viz.lag import add_events, plot_lag, plot_lag_trend, plot_time_lag
 from kbp_notebook.viz.retention import plot_retention_risk
 from kbp_notebook.viz.status import plot_lag_status, plot_status_timeline
-from kbp_notebook.viz.summary import HtmlBlock, human_table, verdict_box
+from kbp_notebook.viz.summary import HtmlBlock, episode_facts, human_table, verdict_box
 
 __all__ = [
     "BURROW_COLOURS",
@@ -49,6 +49,7 @@ __all__ = [
     "HtmlBlock",
     "add_events",
     "choice_figure",
+    "episode_facts",
     "esc",
     "figure_mimebundle",
     "human_table",

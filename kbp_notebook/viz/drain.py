@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kbp_notebook.lagdata import lag_totals
 from kbp_notebook.units import format_count, format_duration, format_rate
 from kbp_notebook.viz._style import (
     colour_for,
@@ -108,9 +109,7 @@ def plot_drain(
     fig.update_yaxes(title_text="lag (messages)", rangemode="tozero")
     fig.update_xaxes(title_text="time (UTC)")
     if isinstance(history, pd.DataFrame) and len(history):
-        hist = history.assign(lag=history["lag"].astype("Float64").astype(float))
-        totals: pd.DataFrame | None = (
-            hist.groupby([*keys, "time"], observed=True)["lag"].sum(min_count=1).reset_index())
+        totals: pd.DataFrame | None = lag_totals(history, by=keys)
     else:
         totals = None
     for index, (_, row) in enumerate(rows.iterrows()):
@@ -261,8 +260,7 @@ def plot_what_if(
     fig.update_yaxes(title_text="lag (messages)", rangemode="tozero")
     fig.update_xaxes(title_text="time (UTC)")
     if lag is not None and len(lag):
-        hist = lag.assign(lag=lag["lag"].astype("Float64").astype(float))
-        totals = hist.groupby([*keys, "time"], observed=True)["lag"].sum(min_count=1).reset_index()
+        totals = lag_totals(lag, by=keys)
     else:
         totals = None
     for index, (_, row) in enumerate(rows.iterrows()):

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
+from kbp_notebook.lagdata import lag_totals
 from kbp_notebook.units import format_duration, format_rate, format_time
 from kbp_notebook.viz._style import (
     TREND_COLOURS,
@@ -29,14 +30,6 @@ def _series_keys(by: Sequence[str], partitions: bool) -> list[str]:
     if partitions and "partition" not in keys:
         keys.append("partition")
     return keys
-
-
-def _totals(lag: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
-    """Total lag per key and snapshot (NA lag = no commit, skipped)."""
-    values = lag["lag"].astype("Float64").astype("float64")
-    frame = lag[[*keys, "time"]].assign(lag=values)
-    out = frame.groupby([*keys, "time"], sort=True, observed=True)["lag"].sum(min_count=1)
-    return out.reset_index()
 
 
 def _trend_rows(trend: Any, keys: list[str]) -> pd.DataFrame:
@@ -100,7 +93,7 @@ def plot_lag(
     if lag is None or not len(lag):
         return empty_figure(title or "Consumer lag", "No lag samples in this selection.")
     keys = _series_keys(by, partitions)
-    totals = _totals(lag, keys)
+    totals = lag_totals(lag, by=keys)
     last = totals.sort_values("time").groupby(keys, observed=True)["lag"].last()
     order = last.fillna(0).sort_values(ascending=False).index.tolist()
     shown = order[:max_series]
@@ -131,8 +124,8 @@ def plot_lag(
                            confidence=getattr(trend, "confidence", None))
     hidden = order[max_series:]
     if hidden:
-        rest = totals.set_index(keys).loc[hidden].reset_index()
-        other = rest.groupby("time")["lag"].sum(min_count=1).reset_index()
+        wanted = [k if isinstance(k, tuple) else (k,) for k in hidden]
+        other = lag_totals(lag[pd.MultiIndex.from_frame(lag[keys]).isin(wanted)], by=())
         fig.add_trace(
             go.Scatter(x=other["time"], y=other["lag"], mode="lines",
                        name=f"{len(hidden)} other series", line={"color": "#bbbbbb", "width": 1})

@@ -16,9 +16,15 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.units import format_count, format_duration, format_table, format_time
+from kbp_notebook.units import (
+    format_count,
+    format_duration,
+    format_rate,
+    format_table,
+    format_time,
+)
 
-__all__ = ["PLAIN_LABELS", "HtmlBlock", "human_table", "verdict_box"]
+__all__ = ["PLAIN_LABELS", "HtmlBlock", "episode_facts", "human_table", "verdict_box"]
 
 #: Plain labels for the internal column names results carry (the name stays in brackets
 #: where a reader may need it to find the column in code).
@@ -260,3 +266,24 @@ def verdict_box(incidents: Any) -> HtmlBlock:
         + f"<ul>{''.join(items)}</ul></div>"
     )
     return HtmlBlock(body)
+
+
+def episode_facts(incidents: Any) -> HtmlBlock:
+    """Return one line of the worst episode's figures, the same in every section of a report.
+
+    Onset, peak (messages and time), growth and drain rates and the cause, all from the
+    incident model and all through :mod:`kbp_notebook.units`, so each section that quotes
+    them quotes the same numbers. Empty when there is no episode.
+    """
+    worst = incidents.worst() if incidents is not None else None
+    if worst is None:
+        return HtmlBlock("")
+    drained = (f" · drained {format_rate(worst['drain_rate_per_s'])}"
+               if pd.notna(worst["drain_rate_per_s"]) and worst["drain_rate_per_s"] > 0 else "")
+    text = (
+        f"Incident figures: {_key_words(worst)} · onset {format_time(worst['start'])} · peak "
+        f"{format_count(worst['peak_lag'])} messages at {format_time(worst['peak_time'])} · grew "
+        f"{format_rate(worst['growth_rate_per_s'])}{drained} · cause "
+        f"{str(worst['cause']).replace('_', ' ')}"
+    )
+    return HtmlBlock(f"<p class='kbp-episode-facts'>{html.escape(text)}</p>")

@@ -12,9 +12,10 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kbp_notebook.frames import Dataset
+from kbp_notebook.lagdata import lag_totals
 from kbp_notebook.viz import choice_figure, figure_mimebundle, report_mode, with_readout
 
-__all__ = ["Explorer", "as_lag_frame"]
+__all__ = ["Explorer", "as_lag_frame", "groups_by_latest_lag"]
 
 ALL = "(all)"
 
@@ -128,6 +129,18 @@ class Explorer(widgets.VBox):  # type: ignore[misc]
         if report_mode():
             return figure_mimebundle(self.offline_figure())
         return super()._repr_mimebundle_(**kwargs)
+
+
+def groups_by_latest_lag(lag: pd.DataFrame) -> pd.Series:
+    """Total lag per group at the last snapshot, largest first (the widgets' group order).
+
+    Totals follow :func:`kbp_notebook.lagdata.lag_totals`; a group whose last
+    snapshot is incomplete has no total (NaN) and sorts last.
+    """
+    totals = lag_totals(lag, by=("group",))
+    last = totals[totals["time"] == lag["time"].max()]
+    ranking: pd.Series = last.set_index("group")["lag"]
+    return ranking.sort_values(ascending=False, na_position="last")
 
 
 def message(text: str, *, tone: str = "info") -> str:

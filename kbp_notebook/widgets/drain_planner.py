@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from kbp_notebook import analysis, viz
 from kbp_notebook.errors import KbpError
 from kbp_notebook.units import format_duration, format_rate
-from kbp_notebook.widgets._base import Explorer, as_lag_frame, message
+from kbp_notebook.widgets._base import Explorer, as_lag_frame, groups_by_latest_lag, message
 
 __all__ = ["DrainPlanner"]
 
@@ -44,8 +44,7 @@ class DrainPlanner(Explorer):
     def __init__(self, source: Any, *, group: str | None = None, target_s: float = 1800) -> None:
         self.lag, _, self.dataset = as_lag_frame(source)
         lag = self.lag
-        last = lag[lag["time"] == lag["time"].max()]
-        ranking = last.groupby("group", observed=True)["lag"].sum().sort_values(ascending=False)
+        ranking = groups_by_latest_lag(lag)
         groups = [str(g) for g in ranking.index] or sorted(lag["group"].astype(str).unique())
         self.group = widgets.Dropdown(options=groups, value=group if group in groups else groups[0],
                                       description="group")

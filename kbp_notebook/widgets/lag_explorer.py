@@ -11,8 +11,9 @@ import plotly.graph_objects as go
 
 from kbp_notebook import analysis, viz
 from kbp_notebook.errors import KbpError
+from kbp_notebook.lagdata import lag_totals
 from kbp_notebook.units import format_count, format_rate, format_time
-from kbp_notebook.widgets._base import ALL, Explorer, as_lag_frame, message
+from kbp_notebook.widgets._base import ALL, Explorer, as_lag_frame, groups_by_latest_lag, message
 
 __all__ = ["LagExplorer"]
 
@@ -54,8 +55,7 @@ class LagExplorer(Explorer):
         self.lag, self.events, self.dataset = as_lag_frame(source)
         lag = self.lag
         clusters = sorted(lag["cluster"].astype(str).unique())
-        last = lag[lag["time"] == lag["time"].max()]
-        ranking = last.groupby("group", observed=True)["lag"].sum().sort_values(ascending=False)
+        ranking = groups_by_latest_lag(lag)
         groups = [str(g) for g in ranking.index] + sorted(
             set(lag["group"].astype(str)) - {str(g) for g in ranking.index})
         self.cluster = widgets.Dropdown(options=clusters, value=clusters[0], description="cluster")
@@ -162,9 +162,8 @@ class LagExplorer(Explorer):
     def _describe(self, rows: pd.DataFrame) -> str:
         if rows.empty:
             return message("No snapshots in this selection.", tone="warn")
-        latest = rows[rows["time"] == rows["time"].max()]
-        total = latest["lag"].sum()
-        when = rows["time"].max()
+        totals = lag_totals(rows, by=())
+        total, when = totals["lag"].iloc[-1], totals["time"].iloc[-1]
         text = f"{self.group.value}: {format_count(total)} messages behind at {format_time(when)}"
         tone = "info"
         if self.last_trend is not None and len(self.last_trend.table):

@@ -347,7 +347,8 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
 def test_start_retries_on_new_ports_when_one_is_taken(monkeypatch: pytest.MonkeyPatch) -> None:
     import socket
 
-    from kbp_notebook import sandbox as sandbox_module
+    # the Sandbox class looks _free_ports up in its own module, kbp_notebook.sandbox._cluster
+    from kbp_notebook.sandbox import _cluster as sandbox_module
 
     squatter = socket.socket()
     squatter.bind(("127.0.0.1", 0))

@@ -22,10 +22,37 @@ from scenarios.expectations import check
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
-@pytest.mark.parametrize("name", list(MODULES))
+ONE_BROKER = [name for name in MODULES if scenario(name).SANDBOX.get("brokers", 1) == 1]
+THREE_BROKERS = [name for name in MODULES if name not in ONE_BROKER]
+
+
+@pytest.mark.parametrize("name", ONE_BROKER)
 def test_short_scenario_shows_its_effect(name: str, sandbox: Sandbox, tmp_path: Path) -> None:
+    _run_and_check(name, sandbox, tmp_path)
+
+
+@pytest.mark.parametrize("name", THREE_BROKERS)
+def test_short_three_broker_scenario_shows_its_effect(
+    name: str, sandbox3: Sandbox, tmp_path: Path
+) -> None:
+    _run_and_check(name, sandbox3, tmp_path)
+
+
+def test_a_seeded_variant_differs_and_still_shows_its_effect(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    folder = _run_and_check("producer-burst", sandbox, tmp_path, seed=7)
+    meta = read_dataset(folder).meta
+    drawn = meta["variant"]["drawn"]
+    assert meta["variant"]["seed"] == 7
+    assert drawn["base_rate_per_s"] != 320.0 and drawn["phases_s"]["burst"] != 16
+    assert meta["produce_rate_per_s"]["base"] == drawn["base_rate_per_s"]
+
+
+def _run_and_check(name: str, sandbox: Sandbox, tmp_path: Path, seed: int | None = None) -> Path:
     module = scenario(name)
-    folder = module.run(sandbox, tmp_path / name, short=True, suffix=f"-{uuid.uuid4().hex[:6]}")
+    suffix = f"-{uuid.uuid4().hex[:6]}"
+    folder = module.run(sandbox, tmp_path / name, short=True, suffix=suffix, seed=seed)
 
     if name == "broker-flush-pressure":
         # The scenario sets dynamic per-broker settings for its run only; left behind,
@@ -38,6 +65,8 @@ def test_short_scenario_shows_its_effect(name: str, sandbox: Sandbox, tmp_path: 
     assert len(captures) >= 3, f"only {len(captures)} kafka-consumer-groups captures"
     assert any(ds.meta["group"] in c.read_text() for c in captures)
     assert (folder / "captures" / "index.csv").exists()
+    assert set(ds.meta["expected_causes"]) == set(ds.lag["group"])
+    return folder
 
 
 def _dynamic_broker_settings(sandbox: Sandbox) -> dict[str, object]:

@@ -312,3 +312,60 @@ def test_result_object():
         "target_lag",
     }
     assert expected <= set(result.table.columns)
+
+
+def _unequal_members(owned: bool) -> pd.DataFrame:
+    # member a owns partition 0, member b owns partitions 1-3; both handle 200 msg/s and
+    # each partition gets 50 msg/s: b's three partitions drain at 16.7 msg/s each, a's at 150
+    alone = make_lag(n=10, partitions=1, produce_rate=50, consume_rate=200, start_lag=10_000)
+    shared = make_lag(
+        n=10, partitions=3, produce_rate=50, consume_rate=200 / 3, start_lag=10_000, seed=3
+    )
+    shared["partition"] = (shared["partition"] + 1).astype(np.int32)
+    lag = pd.concat([alone, shared], ignore_index=True)
+    if owned:
+        owner = np.where(lag["partition"] == 0, "member-a", "member-b")
+        lag["consumer_id"] = pd.Series(owner, dtype="string")
+    return lag
+
+
+def test_eta_follows_the_capacity_that_keeps_working():
+    lag = _unequal_members(owned=True)
+    row = one(time_to_drain(lag).table)
+    left = lag[lag["time"] == lag["time"].max()].set_index("partition")["lag"].astype(float)
+    # member a is done after left[0] / 150 s and stops contributing; b needs its own time
+    member_b = left.loc[1:3].sum() / (3 * (200 / 3 - 50))
+    assert left.loc[0] / 150 < member_b
+    assert row["eta_s"] == pytest.approx(member_b, rel=0.02)
+    assert row["eta_low_s"] <= row["eta_s"] <= row["eta_high_s"]
+    # capacity moving freely between members would say the total over the total rate
+    freely = left.sum() / (200 + 200 - 4 * 50)
+    assert row["eta_s"] > 2 * freely
+
+
+def test_without_owners_the_slow_end_is_bounded_by_the_partitions_own_rates():
+    lag = _unequal_members(owned=False)
+    row = one(time_to_drain(lag).table)
+    left = lag[lag["time"] == lag["time"].max()].set_index("partition")["lag"].astype(float)
+    freely = left.sum() / (200 + 200 - 4 * 50)
+    slowest = left.loc[1:3].max() / (200 / 3 - 50)
+    # the ETA stays the total's (members cannot be told apart) ...
+    assert row["eta_s"] == pytest.approx(freely, rel=0.02)
+    # ... and the slow end is finite: each partition at its own current rate
+    assert np.isfinite(row["eta_high_s"])
+    assert row["eta_high_s"] >= slowest * 0.98
+    assert row["eta_low_s"] <= row["eta_s"] <= row["eta_high_s"]
+
+
+def test_rates_are_measured_after_an_offset_rewind():
+    # a consumer draining 150 msg/s net on each partition; at 100 s its offsets are reset
+    # 20000 back on every partition: the drain that follows runs at the same rates
+    lag = make_lag(n=40, partitions=2, produce_rate=100, consume_rate=250, start_lag=50_000)
+    rewound = lag["time"] >= lag["time"].min() + pd.Timedelta(seconds=100)
+    lag.loc[rewound, "committed_offset"] = lag.loc[rewound, "committed_offset"] - 20_000
+    lag["lag"] = lag["log_end_offset"] - lag["committed_offset"]
+    row = one(time_to_drain(lag, target_lag=0).table)
+    # across the rewind the consume rate would come out 20000 x 2 / 195 s lower
+    assert row["consume_rate"] == pytest.approx(2 * 250, rel=0.05)
+    assert bool(row["drains"])
+    assert row["eta_s"] == pytest.approx(row["lag"] / (2 * 150), rel=0.05)

@@ -1,6 +1,12 @@
 """Group-type helpers of the collector that need no cluster."""
 
-from kbp_notebook.collect._groups import GroupMember, _messages, listed_group_types
+from kbp_notebook.collect._groups import (
+    GroupMember,
+    _messages,
+    _streams_sources,
+    _task_partitions,
+    listed_group_types,
+)
 from kbp_notebook.collect.kafka_lag import _owners
 
 
@@ -48,3 +54,22 @@ def test_kip848_and_kip932_requests_encode_with_the_kafka_schemas():
     assert messages["DescribeShareGroupOffsetsRequest"].API_KEY == 90
     encoded = request.encode(version=0, header=False)
     assert b"g" in encoded and len(encoded) < 16
+
+
+def test_streams_active_tasks_own_the_partitions_of_their_subtopology_sources():
+    group = {"topology": {"subtopologies": [
+        {"subtopology_id": "0", "source_topics": ["in"], "repartition_source_topics": []},
+        {"subtopology_id": "1", "source_topics": [],
+         "repartition_source_topics": [{"name": "app-repartition"}]},
+    ]}}  # fmt: skip
+    sources = _streams_sources(group)
+    assignment = {
+        "active_tasks": [
+            {"subtopology_id": "0", "partitions": [0, 1]},
+            {"subtopology_id": "1", "partitions": [2]},
+        ],
+        "standby_tasks": [{"subtopology_id": "0", "partitions": [2]}],
+    }
+    assert _task_partitions(assignment, sources) == (("in", 0), ("in", 1), ("app-repartition", 2))
+    assert _task_partitions(None, sources) == ()
+    assert _messages()["StreamsGroupDescribeRequest"].API_KEY == 89
