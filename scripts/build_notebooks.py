@@ -250,6 +250,7 @@ own is planned at the steady rate from before it."""),
 # planned at the peak, while the incident model reads the whole recording: a burst that
 # drained on its own is planned at its steady rate (the note says so)
 plan = attempt(lambda: kbp.capacity_plan(ds.lag, target_s=target_s, as_of=peak))
+upto = ds.lag[ds.lag["time"] <= peak]  # what the recording knew at the peak
 viz.human_table(
     plan, title="Capacity plan",
     columns=["group", "topic", "lag", "consumers_now", "consumers_needed", "partitions",

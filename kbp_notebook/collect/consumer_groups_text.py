@@ -234,52 +234,16 @@ def parse_consumer_groups(
             f"parse_consumer_groups expects the tool's output as text, got "
             f"{type(text).__name__}; read the file with open(path).read().",
         )
-    if time is None:
-        current = pd.Timestamp.now(tz="UTC")
-    else:
-        try:
-            current = pd.Timestamp(time)
-        except (ValueError, TypeError) as exc:
-            raise KbpInputError(
-                f"time={time!r} is not a timestamp ({exc}); pass e.g. '2024-05-01T12:00Z'.",
-                column="time",
-            ) from None
-        current = (
-            current.tz_localize("UTC") if current.tzinfo is None else current.tz_convert("UTC")
-        )
-
+    current = _start_time(time)
     header: list[tuple[str, int]] | None = None
-    columns: dict[str, list[Any]] = {
-        name: []
-        for name in (
-            "time",
-            "group",
-            "topic",
-            "partition",
-            "committed_offset",
-            "log_end_offset",
-            "lag",
-            "consumer_id",
-            "host",
-            "client_id",
-        )
-    }
+    columns: dict[str, list[Any]] = {name: [] for name in _COLUMNS}
     seen: dict[tuple[pd.Timestamp, str, str, int], int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.rstrip("\r\n").expandtabs()
         stripped = line.strip()
         if not stripped:
             continue
-        try:
-            stamp = _timestamp(line, number)
-            if stamp is not None and not _EARLIEST <= stamp <= _LATEST:
-                raise ValueError("out of range")
-        except (ValueError, OverflowError):
-            raise KbpInputError(
-                f"line {number}: timestamp {stripped[:80]!r} is not a usable time (outside "
-                f"1678-2261 or invalid); fix the line or the clock that wrote it.",
-                line=number,
-            ) from None
+        stamp = _usable_timestamp(line, number)
         if stamp is not None:
             current = stamp
             header = None
@@ -288,27 +252,7 @@ def parse_consumer_groups(
             continue
         found = _header(line)
         if found is not None:
-            names = [name for name, _ in found]
-            if "TOPIC" not in names or "PARTITION" not in names:
-                raise KbpInputError(
-                    f"line {number}: {stripped!r} is the header of the --members or --state "
-                    f"layout; parse_consumer_groups reads the offsets layout of "
-                    f"`kafka-consumer-groups --describe` (without --members/--state).",
-                    line=number,
-                )
-            for needed in ("CURRENT-OFFSET", "LOG-END-OFFSET"):
-                if needed not in names:
-                    raise KbpInputError(
-                        f"line {number}: header {stripped!r} has no {needed} column; is this "
-                        f"`kafka-consumer-groups --describe` output?",
-                        line=number,
-                    )
-            if "GROUP" not in names and group is None:
-                raise KbpInputError(
-                    f"line {number}: this old layout has no GROUP column; pass "
-                    f"parse_consumer_groups(text, group='<group id>').",
-                    line=number,
-                )
+            _check_header([name for name, _ in found], stripped, number, group=group)
             header = found
             continue
         if header is None:
@@ -318,18 +262,7 @@ def parse_consumer_groups(
                 f"`kafka-consumer-groups --describe` (with its header line).",
                 line=number,
             )
-        names = [name for name, _ in header]
-        values = _cut(line, header)
-        if values is None or _looks_wrong(values, names):
-            tokens = stripped.split()
-            values = tokens if len(tokens) == len(header) else None
-        if values is None:
-            raise KbpInputError(
-                f"line {number}: cannot cut {stripped!r} into the columns {names} of the header "
-                f"above it; is the output truncated or edited?",
-                line=number,
-            )
-        row = dict(zip(names, values, strict=True))
+        row = _row(line, header, number)
         topic = row["TOPIC"]
         if topic in ("-", "") or row["PARTITION"] in ("-", ""):
             continue  # a member without partitions
@@ -342,18 +275,7 @@ def parse_consumer_groups(
                 line=number,
                 column="PARTITION",
             ) from None
-        committed = _int_or_na(row["CURRENT-OFFSET"], "CURRENT-OFFSET", number, line)
-        log_end = _int_or_na(row["LOG-END-OFFSET"], "LOG-END-OFFSET", number, line)
-        lag_text = row.get("LAG", "-")
-        lag = _int_or_na(lag_text, "LAG", number, line)
-        expected = None if committed is None or log_end is None else log_end - committed
-        if lag is not None and expected is not None and lag != expected:
-            raise KbpInputError(
-                f"line {number}: LAG {lag} is not LOG-END-OFFSET - CURRENT-OFFSET "
-                f"({expected}): {stripped!r}.",
-                line=number,
-                column="LAG",
-            )
+        committed, log_end, expected = _offsets(row, number, line)
         key = (current, group_id, topic, partition)
         if key in seen:
             raise KbpInputError(
@@ -378,6 +300,113 @@ def parse_consumer_groups(
             value = row.get(header_name, "-")
             columns[name].append(None if value in ("-", "") else value)
 
+    return _lag_frame(columns, cluster)
+
+
+_COLUMNS = (
+    "time",
+    "group",
+    "topic",
+    "partition",
+    "committed_offset",
+    "log_end_offset",
+    "lag",
+    "consumer_id",
+    "host",
+    "client_id",
+)
+
+
+def _start_time(time: Any) -> pd.Timestamp:
+    """Return the time of rows above the first timestamp line: ``time`` in UTC, or now."""
+    if time is None:
+        return pd.Timestamp.now(tz="UTC")
+    try:
+        current = pd.Timestamp(time)
+    except (ValueError, TypeError) as exc:
+        raise KbpInputError(
+            f"time={time!r} is not a timestamp ({exc}); pass e.g. '2024-05-01T12:00Z'.",
+            column="time",
+        ) from None
+    return current.tz_localize("UTC") if current.tzinfo is None else current.tz_convert("UTC")
+
+
+def _usable_timestamp(line: str, number: int) -> pd.Timestamp | None:
+    """Return the time a timestamp line names (None for other lines); refuse bad times."""
+    try:
+        stamp = _timestamp(line, number)
+        if stamp is not None and not _EARLIEST <= stamp <= _LATEST:
+            raise ValueError("out of range")
+    except (ValueError, OverflowError):
+        raise KbpInputError(
+            f"line {number}: timestamp {line.strip()[:80]!r} is not a usable time (outside "
+            f"1678-2261 or invalid); fix the line or the clock that wrote it.",
+            line=number,
+        ) from None
+    return stamp
+
+
+def _check_header(names: list[str], stripped: str, number: int, *, group: str | None) -> None:
+    """Refuse headers of other layouts (--members, --state) or missing offset columns."""
+    if "TOPIC" not in names or "PARTITION" not in names:
+        raise KbpInputError(
+            f"line {number}: {stripped!r} is the header of the --members or --state "
+            f"layout; parse_consumer_groups reads the offsets layout of "
+            f"`kafka-consumer-groups --describe` (without --members/--state).",
+            line=number,
+        )
+    for needed in ("CURRENT-OFFSET", "LOG-END-OFFSET"):
+        if needed not in names:
+            raise KbpInputError(
+                f"line {number}: header {stripped!r} has no {needed} column; is this "
+                f"`kafka-consumer-groups --describe` output?",
+                line=number,
+            )
+    if "GROUP" not in names and group is None:
+        raise KbpInputError(
+            f"line {number}: this old layout has no GROUP column; pass "
+            f"parse_consumer_groups(text, group='<group id>').",
+            line=number,
+        )
+
+
+def _row(line: str, header: list[tuple[str, int]], number: int) -> dict[str, str]:
+    """Cut a row under ``header`` by column position, else by whitespace."""
+    stripped = line.strip()
+    names = [name for name, _ in header]
+    values = _cut(line, header)
+    if values is None or _looks_wrong(values, names):
+        tokens = stripped.split()
+        values = tokens if len(tokens) == len(header) else None
+    if values is None:
+        raise KbpInputError(
+            f"line {number}: cannot cut {stripped!r} into the columns {names} of the header "
+            f"above it; is the output truncated or edited?",
+            line=number,
+        )
+    return dict(zip(names, values, strict=True))
+
+
+def _offsets(
+    row: dict[str, str], number: int, line: str
+) -> tuple[int | None, int | None, int | None]:
+    """Return committed, log-end offsets and their difference; refuse a LAG that disagrees."""
+    committed = _int_or_na(row["CURRENT-OFFSET"], "CURRENT-OFFSET", number, line)
+    log_end = _int_or_na(row["LOG-END-OFFSET"], "LOG-END-OFFSET", number, line)
+    lag = _int_or_na(row.get("LAG", "-"), "LAG", number, line)
+    expected = None if committed is None or log_end is None else log_end - committed
+    if lag is not None and expected is not None and lag != expected:
+        raise KbpInputError(
+            f"line {number}: LAG {lag} is not LOG-END-OFFSET - CURRENT-OFFSET "
+            f"({expected}): {line.strip()!r}.",
+            line=number,
+            column="LAG",
+        )
+    return committed, log_end, expected
+
+
+def _lag_frame(columns: dict[str, list[Any]], cluster: str) -> pd.DataFrame:
+    """Return the validated LAG frame of the parsed rows."""
     frame = pd.DataFrame(
         {
             "time": pd.Series(columns["time"], dtype="datetime64[ns, UTC]"),

@@ -251,6 +251,15 @@ class PrometheusSource:
 
     def _get(self, endpoint: str, params: Mapping[str, str], query: str) -> Any:
         """POST a form to the API and return its ``data`` (errors become KbpErrors)."""
+        status, payload = self._post(endpoint, params, query)
+        return self._api_data(endpoint, status, payload, query)
+
+    def _post(self, endpoint: str, params: Mapping[str, str], query: str) -> tuple[int, bytes]:
+        """POST a form to ``/api/v1/<endpoint>``; return HTTP status and body.
+
+        Refused (401/403), missing (404), unreachable and oversized answers raise;
+        other HTTP errors return their body for :meth:`_api_data` to explain.
+        """
         body = urllib.parse.urlencode(params).encode("utf-8")
         request = urllib.request.Request(
             f"{self.url}/api/v1/{endpoint}",
@@ -304,6 +313,10 @@ class PrometheusSource:
                 f"check that it runs, the URL and port, and TLS settings (ca_file/verify).",
                 address=self.url,
             ) from None
+        return status, payload
+
+    def _api_data(self, endpoint: str, status: int, payload: bytes, query: str) -> Any:
+        """Return the ``data`` of an API answer; raise on non-JSON, errors or wrong shapes."""
         try:
             document = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:

@@ -338,6 +338,24 @@ def read_dataset(
         ) from None
 
 
+def read_side_frames(
+    path: str | os.PathLike[str], *, start: Any = None, end: Any = None
+) -> Dataset:
+    """Read a Dataset folder's metrics, events and meta without its LAG rows.
+
+    For running analyses a chunk of LAG rows at a time: the other frames are
+    small and are read once (filtered by time like ``read_dataset``).
+    """
+    root = _dataset_root(path)
+    filters = _Filters(start=_bound(start, "start"), end=_bound(end, "end"))
+    return Dataset(
+        lag=_EMPTY["lag"](),
+        metrics=_scan_frame(root / "metrics", "metrics", filters, None),
+        events=_scan_frame(root / "events", "events", filters, None),
+        meta=_read_meta(root),
+    )
+
+
 def _dataset_root(path: str | os.PathLike[str]) -> Path:
     root = Path(path)
     if not root.is_dir():

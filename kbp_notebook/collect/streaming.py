@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.collect.storage import lag_key_counts, read_dataset
+from kbp_notebook.collect.storage import lag_key_counts, read_dataset, read_side_frames
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import Dataset
 
@@ -90,11 +90,11 @@ def _combine(results: Sequence[Any]) -> Any:
     first = results[0]
     if len(results) == 1:
         return first
+    if isinstance(first, pd.DataFrame):
+        return pd.concat(results, ignore_index=True)
     combine = getattr(type(first), "combine", None)
     if callable(combine):
         return combine(list(results))
-    if isinstance(first, pd.DataFrame):
-        return pd.concat(results, ignore_index=True)
     if not dataclasses.is_dataclass(first) or isinstance(first, type):
         raise KbpInputError(
             f"analyse_recording cannot combine results of type {type(first).__name__}; "
@@ -215,7 +215,7 @@ def analyse_recording(
     extras: Dataset | None = None
     if data == "dataset":
         # Metrics and events are small next to LAG rows; read them once (no group rows).
-        extras = read_dataset(path, groups=["\x00no group\x00"], start=start, end=end, columns=[])
+        extras = read_side_frames(path, start=start, end=end)
     results = []
     for index, chunk in enumerate(chunks):
         if progress is not None:

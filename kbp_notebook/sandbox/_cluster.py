@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import json
 import os
 import re
 import shutil
@@ -37,6 +36,15 @@ from kbp_notebook.sandbox._process import (
     _tail,
     _terminate,
 )
+from kbp_notebook.sandbox._prometheus import (
+    _PROMETHEUS_JOB,
+    _Prometheus,
+    _prometheus_config,
+    _query,
+    _start_prometheus,
+    _targets_summary,
+    _wait_for_series,
+)
 
 _BROKER_MAIN = "kafka.Kafka"
 _STORAGE_TOOL = "kafka.tools.StorageTool"
@@ -64,7 +72,6 @@ _TOOL_JVM_OPTS = (
 )
 _SCRAM_MECHANISM = "SCRAM-SHA-512"
 _START_ATTEMPTS = 3
-_PROMETHEUS_JOB = "kafka"
 
 # Characters that the --add-scram parser of kafka-storage treats as syntax.
 _SCRAM_FORBIDDEN = re.compile(r'[\s,\[\]="\\]')
@@ -91,17 +98,6 @@ class _Node:
     @property
     def stdout_path(self) -> Path:
         return self.directory / "logs" / "stdout.log"
-
-
-@dataclass
-class _Prometheus:
-    port: int
-    directory: Path
-    proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def log_path(self) -> Path:
-        return self.directory / "prometheus.log"
 
 
 @dataclass
@@ -549,22 +545,7 @@ class Sandbox:
         return props
 
     def _prometheus_config(self) -> str:
-        lines = [
-            "global:",
-            "  scrape_interval: 1s",
-            "  scrape_timeout: 1s",
-            "  evaluation_interval: 15s",
-            "scrape_configs:",
-            f"  - job_name: {_PROMETHEUS_JOB}",
-            "    static_configs:",
-        ]
-        for i, node in self._nodes.items():
-            lines += [
-                f"      - targets: ['127.0.0.1:{node.exporter_port}']",
-                "        labels:",
-                f"          broker: '{i}'",
-            ]
-        return "\n".join(lines) + "\n"
+        return _prometheus_config({i: node.exporter_port for i, node in self._nodes.items()})
 
     def _java_cmd(self, main_class: str, *, opts: Sequence[str], log4j: Path) -> list[str]:
         assert self._jars is not None and self._java is not None
@@ -623,25 +604,7 @@ class Sandbox:
 
     def _start_prometheus(self) -> None:
         assert self._prometheus is not None
-        binary = (
-            os.environ.get("KBP_PROMETHEUS") or shutil.which("prometheus") or "/usr/bin/prometheus"
-        )
-        if not Path(binary).exists():
-            raise KbpError(
-                "no 'prometheus' binary: install it (apt-get install prometheus) or set "
-                "KBP_PROMETHEUS, or create the Sandbox with prometheus=False."
-            )
-        prom = self._prometheus
-        cmd = [
-            binary,
-            f"--config.file={prom.directory / 'prometheus.yml'}",
-            f"--storage.tsdb.path={prom.directory / 'tsdb'}",
-            f"--web.listen-address=127.0.0.1:{prom.port}",
-            "--web.enable-lifecycle",
-            "--storage.tsdb.retention.time=7d",
-            "--log.level=warn",
-        ]
-        prom.proc = _spawn(cmd, log_path=prom.log_path, cwd=prom.directory, detached=self._detached)
+        _start_prometheus(self._prometheus, detached=self._detached)
 
     def _check_alive(self, node: _Node) -> None:
         if node.proc is not None and node.proc.poll() is not None:
@@ -723,17 +686,9 @@ class Sandbox:
             time.sleep(0.25)
 
     def _targets_summary(self) -> str:
-        try:
-            with urllib.request.urlopen(f"{self.prometheus_url}/api/v1/targets", timeout=5) as r:
-                targets = json.load(r)["data"]["activeTargets"]
-        except (OSError, ValueError, KeyError) as exc:
-            return f"unavailable ({exc})"
-        return "; ".join(
-            f"{t['scrapeUrl']} {t['health']} {t.get('lastError') or ''}".strip() for t in targets
-        )
+        return _targets_summary(self.prometheus_url)
 
     # ---------------------------------------------------------------- prometheus
-
     def query_prometheus(self, promql: str, *, time_s: float | None = None) -> list[dict[str, Any]]:
         """Run an instant PromQL query on the sandbox's Prometheus.
 
@@ -747,29 +702,7 @@ class Sandbox:
         KbpConnectionError
             If Prometheus does not answer or rejects the query.
         """
-        params = {"query": promql}
-        if time_s is not None:
-            params["time"] = f"{time_s:.3f}"
-        url = f"{self.prometheus_url}/api/v1/query?{urllib.parse.urlencode(params)}"
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                payload = json.load(resp)
-        except urllib.error.HTTPError as exc:
-            body = exc.read().decode("utf-8", "replace")[:500]
-            raise KbpConnectionError(
-                f"Prometheus at {self.prometheus_url} rejected query {promql!r}: {body}",
-                address=self.prometheus_url,
-                query=promql,
-            ) from exc
-        except (OSError, ValueError) as exc:
-            raise KbpConnectionError(
-                f"Prometheus at {self.prometheus_url} did not answer ({exc}); "
-                "is the sandbox running?",
-                address=self.prometheus_url,
-                query=promql,
-            ) from exc
-        result: list[dict[str, Any]] = payload.get("data", {}).get("result", [])
-        return result
+        return _query(self.prometheus_url, promql, time_s=time_s)
 
     def wait_for_prometheus_series(
         self, promql: str, timeout_s: float = 60, *, poll_s: float = 0.5
@@ -794,24 +727,7 @@ class Sandbox:
         KbpConnectionError
             If there is still no data after ``timeout_s`` (names the query and URL).
         """
-        deadline = time.monotonic() + timeout_s
-        last_error: KbpConnectionError | None = None
-        while True:
-            try:
-                result = self.query_prometheus(promql)
-                if result:
-                    return result
-            except KbpConnectionError as exc:
-                last_error = exc
-            if time.monotonic() > deadline:
-                why = f" (last error: {last_error})" if last_error else ""
-                raise KbpConnectionError(
-                    f"no data for {promql!r} at {self.prometheus_url} after {timeout_s:g} s{why}; "
-                    "check the metric name against kbp_notebook.sandbox's docstring.",
-                    address=self.prometheus_url,
-                    query=promql,
-                )
-            time.sleep(poll_s)
+        return _wait_for_series(self.prometheus_url, promql, timeout_s, poll_s=poll_s)
 
     def exporter_text(self, broker_id: int) -> str:
         """Return the current Prometheus text exposition of one broker's JMX exporter."""

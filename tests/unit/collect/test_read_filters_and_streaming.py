@@ -173,3 +173,22 @@ def test_chunked_run_holds_a_fraction_of_the_memory(recording: SyntheticRecordin
 def test_empty_selection_is_a_data_error(recording: SyntheticRecording) -> None:
     with pytest.raises(KbpDataError, match="no LAG rows for these filters"):
         kbp.analyse_recording(recording.path, kbp.lag_trend, groups=["nobody"])
+
+
+def test_dataset_analyses_get_each_chunk_with_all_metrics_and_events() -> None:
+    """Functions of a Dataset (incidents, diagnose) see every metric and event in each chunk."""
+    path = kbp.sample_path("stuck-consumer")
+    whole = kbp.read_dataset(path)
+    seen: list[kbp.Dataset] = []
+
+    def capture(data: kbp.Dataset) -> pd.DataFrame:
+        seen.append(data)
+        return data.lag.groupby("group", as_index=False)["lag"].max()
+
+    table = kbp.analyse_recording(path, capture, max_rows=1)
+    assert len(seen) == whole.lag["group"].nunique() == len(table) == 2
+    for data in seen:
+        assert len(set(data.lag["group"])) == 1
+        pd.testing.assert_frame_equal(data.metrics, whole.metrics)
+        pd.testing.assert_frame_equal(data.events, whole.events)
+        assert data.meta == whole.meta
