@@ -8,7 +8,7 @@ On a three-broker cluster (replication factor 3):
 * ``inventory-events`` (32 partitions) is read by ``inventory-sync`` (four
   members, eight partitions each).
 
-Timeline (long form, about 16 minutes; ``--short`` scales the phases down):
+Timeline (long form, 16-21 minutes as fast as it drains; ``--short`` scales it down):
 
 1. healthy — everything keeps up;
 2. ``slowdown_start`` — a deploy of ``order-fulfilment`` doubles its processing

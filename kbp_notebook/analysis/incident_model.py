@@ -172,9 +172,10 @@ def _check_enough(frame: pd.DataFrame) -> None:
 
 
 def _time_lag_at(block: KeyBlock, index: int) -> tuple[float, bool]:
-    """Seconds behind the head at snapshot ``index``, from the log-end offset history."""
-    if "time_lag_s" in block.key:  # pragma: no cover - a per-key override never set today
-        return float("nan"), False
+    """Return seconds behind the head at snapshot ``index``, from the log-end offset history.
+
+    The second value is True where the committed offset is older than the history (a bound).
+    """
     committed = block.total_committed[index]
     ends, t = block.total_log_end, block.t
     valid = ~np.isnan(ends)
