@@ -55,7 +55,7 @@ from kbp_notebook.analysis._result import Result
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import Dataset
 from kbp_notebook.lagdata import lag_totals
-from kbp_notebook.units import format_time
+from kbp_notebook.units import format_duration, format_time
 
 __all__ = ["Correlation", "correlate", "flush_latency_vs_lag"]
 
@@ -895,16 +895,9 @@ def _with_notes(result: Correlation, notes: tuple[str, ...]) -> Correlation:
 
 
 def _fmt_td(value: pd.Timedelta) -> str:
-    seconds = float(value.total_seconds())
-    sign = "-" if seconds < 0 else ""
-    seconds = abs(seconds)
-    if seconds >= 3600 and seconds % 60 == 0:
-        return (
-            f"{sign}{seconds / 3600:g} h" if seconds % 3600 == 0 else f"{sign}{seconds / 60:g} min"
-        )
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{sign}{seconds / 60:g} min"
-    return f"{sign}{seconds:g} s"
+    """Return a shift or window as people say it (the one duration formatter)."""
+    return format_duration(float(value.total_seconds()))
+
 
 
 def _describe_shift(shift: pd.Timedelta, x_name: str, y_name: str) -> str:
