@@ -17,6 +17,14 @@ __all__ = ["CorrelationExplorer"]
 
 _PREFERRED = ("log_flush_time_ms_p99", "log_flush_time_ms_mean", "produce_total_time_ms_p99",
               "request_handler_idle_ratio")
+#: Broker signals a report precomputes first (each choice is a full figure in the file).
+_REPORT_FIRST = (*_PREFERRED, "fetch_consumer_total_time_ms_p99",
+                 "produce_request_queue_time_ms_p99", "network_processor_idle_ratio",
+                 "under_replicated_partitions", "messages_in_per_s", "bytes_in_per_s",
+                 "bytes_out_per_s", "log_flush_rate")
+#: At most this many metrics in a report's dropdown, so a report stays light to mail
+#: (the live notebook offers every recorded metric).
+REPORT_CHOICES = 12
 
 
 class CorrelationExplorer(Explorer):
@@ -59,8 +67,13 @@ class CorrelationExplorer(Explorer):
         self.refresh()
 
     def offline_figure(self) -> go.Figure:
-        """Return the correlation figure with plotly's own metric dropdown (each precomputed)."""
-        metrics = list(self.metric.options)
+        """Return the correlation figure with plotly's own metric dropdown (each precomputed).
+
+        At most ``REPORT_CHOICES`` metrics, broker latency and load signals first.
+        """
+        options = list(self.metric.options)
+        first = [m for m in _REPORT_FIRST if m in options]
+        metrics = (first + [m for m in options if m not in first])[:REPORT_CHOICES]
         if len(metrics) < 2:
             return super().offline_figure()
         return self._choices_figure(self.metric, metrics, label="metric", kind="dropdown",

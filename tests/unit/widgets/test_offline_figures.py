@@ -76,12 +76,18 @@ def test_drain_planner_consumer_slider_matches_the_live_planner(dataset):
         assert f"{counts[k]} consumers" in step.args[1]["title.text"]
 
 
-def test_correlation_explorer_metric_dropdown_covers_every_metric(dataset):
+def test_correlation_explorer_metric_dropdown_offers_the_broker_signals_first(dataset):
+    from kbp_notebook.widgets.correlation_explorer import _REPORT_FIRST, REPORT_CHOICES
+
     explorer = CorrelationExplorer(dataset)
     offline = explorer.offline_figure()
     meta = offline.layout.meta["kbp_control"]
-    assert meta["choices"] == [viz.esc(m) for m in explorer.metric.options]
-    for k, metric in enumerate(explorer.metric.options):
+    options = list(explorer.metric.options)
+    first = [m for m in _REPORT_FIRST if m in options]
+    expected = (first + [m for m in options if m not in first])[:REPORT_CHOICES]
+    assert meta["choices"] == [viz.esc(m) for m in expected]
+    assert len(meta["choices"]) == min(len(options), REPORT_CHOICES)
+    for k, metric in enumerate(expected):
         assert viz.esc(metric) in offline.layout.updatemenus[0].buttons[k].args[1]["title.text"]
 
 
