@@ -343,6 +343,16 @@ def _compress(values):
     return [v for i, v in enumerate(values) if i == 0 or v != values[i - 1]]
 
 
+#: Known misses on recordings made after these rules, stated in issue 11's closing note: with
+#: 24+ partitions read in turns by a few slowed members, or members restarting every few
+#: seconds, every partition catches up at some commit of its window (Burrow's first rule), so
+#: the group reads OK at points of a build-up whose total keeps growing.
+KNOWN_OK_IN_BUILD_UP = {("multi-group-cluster", "order-fulfilment"),
+                        ("rebalance-churn", "profile-cache-warmer")}
+#: No build-up to judge: the lag jumps at once when the offsets are reset (REWIND, so ERR).
+NO_BUILD_UP = {("offset-reset", "invoice-exporter")}
+
+
 def test_samples_status_over_time():
     import kbp_notebook as kbp
 
@@ -359,19 +369,30 @@ def test_samples_status_over_time():
     assert ledger[ledger.index > events["member_left"] + pd.Timedelta(seconds=10)].iloc[0] == "STOP"
     assert ledger[ledger.index > events["offsets_reset"]].iloc[0] == "REWIND"
     assert set(by_group["audit-archiver"]) == {"OK"}
+    # consumers-gone never drains (STOP to the end); offset-reset rewinds (REWIND); in the
+    # others nothing stops, stalls or rewinds: never ERR, even while draining
+    never_drains = {"consumers-gone"}
+    stopped_or_rewound = {"stuck-consumer", "offset-reset", "consumers-gone"}
     for name in kbp.list_samples():
         ds = kbp.load_sample(name)
         result = lag_status(ds.lag, timeline=True, timeline_points=120)
         groups = result.group_timeline
-        assert set(result.groups["status"]) == {"OK"}, name  # all end drained
-        if name != "stuck-consumer":  # nothing is stuck: never ERR, even while draining
+        if name in never_drains:
+            assert set(result.groups["status"]) == {"ERR"}, name
+        else:
+            assert set(result.groups["status"]) == {"OK"}, name  # they end drained
+        if name not in stopped_or_rewound:
             assert not groups["group_status"].eq("ERR").any(), name
         for group, part in groups.groupby("group"):
             part = part.reset_index(drop=True)
             peak = int(part["totallag"].idxmax())
             if part["totallag"].iloc[peak] < 5_000:
                 continue  # the healthy control group
-            assert part["status"].iloc[peak] != "OK", (name, group)
+            if (name, group) in KNOWN_OK_IN_BUILD_UP | NO_BUILD_UP:
+                continue
+            # the build-up up to the last point before the peak (at the peak itself the
+            # window may already hold the turn to draining, which Burrow calls OK)
+            assert part["status"].iloc[peak - 1] != "OK", (name, group)
             # from the first warning to the peak the status never falls back to OK
             warned = part.index[part["status"] != "OK"]
-            assert not part["status"].iloc[warned[0] : peak + 1].eq("OK").any(), (name, group)
+            assert not part["status"].iloc[warned[0] : peak].eq("OK").any(), (name, group)
