@@ -506,7 +506,9 @@ def verdict_lines(episodes: pd.DataFrame, baselines: pd.DataFrame, *, as_of: pd.
            else f"; it grew {format_rate(row['growth_rate_per_s'])}")
     worst_line = (f"At worst {format_count(row['peak_lag'])} messages behind{behind}, at "
                   f"{format_time(row['peak_time'])}{how}.")
-    why = f"Why: {CAUSE_WORDS[str(row['cause'])]} — {row['evidence']}."
+    later = [CAUSE_WORDS[str(c)] for c in tuple(row["causes"])[1:]]
+    then = f" Later: {', then '.join(later)}." if later else ""
+    why = f"Why: {CAUSE_WORDS[str(row['cause'])]} — {row['evidence']}.{then}"
     if row["recovered"]:
         when = (f"Recovered: it drained at {format_rate(row['drain_rate_per_s'])} and was back "
                 f"at its usual {format_count(row['baseline_lag'])} messages at "
