@@ -146,7 +146,11 @@ class HistoryStore:
         return result
 
     def flush(self) -> None:
-        """Make written samples visible to queries (VictoriaMetrics buffers them ~1 s)."""
+        """Ask VictoriaMetrics to flush buffered samples to storage.
+
+        The newest samples still become searchable about a second later (more on a
+        loaded machine): a caller that reads back what it just wrote must poll.
+        """
         if self.kind == "victoria-metrics":
             with urllib.request.urlopen(f"{self.query_url}/internal/force_flush", timeout=10):
                 pass

@@ -179,6 +179,23 @@ def test_recording_memory_is_flat(
     assert late - early < 6 * 2**20, f"RSS grew {(late - early) / 2**20:.1f} MiB"
 
 
+def _stored_totals(
+    source: kbp.PrometheusSource, when: object, timeout_s: float = 30.0
+) -> dict[str, int]:
+    """Total lag per group the store holds at ``when``.
+
+    VictoriaMetrics makes samples searchable about a second after a write, even
+    after ``force_flush`` (longer on a loaded machine), so the newest ticks are
+    read again until they appear or ``timeout_s`` passes.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        stored = source.lag_totals(when, when, "1s", by="group", scheme="kminion")
+        if len(stored) or time.monotonic() > deadline:
+            return dict(zip(stored["group"], stored["lag"].astype(int), strict=True))
+        time.sleep(0.5)
+
+
 def test_kbp_collect_remote_writes_what_it_records(
     scale: tuple[Sandbox, ManyGroups], tmp_path
 ) -> None:
@@ -208,9 +225,6 @@ def test_kbp_collect_remote_writes_what_it_records(
         source = kbp.PrometheusSource(store.query_url, cluster="scale")
         times = sorted(recorded.lag["time"].unique())
         for when in times:
-            stored = source.lag_totals(when, when, "1s", by="group", scheme="kminion")
             expected = recorded.lag[recorded.lag["time"] == when].groupby("group")["lag"].sum()
-            assert dict(zip(stored["group"], stored["lag"].astype(int), strict=True)) == {
-                g: int(v) for g, v in expected.items()
-            }
+            assert _stored_totals(source, when) == {g: int(v) for g, v in expected.items()}
     assert not [e for e in recorded.events["kind"] if e == "remote_write_error"]
