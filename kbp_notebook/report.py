@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from kbp_notebook._cache import cache_dir
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 __all__ = [
@@ -76,15 +77,6 @@ NOTEBOOKS = (
 )
 
 _ASSETS = Path(__file__).with_name("report_assets")
-
-
-def cache_dir() -> Path:
-    """Return the cache folder (``$KBP_CACHE_DIR`` or ``~/.cache/kbp_notebook``)."""
-    configured = os.environ.get("KBP_CACHE_DIR")
-    if configured:
-        return Path(configured)
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "kbp_notebook"
 
 
 def _integrity_of(path: Path) -> str:

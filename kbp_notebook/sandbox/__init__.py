@@ -69,9 +69,9 @@ Orphans: processes started by a :class:`Sandbox` in the main thread get
 every running sandbox is also stopped at interpreter exit. ``kbp sandbox up``
 starts detached processes instead and ``kbp sandbox down`` stops them.
 
-Layout of this sub-package: ``_jars`` (Maven resolution of the jars, the
-cache directory, Java checks, bundled assets), ``_process`` (spawning and
-stopping child processes, free ports, log tails, work directories),
+Layout of this sub-package: ``_jars`` (Maven resolution of the jars, Java
+checks, bundled assets; the cache folder's rule is ``kbp_notebook._cache``),
+``_process`` (spawning and stopping child processes, free ports, log tails, work directories),
 ``_prometheus`` (its scrape configuration, process and instant queries),
 ``_cluster`` (the :class:`Sandbox` class: brokers and Prometheus) and ``cli``
 (``kbp sandbox fetch|up|status|down``). Everything is imported from here.
