@@ -29,6 +29,7 @@ import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -41,6 +42,8 @@ from kbp_notebook.units import parse_duration_s
 
 __all__ = [
     "KEY_ORDER",
+    "DriftChange",
+    "LineFit",
     "Panel",
     "apply_window",
     "build_panel",
@@ -507,12 +510,27 @@ def apply_window(panel: Panel, window: object) -> Panel:
     return compact(panel, keep)
 
 
-def ols(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+class LineFit(NamedTuple):
+    """Least-squares line per row, from :func:`ols` (``(K,)`` arrays unless noted)."""
+
+    slope: np.ndarray
+    intercept: np.ndarray
+    #: Pairs used.
+    n: np.ndarray
+    #: Centred sum of squares of t.
+    sxx: np.ndarray
+    #: Sum of squared residuals.
+    sse: np.ndarray
+    #: ``(K, T)`` residuals, NaN where not used.
+    resid: np.ndarray
+
+
+def ols(t: np.ndarray, y: np.ndarray) -> LineFit:
     """Least-squares line per row, ignoring NaN pairs.
 
     Returns
     -------
-    dict
+    LineFit
         ``slope``, ``intercept``, ``n``, ``sxx`` (centred sum of squares of t),
         ``sse`` and ``resid`` (``(K, T)``, NaN where not used).
     """
@@ -531,7 +549,7 @@ def ols(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         intercept = y_mean - slope * t_mean
         resid = np.where(mask, y - (intercept[:, None] + slope[:, None] * t), np.nan)
         sse = np.nansum(resid * resid, axis=1)
-    return {"slope": slope, "intercept": intercept, "n": n, "sxx": sxx, "sse": sse, "resid": resid}
+    return LineFit(slope=slope, intercept=intercept, n=n, sxx=sxx, sse=sse, resid=resid)
 
 
 def lag1_autocorr(resid: np.ndarray) -> np.ndarray:
@@ -558,9 +576,26 @@ def variance_inflation(rho: np.ndarray, *, cap: float = 0.99) -> np.ndarray:
     return np.asarray((1.0 + r) / (1.0 - r), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class DriftChange:
+    """Most likely change of drift per row, from :func:`drift_change` (``(K,)`` arrays)."""
+
+    #: Time of the sample after which the drift changed.
+    tau: np.ndarray
+    #: Column of that sample.
+    index: np.ndarray
+    #: Drift before and after it (per second).
+    rate_before: np.ndarray
+    rate_after: np.ndarray
+    #: CUSUM statistic (Kolmogorov-distributed under "no change").
+    statistic: np.ndarray
+    #: True where the change is significant (needs at least 8 samples).
+    significant: np.ndarray
+
+
 def drift_change(
     t: np.ndarray, y: np.ndarray, n: np.ndarray, *, alpha: float = 0.01
-) -> dict[str, np.ndarray]:
+) -> DriftChange:
     """Most likely single change of drift (rate) per row, with a CUSUM test.
 
     Works on the increments of ``y``: under "one constant drift" and
@@ -583,7 +618,7 @@ def drift_change(
 
     Returns
     -------
-    dict
+    DriftChange
         ``tau`` (time of the sample after which the drift changed),
         ``index`` (its column), ``rate_before``, ``rate_after`` (per second),
         ``statistic``, ``significant`` (bool; needs at least 8 samples).
@@ -591,14 +626,14 @@ def drift_change(
     k, width = t.shape
     if width < 3:
         nan = np.full(k, np.nan)
-        return {
-            "tau": nan,
-            "index": np.zeros(k, dtype=np.int64),
-            "rate_before": nan.copy(),
-            "rate_after": nan.copy(),
-            "statistic": nan.copy(),
-            "significant": np.zeros(k, dtype=bool),
-        }
+        return DriftChange(
+            tau=nan,
+            index=np.zeros(k, dtype=np.int64),
+            rate_before=nan.copy(),
+            rate_after=nan.copy(),
+            statistic=nan.copy(),
+            significant=np.zeros(k, dtype=bool),
+        )
     t_f = fill_right(t, n)
     y_f = fill_right(y, n)
     d_y = np.diff(y_f, axis=1)
@@ -624,14 +659,14 @@ def drift_change(
     critical = float(stats.kstwobign.ppf(1.0 - alpha))
     significant = (n >= 8) & (statistic > critical) & np.isfinite(rate_after)
     tau = np.take_along_axis(t, index[:, None], axis=1)[:, 0]
-    return {
-        "tau": tau,
-        "index": index,
-        "rate_before": rate_before,
-        "rate_after": rate_after,
-        "statistic": statistic,
-        "significant": significant,
-    }
+    return DriftChange(
+        tau=tau,
+        index=index,
+        rate_before=rate_before,
+        rate_after=rate_after,
+        statistic=statistic,
+        significant=significant,
+    )
 
 
 def fill_right(array: np.ndarray, n: np.ndarray) -> np.ndarray:

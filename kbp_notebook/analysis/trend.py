@@ -291,19 +291,19 @@ def ols_trend(
 ) -> dict[str, np.ndarray]:
     """OLS slope with an AR(1)-inflated t interval, per row."""
     fit = ols(t, y)
-    rho = lag1_autocorr(fit["resid"])
+    rho = lag1_autocorr(fit.resid)
     rho = np.clip(np.nan_to_num(rho), 0.0, 0.99)
-    n = fit["n"].astype(np.float64)
+    n = fit.n.astype(np.float64)
     n_eff = np.maximum(n * (1 - rho) / (1 + rho), 3.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        se = np.sqrt(fit["sse"] / np.maximum(n - 2, 1) / fit["sxx"] * variance_inflation(rho))
+        se = np.sqrt(fit.sse / np.maximum(n - 2, 1) / fit.sxx * variance_inflation(rho))
         q = stats.t.ppf(0.5 + confidence / 2.0, n_eff - 2)
-        tstat = np.where(se > 0, fit["slope"] / se, np.where(fit["slope"] != 0, np.inf, 0.0))
+        tstat = np.where(se > 0, fit.slope / se, np.where(fit.slope != 0, np.inf, 0.0))
     p_value = 2.0 * stats.t.sf(np.abs(tstat), n_eff - 2)
     return {
-        "slope": fit["slope"],
-        "ci_low": fit["slope"] - q * se,
-        "ci_high": fit["slope"] + q * se,
+        "slope": fit.slope,
+        "ci_low": fit.slope - q * se,
+        "ci_high": fit.slope + q * se,
         "p_value": p_value,
         "rho": rho,
     }
@@ -584,7 +584,7 @@ def _segment_stats(
         ys = ts.copy()
     if method == "theil-sen":
         chosen = theil_sen(ts, ys, count, confidence=confidence)
-        linear = ols(ts, ys)["slope"]
+        linear = ols(ts, ys).slope
     else:
         chosen = ols_trend(ts, ys, confidence=confidence)
         linear = chosen["slope"]

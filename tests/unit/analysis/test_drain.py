@@ -41,6 +41,16 @@ def test_not_draining_is_inf():
     assert pd.isna(row["drain_time"])
 
 
+def test_a_backlog_that_never_drains_is_drawn_from_the_last_snapshot():
+    # nothing drains, so no drain_time to derive "now" from: the result's as_of sets it
+    lag = make_lag(n=60, produce_rate=150, consume_rate=100, rw_noise=10)
+    result = time_to_drain(lag)
+    assert result.as_of == lag["time"].max()
+    projected = [trace for trace in result.plot().data if "does not drain" in (trace.name or "")]
+    assert len(projected) == 1
+    assert pd.Timestamp(projected[0].x[0]) == lag["time"].max()
+
+
 def test_caught_up_is_zero():
     row = one(time_to_drain(make_lag(n=30, produce_rate=100, consume_rate=200)).table)
     assert row["eta_s"] == 0
