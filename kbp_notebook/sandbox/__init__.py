@@ -80,6 +80,7 @@ checks, bundled assets; the cache folder's rule is ``kbp_notebook._cache``),
 from __future__ import annotations
 
 # The private names are re-exported for tests and kbp_notebook.history_sandbox.
+from kbp_notebook._cache import cache_dir
 from kbp_notebook.sandbox._cluster import Sandbox
 from kbp_notebook.sandbox._jars import (
     DEFAULT_KAFKA_VERSION,
@@ -87,7 +88,6 @@ from kbp_notebook.sandbox._jars import (
     _asset,  # noqa: F401
     _kafka_version,  # noqa: F401
     _pom,  # noqa: F401
-    cache_dir,
     fetch_jars,
 )
 from kbp_notebook.sandbox._process import (

@@ -18,9 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from kbp_notebook._cache import cache_dir
 from kbp_notebook._prometheus_http import PrometheusHttp
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
-from kbp_notebook.sandbox._jars import _asset, _check_java, _java, cache_dir, fetch_jars
+from kbp_notebook.sandbox._jars import _asset, _check_java, _java, fetch_jars
 from kbp_notebook.sandbox._process import (
     _LOG_TAIL_LINES,
     _OWNER_FILE,

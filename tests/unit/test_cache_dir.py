@@ -38,5 +38,5 @@ def test_kbp_cache_dir_overrides_everything_and_expands_the_home(clean_env, tmp_
 
 def test_every_caller_uses_the_one_rule():
     assert sandbox.cache_dir is _cache.cache_dir
-    assert _jars.cache_dir is _cache.cache_dir
+    assert _jars.cache_dir is _cache.cache_dir  # what fetch_jars uses
     assert report.cache_dir is _cache.cache_dir
