@@ -14,9 +14,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from kbp_notebook._cache import cache_dir
 from kbp_notebook.errors import KbpError, KbpInputError
 from kbp_notebook.sandbox._cluster import Sandbox
-from kbp_notebook.sandbox._jars import _jars_root, _kafka_version, cache_dir, fetch_jars
+from kbp_notebook.sandbox._jars import _jars_root, _kafka_version, fetch_jars
 from kbp_notebook.sandbox._process import _pid_alive
 
 _STATE_FILE_NAME = "sandbox-state.json"
