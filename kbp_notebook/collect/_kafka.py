@@ -180,6 +180,21 @@ def _guard_logs(secrets: Iterable[str]) -> None:
             logger.addFilter(_REDACTOR)
 
 
+def check_client_config(bootstrap_servers: str | list[str], config: Mapping[str, Any]) -> None:
+    """Raise the KbpInputError :func:`connect_admin` would for unknown settings, offline.
+
+    kafka-python checks the names of its settings in ``KafkaAdminClient()``,
+    which also connects; this check needs no broker.
+    """
+    import kafka.errors as kerr
+    from kafka import KafkaAdminClient
+
+    unknown = set(config) - set(KafkaAdminClient.DEFAULT_CONFIG)
+    if unknown:
+        error = kerr.KafkaConfigurationError(f"Unrecognized configs: {unknown}")
+        raise translate_kafka_error(error, _address(bootstrap_servers), "connecting") from None
+
+
 def connect_admin(bootstrap_servers: str | list[str], config: Mapping[str, Any]) -> Any:
     """Create a ``KafkaAdminClient`` or raise a KbpError naming the address.
 

@@ -44,6 +44,7 @@ from kbp_notebook.collect._groups import (
     share_group_start_offsets,
 )
 from kbp_notebook.collect._kafka import (
+    check_client_config,
     connect_admin,
     describe_exception,
     public_config,
@@ -93,6 +94,10 @@ class LagCollector:
     max_groups
         When listing, track at most this many groups (the first in id order, so
         the same ones every snapshot); the rest are named in ``last_problems``.
+    connect
+        Connect now, so an unreachable cluster or rejected credentials raise here
+        (default). ``False``: connect at the first request (:meth:`snapshot`,
+        :meth:`record`); the arguments are still checked here, without a broker.
     **kafka_config
         kafka-python client settings, e.g. ``security_protocol="SASL_SSL"``,
         ``sasl_mechanism="SCRAM-SHA-512"``, ``sasl_plain_username=...``,
@@ -104,9 +109,9 @@ class LagCollector:
     ------
     KbpConnectionError
         No broker at ``bootstrap_servers`` answered (the message names the
-        address), or the credentials were rejected.
+        address), or the credentials were rejected (with ``connect=True``).
     KbpInputError
-        An unknown client setting.
+        An unknown client setting, an empty address or a bad group option.
 
     Examples
     --------
@@ -125,6 +130,7 @@ class LagCollector:
         group_pattern: str | None = None,
         skip_empty_groups: bool = False,
         max_groups: int | None = None,
+        connect: bool = True,
         **kafka_config: Any,
     ) -> None:
         if not bootstrap_servers:
@@ -145,7 +151,12 @@ class LagCollector:
         self._kafka_config = dict(kafka_config)
         self._secrets = secret_values(self._kafka_config)
         self._lock = threading.Lock()
-        self._admin: Any = connect_admin(bootstrap_servers, self._kafka_config)
+        # Every argument is checked above and here without a broker; then connect
+        # (fail fast), or at the first request when connect=False.
+        check_client_config(bootstrap_servers, self._kafka_config)
+        self._admin: Any = None
+        if connect:
+            self._admin_client()
         #: Problems met by the last snapshot (partitions without a leader, a broker
         #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
         self.last_problems: list[tuple[str, str]] = []
@@ -175,7 +186,7 @@ class LagCollector:
         self.close()
 
     def __repr__(self) -> str:
-        state = "open" if self._admin is not None else "closed"
+        state = "open" if self._admin is not None else "not connected"
         return f"LagCollector({self.address!r}, cluster={self.cluster!r}, {state})"
 
     @property
