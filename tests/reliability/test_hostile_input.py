@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import ROOT, TRIED
 
 from kbp_notebook.collect.consumer_groups_text import parse_consumer_groups
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset, write_dataset
@@ -33,6 +32,7 @@ from kbp_notebook.frames import (
     validate_lag_frame,
     validate_metrics_frame,
 )
+from tests.helpers.reliability import ROOT, TRIED
 
 SETTINGS = settings(
     deadline=None,

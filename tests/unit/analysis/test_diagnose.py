@@ -1,10 +1,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import make_lag
 
 from kbp_notebook.analysis.diagnosis import SEVERITIES, Diagnosis, diagnose
 from kbp_notebook.collect import load_sample
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpInputError
 from kbp_notebook.frames import Dataset
 

@@ -3,10 +3,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from synthetic import drain_case, make_lag
 
 from kbp_notebook.analysis import DrainForecast, time_to_drain
 from kbp_notebook.analysis.drain import members_finish
+from kbp_notebook.datasets import drain_case, make_lag
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 

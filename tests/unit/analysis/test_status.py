@@ -13,10 +13,10 @@ Rules (see kbp_notebook/analysis/status.py for how they relate to Burrow's wiki)
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import make_lag
 
 from kbp_notebook.analysis import LagStatus, lag_status
 from kbp_notebook.analysis.status import status_timeline
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 
