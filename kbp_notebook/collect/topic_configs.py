@@ -14,12 +14,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 
-from kbp_notebook.collect._kafka import (
-    _address,
-    connect_admin,
-    secret_values,
-    translate_kafka_error,
-)
+from kbp_notebook.collect._kafka import admin_request
 
 __all__ = ["topic_configs"]
 
@@ -78,16 +73,9 @@ def topic_configs(
     KbpConnectionError
         The cluster cannot be reached.
     """
-    address = _address(bootstrap_servers)
-    admin = connect_admin(bootstrap_servers, kafka_config)
-    try:
-        answers = _read(admin, topics)
-    except Exception as exc:
-        raise translate_kafka_error(
-            exc, address, "reading topic configs", secret_values(kafka_config)
-        ) from None
-    finally:
-        admin.close()
+    answers = admin_request(
+        bootstrap_servers, kafka_config, "reading topic configs", lambda a: _read(a, topics)
+    )
     return _frame(answers, cluster)
 
 
