@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
@@ -91,34 +91,25 @@ def run(
         file_mib=256,
         max_seconds=phases["pressure"] + 30,
     )
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "producer_linger_ms": LINGER_MS,
-            "processing_s_per_record": DELAY_S,
-            "max_poll_records": MAX_POLL_RECORDS,
-            "commit": "synchronous, after every poll",
-            "consumers": CONSUMERS,
-            "dynamic_broker_config": BROKER_SETTINGS,
-            "disk_neighbour": {
-                "tool": "dd if=/dev/zero bs=4M, oflag=direct (streaming) or conv=fsync "
-                "(page cache filled, then fsync); file deleted after each pass",
-                "direct_writers": NEIGHBOUR_DIRECT_WRITERS,
-                "writers": writers,
-                "file_mib": neighbour.file_mib,
-            },
-            "phases_s": phases,
-            "variant": variant.meta(),
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        producer_linger_ms=LINGER_MS,
+        processing_s_per_record=DELAY_S,
+        max_poll_records=MAX_POLL_RECORDS,
+        commit="synchronous, after every poll",
+        consumers=CONSUMERS,
+        dynamic_broker_config=BROKER_SETTINGS,
+        disk_neighbour={
+            "tool": "dd if=/dev/zero bs=4M, oflag=direct (streaming) or conv=fsync "
+            "(page cache filled, then fsync); file deleted after each pass",
+            "direct_writers": NEIGHBOUR_DIRECT_WRITERS,
+            "writers": writers,
+            "file_mib": neighbour.file_mib,
         },
     )
     try:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
@@ -58,33 +58,20 @@ def run(
         bootstrap, topic, rate_per_s=base_rate, client_id=f"clickstream-producer{suffix}"
     )
     capacity = members / delay_s
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": {"base": base_rate, "burst": burst_rate},
-            "processing_s_per_record": delay_s,
-            "consumers": members,
-            "group_capacity_per_s_nominal": capacity,
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s={"base": base_rate, "burst": burst_rate},
+        processing_s_per_record=delay_s,
+        consumers=members,
+        group_capacity_per_s_nominal=capacity,
     )
     try:
-        consumers.add(members)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start",
+        recording.start_steady(
+            consumers, members, producer,
             f"producer at {base_rate:.0f} msg/s; {members} consumers, "
             f"nominal capacity ~{capacity:.0f} msg/s",
         )

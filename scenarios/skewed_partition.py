@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
@@ -76,36 +76,23 @@ def run(
     producer = RateProducer(
         bootstrap, topic, rate_per_s=rate, keys=keys, client_id=f"tenant-producer{suffix}"
     )
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "hot_key": HOT_KEY.decode(),
-            "hot_key_share": hot_share,
-            "hot_partition": hot_partition,
-            "processing_s_per_record": delay_s,
-            "consumers": members,
-            "per_consumer_capacity_per_s_nominal": 1 / delay_s,
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        hot_key=HOT_KEY.decode(),
+        hot_key_share=hot_share,
+        hot_partition=hot_partition,
+        processing_s_per_record=delay_s,
+        consumers=members,
+        per_consumer_capacity_per_s_nominal=1 / delay_s,
     )
     try:
-        consumers.add(members)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start",
+        recording.start_steady(
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s over 1000 keys; {members} consumers",
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)

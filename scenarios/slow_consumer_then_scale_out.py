@@ -20,7 +20,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
@@ -58,32 +58,20 @@ def run(
 
     consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=healthy_delay)
     producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"orders-producer{suffix}")
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "processing_s_per_record": {"healthy": healthy_delay, "slow": slow_delay},
-            "consumers": {"before": 1, "after": 1 + added},
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        processing_s_per_record={"healthy": healthy_delay, "slow": slow_delay},
+        consumers={"before": 1, "after": 1 + added},
     )
     try:
-        consumers.add(1)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start", f"producer at {rate:.0f} msg/s; 1 consumer in {group}"
+        recording.start_steady(
+            consumers, 1, producer,
+            f"producer at {rate:.0f} msg/s; 1 consumer in {group}"
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
 
@@ -63,25 +63,17 @@ def run(
     stuck = ConsumerGroupDriver(bootstrap, topic, group, delay_s=DELAY_S)
     healthy_group = ConsumerGroupDriver(bootstrap, topic, control, delay_s=DELAY_S)
     producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"ledger-producer{suffix}")
-    recording = Recording(
-        sandbox,
-        out,
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         groups=[group, control],
         producers=[producer],
         consumer_groups=[stuck, healthy_group],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "control_group": control,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "processing_s_per_record": DELAY_S,
-            "reset_shift_by": -shift_by,
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        control_group=control,
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        processing_s_per_record=DELAY_S,
+        reset_shift_by=-shift_by,
     )
     try:
         stuck.add(1)
