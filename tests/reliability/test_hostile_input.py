@@ -3,7 +3,7 @@
 Property-based (hypothesis) over the text parser, the frame validators,
 Dataset folders on disk, Prometheus answers served by a real local HTTP
 server, and every analysis function. Each test counts the inputs it really
-tried into ``reliability_support.TRIED`` (printed at the end of the run).
+tried into ``tests.helpers.reliability.TRIED`` (printed at the end of the run).
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import kbp_notebook.datasets as datasets
 from kbp_notebook.analysis.incident_model import CAUSES
 from kbp_notebook.datasets import (
     KINDS,
@@ -115,3 +116,9 @@ def test_each_incident_case_is_a_valid_dataset_that_starts_at_the_onset(kind: st
 def test_an_unknown_incident_kind_names_the_choices() -> None:
     with pytest.raises(KbpInputError, match="consumer_stopped"):
         incident_case("consumer-stoped")
+
+
+def test_the_exported_names_are_exactly_the_generators_and_resolve() -> None:
+    assert set(datasets.__all__) == {
+        "KINDS", "ONSET_S", "Simulation", "drain_case", "incident_case", "make_lag", "simulate"}
+    assert all(getattr(datasets, name) is not None for name in datasets.__all__)

@@ -237,3 +237,21 @@ def test_ipywidgets_is_not_imported_by_the_collectors():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_collector_arguments_are_checked_without_a_broker():
+    from kbp_notebook import LagCollector
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens: any connection attempt would fail
+    with pytest.raises(KbpInputError, match="Unrecognized configs"):
+        LagCollector(address, connect=False, bogus_setting=1)
+    with pytest.raises(KbpInputError, match="bootstrap_servers is empty"):
+        LagCollector("", connect=False)
+    collector = LagCollector(address, connect=False, bootstrap_timeout_ms=1500)
+    assert "not connected" in repr(collector)
+    with pytest.raises(KbpInputError, match="every"):
+        collector.record("unused-folder", every="soon", progress=False)
+    # the first request connects, and fails as the constructor would have
+    with pytest.raises(KbpConnectionError) as info:
+        collector.snapshot()
+    assert address in str(info.value)
