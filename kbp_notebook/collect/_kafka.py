@@ -136,30 +136,34 @@ def translate_kafka_error(
             f"Check the keyword arguments (kafka-python names, e.g. security_protocol=).",
             address=address,
         )
-    auth_errors = kafka_error_types(
-        "AuthenticationFailedError",
-        "SaslAuthenticationFailedError",
-        "AuthenticationMethodNotSupported",
-        "IllegalSaslStateError",
-        "UnsupportedSaslMechanismError",
+    refusals = (
+        (
+            kafka_error_types(
+                "AuthenticationFailedError",
+                "SaslAuthenticationFailedError",
+                "AuthenticationMethodNotSupported",
+                "IllegalSaslStateError",
+                "UnsupportedSaslMechanismError",
+            ),
+            "rejected the credentials while {action} ({detail}). Check the user name, "
+            "password and sasl_mechanism (e.g. SCRAM-SHA-512).",
+        ),
+        (
+            kafka_error_types(
+                "GroupAuthorizationFailedError",
+                "TopicAuthorizationFailedError",
+                "ClusterAuthorizationFailedError",
+            ),
+            "denied access while {action} ({detail}). The principal needs DESCRIBE on the "
+            "groups and topics (and on the cluster to list groups).",
+        ),
     )
-    if auth_errors and isinstance(exc, auth_errors):
-        return KbpConnectionError(
-            f"Kafka at {address} rejected the credentials while {action} ({detail}). "
-            f"Check the user name, password and sasl_mechanism (e.g. SCRAM-SHA-512).",
-            address=address,
-        )
-    authz = kafka_error_types(
-        "GroupAuthorizationFailedError",
-        "TopicAuthorizationFailedError",
-        "ClusterAuthorizationFailedError",
-    )
-    if authz and isinstance(exc, authz):
-        return KbpConnectionError(
-            f"Kafka at {address} denied access while {action} ({detail}). The principal "
-            f"needs DESCRIBE on the groups and topics (and on the cluster to list groups).",
-            address=address,
-        )
+    for types, text in refusals:
+        if types and isinstance(exc, types):
+            return KbpConnectionError(
+                f"Kafka at {address} " + text.format(action=action, detail=detail),
+                address=address,
+            )
     return KbpConnectionError(
         f"Cannot reach Kafka at {address} while {action} ({detail}). Check that the "
         f"brokers are running, the address and port, the listener's security protocol, "

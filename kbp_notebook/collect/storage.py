@@ -88,6 +88,22 @@ class _Filters:
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
 
+    @classmethod
+    def of(
+        cls,
+        groups: Iterable[str] | str | None,
+        topics: Iterable[str] | str | None,
+        start: Any,
+        end: Any,
+    ) -> _Filters:
+        """Check and normalise the filters a caller passed (KbpInputError names a bad one)."""
+        return cls(
+            _names(groups, "groups"),
+            _names(topics, "topics"),
+            _bound(start, "start"),
+            _bound(end, "end"),
+        )
+
     @property
     def empty(self) -> bool:
         return (
@@ -212,12 +228,7 @@ def lag_key_counts(
     if by not in ("group", "topic", "cluster"):
         raise KbpInputError(f"by={by!r}: count rows by 'group', 'topic' or 'cluster'.", column="by")
     root = _dataset_root(path)
-    filters = _Filters(
-        _names(groups, "groups"),
-        _names(topics, "topics"),
-        _bound(start, "start"),
-        _bound(end, "end"),
-    )
+    filters = _Filters.of(groups, topics, start, end)
     dataset = _arrow_dataset(root / "lag", "lag")
     totals: dict[str, int] = {}
     if dataset is not None:
@@ -292,12 +303,7 @@ def read_dataset(
     >>> one = kbp.read_dataset(kbp.sample_path("producer-burst"), groups=["sessionizer"])
     """
     root = _dataset_root(path)
-    filters = _Filters(
-        _names(groups, "groups"),
-        _names(topics, "topics"),
-        _bound(start, "start"),
-        _bound(end, "end"),
-    )
+    filters = _Filters.of(groups, topics, start, end)
     lag_columns: list[str] | None = None
     if columns is not None:
         extra = [str(c) for c in ([columns] if isinstance(columns, str) else columns)]

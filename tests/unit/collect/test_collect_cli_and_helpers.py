@@ -255,3 +255,23 @@ def test_collector_arguments_are_checked_without_a_broker():
     with pytest.raises(KbpConnectionError) as info:
         collector.snapshot()
     assert address in str(info.value)
+
+
+def test_kafka_errors_become_kbp_errors_that_say_what_to_check():
+    import kafka.errors as kerr
+
+    from kbp_notebook.collect._kafka import kafka_error_types, translate_kafka_error
+
+    sasl = kerr.SaslAuthenticationFailedError("bad {x}")
+    login = translate_kafka_error(sasl, "h:1", "connecting")
+    assert isinstance(login, KbpConnectionError)
+    assert str(login).startswith("Kafka at h:1 rejected the credentials while connecting (")
+    assert "bad {x}" in str(login) and "sasl_mechanism" in str(login)
+    denied = translate_kafka_error(kerr.GroupAuthorizationFailedError("no"), "h:1", "listing")
+    assert "denied access while listing" in str(denied) and "DESCRIBE" in str(denied)
+    down = translate_kafka_error(OSError("refused"), "h:1", "listing")
+    assert str(down).startswith("Cannot reach Kafka at h:1 while listing (OSError: refused)")
+    assert isinstance(translate_kafka_error(TypeError("x"), "h:1", "connecting"), KbpInputError)
+    assert kafka_error_types("KafkaConnectionError", "NoSuchErrorClass") == (
+        kerr.KafkaConnectionError,
+    )
