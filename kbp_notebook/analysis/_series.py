@@ -28,8 +28,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from typing import NamedTuple
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -40,6 +40,11 @@ from kbp_notebook.frames import validate_lag_frame
 from kbp_notebook.lagdata import lag_totals, owner_ids
 from kbp_notebook.units import parse_duration_s
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    _Rows = TypeVar("_Rows", bound=DataclassInstance)
+
 __all__ = [
     "KEY_ORDER",
     "DriftChange",
@@ -48,6 +53,7 @@ __all__ = [
     "apply_window",
     "build_panel",
     "compact",
+    "concat_rows",
     "drift_change",
     "ffill_index",
     "int_column",
@@ -686,6 +692,14 @@ def ffill_index(flags: np.ndarray) -> np.ndarray:
 def split_rows(size: int, chunk: int = 8192) -> list[slice]:
     """Row slices of at most ``chunk`` rows (keeps temporaries cache-sized and memory bounded)."""
     return [slice(lo, min(lo + chunk, size)) for lo in range(0, max(size, 1), chunk)]
+
+
+def concat_rows(parts: Sequence[_Rows]) -> _Rows:
+    """Join dataclasses of per-row arrays from consecutive chunks of rows, field by field."""
+    first = parts[0]
+    return type(first)(**{
+        f.name: np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(first)
+    })
 
 
 def sub_panel(panel: Panel, rows: slice) -> Panel:

@@ -78,8 +78,8 @@ during the drain changes the members it assumed.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
@@ -91,6 +91,7 @@ from kbp_notebook.analysis._series import (
     Panel,
     build_panel,
     compact,
+    concat_rows,
     drift_change,
     noise_components,
     normalise_by,
@@ -386,14 +387,6 @@ class DrainArrays:
     span_start_s: np.ndarray
     reason: np.ndarray
     unknown: np.ndarray
-
-    @classmethod
-    def concat(cls, chunks: Sequence[DrainArrays]) -> DrainArrays:
-        """Join the results of consecutive row chunks."""
-        return cls(**{
-            f.name: np.concatenate([getattr(chunk, f.name) for chunk in chunks])
-            for f in fields(cls)
-        })
 
 
 @dataclass(frozen=True)
@@ -883,7 +876,7 @@ def _drain_all(
                     since=None if since is None else since[rows],
                 )
             )
-    return DrainArrays.concat(chunks)
+    return concat_rows(chunks)
 
 
 #: Columns of ``DrainForecast.table``, after the key columns.

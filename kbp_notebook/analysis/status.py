@@ -97,7 +97,7 @@ Where we differ from Burrow, and why
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -106,6 +106,7 @@ from kbp_notebook.analysis._result import Result
 from kbp_notebook.analysis._series import (
     Panel,
     build_panel,
+    concat_rows,
     ffill_index,
     int_column,
     key_codes,
@@ -190,20 +191,89 @@ def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measure(
-    panel: Panel,
-    *,
-    window: int,
-    allowed_lag: float,
-    upto: np.ndarray,
-    last_progress: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Per-partition facts over each window; adds each member's latest progress time.
+@dataclass(frozen=True)
+class PartitionFacts:
+    """What :func:`_measure` finds per partition over its window (``(K,)`` arrays).
 
-    ``last_progress`` (one slot per member, see :func:`_owner_codes`) is updated in place
-    with the time of the newest commit event of each member, so that chunks of partitions
-    can be measured one after the other.
+    Attributes
+    ----------
+    none
+        No commit event at or before the evaluation snapshot.
+    complete
+        Share of the window's commits seen (1 = a full window).
+    current_lag
+        Lag at the evaluation snapshot (log end minus the last committed offset).
+    start_time_s, start_offset, start_lag, end_time_s, end_offset, end_lag
+        The window's first and last commit event (seconds from the panel's ``t0``).
+    owner_now, owned
+        The member owning the partition (NaN where none) and 1/0 whether one does
+        (NaN where ownership is not recorded).
+    in_flight_lag, caught
+        Lag a healthy consumer leaves between two commits, and the lag that counts
+        as caught up (the larger of it and ``allowed_lag``).
+    behind, stopped, recent_zero, rewind, ever_caught_up, warn
+        The inputs of Burrow's rules (see :func:`_decide`).
+    last_behind_s, now_s
+        Last time the partition was behind, and the evaluation time.
     """
+
+    none: np.ndarray
+    complete: np.ndarray
+    current_lag: np.ndarray
+    start_time_s: np.ndarray
+    start_offset: np.ndarray
+    start_lag: np.ndarray
+    end_time_s: np.ndarray
+    end_offset: np.ndarray
+    end_lag: np.ndarray
+    owner_now: np.ndarray
+    owned: np.ndarray
+    in_flight_lag: np.ndarray
+    caught: np.ndarray
+    behind: np.ndarray
+    stopped: np.ndarray
+    recent_zero: np.ndarray
+    rewind: np.ndarray
+    ever_caught_up: np.ndarray
+    last_behind_s: np.ndarray
+    now_s: np.ndarray
+    warn: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The rules applied to every partition, from :func:`evaluate` (``(K,)`` arrays).
+
+    ``status`` holds codes into :data:`STATUSES` (-1 where no commit),
+    ``busy_elsewhere`` whether the owner works through a backlog on other
+    partitions, ``group_behind`` whether the partition's group as a whole falls
+    behind; ``facts`` what the rules were applied to.
+    """
+
+    facts: PartitionFacts
+    status: np.ndarray
+    busy_elsewhere: np.ndarray
+    group_behind: np.ndarray
+
+
+class _CommitWindow(NamedTuple):
+    """Each partition's commit events up to its evaluation snapshot, and its window of them."""
+
+    inside: np.ndarray  # (K, T) samples at or before the evaluation snapshot
+    committed: np.ndarray  # (K, T)
+    leo: np.ndarray  # (K, T)
+    event: np.ndarray  # (K, T) the committed offset moved (or was first seen)
+    previous_offset: np.ndarray  # (K, T) the committed offset at the commit before
+    last_commit: np.ndarray  # (K, T) column of the latest commit at or before
+    in_window: np.ndarray  # (K, T) the newest ``window`` events
+    rank: np.ndarray  # (K, T) 1 = newest event
+    n_window: np.ndarray
+    start_index: np.ndarray  # -1 where none
+    end_index: np.ndarray
+
+
+def _commit_window(panel: Panel, upto: np.ndarray, window: int) -> _CommitWindow:
+    """Find the commit events and the newest ``window`` of them at or before ``upto``."""
     t = panel.time_s
     k, width = t.shape
     column = np.arange(width)[None, :]
@@ -222,69 +292,101 @@ def _measure(
     start_index = np.argmax(in_window & (rank == n_window[:, None]), axis=1)
     end_index = np.argmax(in_window & (rank == 1), axis=1)
     none = n_window == 0
-    start_index = np.where(none, -1, start_index)
-    end_index = np.where(none, -1, end_index)
+    return _CommitWindow(
+        inside, committed, leo, event, previous_offset, last_commit, in_window, rank, n_window,
+        np.where(none, -1, start_index), np.where(none, -1, end_index),
+    )
+
+
+def _at(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[row, index[row]]`` per row, NaN where the index is negative."""
+    return _take(array, index[:, None])[:, 0]
+
+
+def _owner_now(
+    panel: Panel, cw: _CommitWindow, here: np.ndarray, last_progress: np.ndarray
+) -> np.ndarray:
+    """Each partition's owner at the evaluation snapshot; records members' latest progress.
+
+    ``last_progress`` (one slot per member) is raised in place to the time of
+    each member's newest commit event. NaN owners where ownership is not recorded.
+    """
+    if "owner" not in panel.arrays:
+        return np.full(panel.size, np.nan)
+    owner, t = panel["owner"], panel.time_s
+    who = np.where(cw.event & cw.inside & ~np.isnan(owner), owner, -1).astype(np.int64)
+    np.maximum.at(last_progress, who[who >= 0], t[who >= 0])
+    return _at(owner, here)
+
+
+def _measure(
+    panel: Panel,
+    *,
+    window: int,
+    allowed_lag: float,
+    upto: np.ndarray,
+    last_progress: np.ndarray,
+) -> PartitionFacts:
+    """Per-partition facts over each window; adds each member's latest progress time.
+
+    ``last_progress`` (one slot per member, see :func:`_owner_codes`) is updated in place
+    with the time of the newest commit event of each member, so that chunks of partitions
+    can be measured one after the other.
+    """
+    t = panel.time_s
+    cw = _commit_window(panel, upto, window)
+    committed, leo, in_window, n_window = cw.committed, cw.leo, cw.in_window, cw.n_window
+    none = n_window == 0
     here = np.where(upto >= 0, upto, -1)
-
-    def at(array: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return _take(array, index[:, None])[:, 0]
-
-    now = at(t, here)
+    now = _at(t, here)
     lag_at = leo - committed
-    start_t, end_t = at(t, start_index), at(t, end_index)
-    start_offset, end_offset = at(committed, start_index), at(committed, end_index)
-    start_lag, end_lag = at(lag_at, start_index), at(lag_at, end_index)
-    at_last = np.take_along_axis(last_commit, np.clip(upto, 0, None)[:, None], axis=1)[:, 0]
-    current_lag = at(leo, here) - at(committed, np.where(upto >= 0, at_last, -1))
-    owner_known = "owner" in panel.arrays
-    if owner_known:
-        owner = panel["owner"]
-        owner_now = at(owner, here)
-        who = np.where(event & inside & ~np.isnan(owner), owner, -1).astype(np.int64)
-        np.maximum.at(last_progress, who[who >= 0], t[who >= 0])
-    else:
-        owner_now = np.full(k, np.nan)
+    start_t, end_t = _at(t, cw.start_index), _at(t, cw.end_index)
+    end_offset = _at(committed, cw.end_index)
+    start_lag, end_lag = _at(lag_at, cw.start_index), _at(lag_at, cw.end_index)
+    at_last = np.take_along_axis(cw.last_commit, np.clip(upto, 0, None)[:, None], axis=1)[:, 0]
+    current_lag = _at(leo, here) - _at(committed, np.where(upto >= 0, at_last, -1))
+    owner_now = _owner_now(panel, cw, here, last_progress)
     # In-flight lag: what a healthy consumer leaves between two commits at this produce rate.
     with np.errstate(invalid="ignore", divide="ignore"):
-        produce_rate = (at(leo, here) - at(leo, start_index)) / (now - start_t)
+        produce_rate = (_at(leo, here) - _at(leo, cw.start_index)) / (now - start_t)
         interval = np.where(n_window >= 2, (end_t - start_t) / (n_window - 1), np.nan)
     in_flight = np.clip(np.nan_to_num(produce_rate * interval), 0.0, None)
     caught = np.maximum(float(allowed_lag), in_flight)
-    recent = inside & (column > (upto - window)[:, None])
-    pair = in_window & (rank < n_window[:, None])
+    recent = cw.inside & (np.arange(t.shape[1])[None, :] > (upto - window)[:, None])
+    pair = in_window & (cw.rank < n_window[:, None])
     max_offset = np.nanmax(np.where(in_window, committed, -np.inf), axis=1)
-    return {
-        "none": none,
-        "complete": n_window / float(window),
-        "current_lag": current_lag,
-        "start_time_s": start_t,
-        "start_offset": start_offset,
-        "start_lag": start_lag,
-        "end_time_s": end_t,
-        "end_offset": end_offset,
-        "end_lag": end_lag,
-        "owner_now": owner_now,
-        "owned": np.where(np.isnan(owner_now), 0.0, 1.0) if owner_known else owner_now,
-        "owned_known": np.full(k, owner_known),
-        "in_flight_lag": in_flight,
-        "caught": caught,
-        "behind": (current_lag > caught) & ~none,
+    return PartitionFacts(
+        none=none,
+        complete=n_window / float(window),
+        current_lag=current_lag,
+        start_time_s=start_t,
+        start_offset=_at(committed, cw.start_index),
+        start_lag=start_lag,
+        end_time_s=end_t,
+        end_offset=end_offset,
+        end_lag=end_lag,
+        owner_now=owner_now,
+        owned=(np.where(np.isnan(owner_now), 0.0, 1.0) if "owner" in panel.arrays
+               else owner_now),
+        in_flight_lag=in_flight,
+        caught=caught,
+        behind=(current_lag > caught) & ~none,
         # Burrow's STOP test: silent for longer than the window spans ...
-        "stopped": (now - end_t) > (end_t - start_t),
+        stopped=(now - end_t) > (end_t - start_t),
         # ... unless the consumer caught up in the recent log-end history
-        "recent_zero": (recent & (leo <= end_offset[:, None])).any(axis=1),
-        "rewind": (pair & (committed < previous_offset)).any(axis=1) & (end_offset < max_offset),
-        "ever_caught_up": (in_window & (lag_at <= caught[:, None])).any(axis=1),
-        "last_behind_s": np.max(
+        recent_zero=np.asarray((recent & (leo <= end_offset[:, None])).any(axis=1)),
+        rewind=(pair & (committed < cw.previous_offset)).any(axis=1) & (end_offset < max_offset),
+        ever_caught_up=(in_window & (lag_at <= caught[:, None])).any(axis=1),
+        last_behind_s=np.max(
             np.where(lag_at > caught[:, None], t, -np.inf), axis=1, initial=-np.inf
         ),
-        "now_s": now,
+        now_s=now,
         # falling behind: the lag grew across the window by more than the in-flight lag
-        "warn": (n_window >= 2) & (end_lag - start_lag > in_flight),
-    }
+        warn=(n_window >= 2) & (end_lag - start_lag > in_flight),
+    )
 
 
-def _busy_elsewhere(facts: dict[str, np.ndarray], last_progress: np.ndarray) -> np.ndarray:
+def _busy_elsewhere(facts: PartitionFacts, last_progress: np.ndarray) -> np.ndarray:
     """Tell per partition whether its owner works through a backlog on other partitions.
 
     A consumer with a backlog on several partitions fetches them in turn, so one of them
@@ -294,14 +396,14 @@ def _busy_elsewhere(facts: dict[str, np.ndarray], last_progress: np.ndarray) -> 
     a member that has been caught up on its other partitions for longer than that and
     still leaves this one standing is stuck on it.
     """
-    owner_now = facts["owner_now"]
+    owner_now = facts.owner_now
     known = ~np.isnan(owner_now)
     if len(last_progress) == 0 or not known.any():
         return np.zeros(len(owner_now), dtype=bool)
     member = np.where(known, owner_now, -1).astype(np.int64)
     # the latest and second-latest time each member was behind on one of its partitions,
     # so that each partition can look at the member's *other* partitions
-    behind_t = np.where(known, facts["last_behind_s"], -np.inf)
+    behind_t = np.where(known, facts.last_behind_s, -np.inf)
     order = np.lexsort((-behind_t, member))
     ranked = member[order]
     first = np.ones(len(order), dtype=bool)
@@ -315,23 +417,23 @@ def _busy_elsewhere(facts: dict[str, np.ndarray], last_progress: np.ndarray) -> 
     runner_up[ranked[second & ok]] = behind_t[order[second & ok]]
     mine = np.clip(member, 0, None)
     others_behind_t = np.where(behind_t >= top[mine], runner_up[mine], top[mine])
-    span = facts["end_time_s"] - facts["start_time_s"]
-    recently_busy = others_behind_t >= facts["now_s"] - span
-    return np.asarray(known & (last_progress[mine] > facts["end_time_s"]) & recently_busy)
+    span = facts.end_time_s - facts.start_time_s
+    recently_busy = others_behind_t >= facts.now_s - span
+    return np.asarray(known & (last_progress[mine] > facts.end_time_s) & recently_busy)
 
 
-def _decide(facts: dict[str, np.ndarray], busy: np.ndarray) -> np.ndarray:
+def _decide(facts: PartitionFacts, busy: np.ndarray) -> np.ndarray:
     """Apply the rules in Burrow's order to measured facts: status codes, -1 = no commit."""
     status = np.full(len(busy), _OK, dtype=np.int64)
-    undecided = facts["behind"].copy()
-    stop_now = undecided & facts["stopped"] & ~facts["recent_zero"] & ~busy
-    status[stop_now & (facts["owned"] == 1)] = _STALL
-    status[stop_now & (facts["owned"] != 1)] = _STOP
+    undecided = facts.behind.copy()
+    stop_now = undecided & facts.stopped & ~facts.recent_zero & ~busy
+    status[stop_now & (facts.owned == 1)] = _STALL
+    status[stop_now & (facts.owned != 1)] = _STOP
     undecided &= ~stop_now
-    status[undecided & facts["rewind"]] = _REWIND
-    undecided &= ~facts["rewind"] & ~facts["ever_caught_up"]
-    status[undecided & facts["warn"]] = _WARN
-    status[facts["none"]] = -1
+    status[undecided & facts.rewind] = _REWIND
+    undecided &= ~facts.rewind & ~facts.ever_caught_up
+    status[undecided & facts.warn] = _WARN
+    status[facts.none] = -1
     return status
 
 
@@ -364,7 +466,7 @@ def group_index(panel: Panel) -> np.ndarray:
 
 def _group_falling_behind(
     panel: Panel,
-    facts: dict[str, np.ndarray],
+    facts: PartitionFacts,
     upto: np.ndarray,
     *,
     window: int,
@@ -380,15 +482,15 @@ def _group_falling_behind(
     up at some commit of their windows is OK).
     """
     groups = int(group.max(initial=-1)) + 1
-    use = ~facts["none"]
+    use = ~facts.none
     rows = np.flatnonzero(use)
-    order = rows[np.lexsort((facts["start_time_s"][rows], group[rows]))]
+    order = rows[np.lexsort((facts.start_time_s[rows], group[rows]))]
     count = np.bincount(group[rows], minlength=groups)
     first = np.concatenate([[0], np.cumsum(count)[:-1]])
     since = np.full(groups, np.nan)
     if len(order):
         middle = order[np.clip(first + (count - 1) // 2, 0, len(order) - 1)]
-        since = np.where(count > 0, facts["start_time_s"][middle], np.nan)
+        since = np.where(count > 0, facts.start_time_s[middle], np.nan)
     # ... and across the last `window` snapshots, so that a window reaching back across a
     # stop or a peak does not call a group that is draining now "falling behind"
     recent = np.where(upto >= window, upto - window, 0)
@@ -402,13 +504,13 @@ def _group_falling_behind(
     def total(values: np.ndarray) -> np.ndarray:
         return np.bincount(group[use], weights=np.nan_to_num(values[use]), minlength=groups)
 
-    now = total(facts["current_lag"])
-    margin = total(facts["in_flight_lag"])
-    sustained = total((facts["behind"] & ~facts["ever_caught_up"]).astype(np.float64)) > 0
+    now = total(facts.current_lag)
+    margin = total(facts.in_flight_lag)
+    sustained = total((facts.behind & ~facts.ever_caught_up).astype(np.float64)) > 0
     grew = (
         (now - total(then) > margin)
         & (now - total(before) > margin)
-        & (now > total(facts["caught"]))
+        & (now > total(facts.caught))
     )
     return np.asarray((grew & sustained)[group] & use)
 
@@ -421,7 +523,7 @@ def evaluate(
     upto: np.ndarray | None = None,
     chunk: int = 8192,
     group: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
+) -> Evaluation:
     """Apply the rules to every partition of a per-partition panel.
 
     Parameters
@@ -444,11 +546,11 @@ def evaluate(
 
     Returns
     -------
-    dict
+    Evaluation
         ``status`` (int codes into :data:`STATUSES`, -1 where no commit),
         ``group_behind`` (the group's total lag grew across its window),
-        ``complete``, ``current_lag``, ``start_*``/``end_*`` arrays, ``owned``,
-        ``in_flight_lag``, ``busy_elsewhere``.
+        ``busy_elsewhere`` and the measured ``facts`` (``complete``,
+        ``current_lag``, ``start_*``/``end_*`` arrays, ``owned``, ``in_flight_lag``).
     """
     if upto is None:
         upto = panel.n - 1
@@ -464,19 +566,21 @@ def evaluate(
         )
         for rows, part in _parts(panel, chunk)
     ]
-    facts = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    facts = concat_rows(parts)
     busy = _busy_elsewhere(facts, last_progress)
-    facts["busy_elsewhere"] = busy
-    facts["status"] = _decide(facts, busy)
-    facts["group_behind"] = _group_falling_behind(
-        panel,
-        facts,
-        upto,
-        window=window,
-        chunk=chunk,
-        group=group_index(panel) if group is None else group,
+    return Evaluation(
+        facts=facts,
+        status=_decide(facts, busy),
+        busy_elsewhere=busy,
+        group_behind=_group_falling_behind(
+            panel,
+            facts,
+            upto,
+            window=window,
+            chunk=chunk,
+            group=group_index(panel) if group is None else group,
+        ),
     )
-    return facts
 
 
 def _owner_codes(frame: pd.DataFrame) -> np.ndarray | None:
@@ -509,22 +613,28 @@ def _panel(lag: pd.DataFrame) -> Panel:
     )
 
 
-def _partition_table(panel: Panel, result: dict[str, np.ndarray]) -> pd.DataFrame:
-    keep = result["status"] >= 0
+def _partition_table(panel: Panel, result: Evaluation) -> pd.DataFrame:
+    """One row per partition with a commit: its status and the facts behind it."""
+    keep = result.status >= 0
+    facts = result.facts
     table = panel.keys.loc[keep].reset_index(drop=True)
-    codes = result["status"][keep]
+    codes = result.status[keep]
     table["status"] = pd.array(np.asarray(STATUSES, dtype=object)[codes], dtype="string")
-    table["complete"] = result["complete"][keep]
-    table["current_lag"] = int_column(result["current_lag"][keep]).array
-    owned = result["owned"][keep]
+    table["complete"] = facts.complete[keep]
+    table["current_lag"] = int_column(facts.current_lag[keep]).array
+    owned = facts.owned[keep]
     table["owned"] = pd.Series(owned == 1, dtype="boolean").mask(np.isnan(owned)).array
-    for side in ("start", "end"):
-        table[f"{side}_offset"] = int_column(result[f"{side}_offset"][keep]).array
-        table[f"{side}_time"] = to_timestamps(panel.t0, result[f"{side}_time_s"][keep])
-        table[f"{side}_lag"] = int_column(result[f"{side}_lag"][keep]).array
-    table["in_flight_lag"] = result["in_flight_lag"][keep]
-    table["busy_elsewhere"] = result["busy_elsewhere"][keep]
-    table["group_falling_behind"] = result["group_behind"][keep]
+    sides = {
+        "start": (facts.start_offset, facts.start_time_s, facts.start_lag),
+        "end": (facts.end_offset, facts.end_time_s, facts.end_lag),
+    }
+    for side, (offset, time_s, side_lag) in sides.items():
+        table[f"{side}_offset"] = int_column(offset[keep]).array
+        table[f"{side}_time"] = to_timestamps(panel.t0, time_s[keep])
+        table[f"{side}_lag"] = int_column(side_lag[keep]).array
+    table["in_flight_lag"] = facts.in_flight_lag[keep]
+    table["busy_elsewhere"] = result.busy_elsewhere[keep]
+    table["group_falling_behind"] = result.group_behind[keep]
     return table
 
 
@@ -595,12 +705,12 @@ def _timeline(
     for moment in times:
         upto = (panel.time_s <= moment).sum(axis=1) - 1
         result = evaluate(panel, window=window, allowed_lag=allowed_lag, upto=upto, group=group)
-        keep = np.flatnonzero(result["status"] >= 0)
+        keep = np.flatnonzero(result.status >= 0)
         parts["row"].append(keep)
         parts["time"].append(np.full(len(keep), moment))
-        parts["status"].append(result["status"][keep])
-        parts["lag"].append(result["current_lag"][keep])
-        parts["behind"].append(result["group_behind"][keep])
+        parts["status"].append(result.status[keep])
+        parts["lag"].append(result.facts.current_lag[keep])
+        parts["behind"].append(result.group_behind[keep])
     columns = {name: np.concatenate(values) for name, values in parts.items()}
     out = panel.keys.iloc[columns["row"]].reset_index(drop=True)
     out.insert(0, "time", to_timestamps(panel.t0, columns["time"]))
