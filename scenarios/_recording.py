@@ -40,7 +40,7 @@ from kbp_notebook.collect import (
 )
 from kbp_notebook.frames import Dataset
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, EventLog, RateProducer, utc_now
+from scenarios._workload import ConsumerGroupDriver, EventLog, RateProducer, stop_all, utc_now
 from scenarios.expectations import ground_truth
 
 log = logging.getLogger("scenarios")
@@ -257,11 +257,20 @@ class Recording:
         producer.start()
         self.events.mark("steady_start", text)
 
+    def observe_capturing(
+        self, group: str, label: str, before_s: float, after_s: float
+    ) -> list[int]:
+        """Observe ``group`` for ``before_s``, take a capture ``label``, observe ``after_s``.
+
+        Returns ``group``'s total lag at each new snapshot of both stretches.
+        """
+        totals = observe(self, group, before_s)
+        self.capture(label, group=group)
+        return totals + observe(self, group, after_s)
+
     def observe_healthy(self, group: str, seconds: float, *, floor: int) -> int:
         """Observe the healthy phase (a capture half way) and return its baseline ceiling."""
-        healthy = observe(self, group, seconds * 0.5)
-        self.capture("healthy", group=group)
-        healthy += observe(self, group, seconds * 0.5)
+        healthy = self.observe_capturing(group, "healthy", seconds * 0.5, seconds * 0.5)
         return baseline_ceiling(healthy, floor=floor)
 
     def drain_to_baseline(
@@ -347,6 +356,11 @@ class Recording:
             self._thread.join(timeout=60)
         self.ended = utc_now()
         self._uptime.append(machine_uptime())
+
+    def close(self, *workload: Any) -> None:
+        """End the recorded time range, then stop ``workload`` (a scenario's way out, always)."""
+        self.stop_sampling()
+        stop_all(workload)
 
     def finish(self, *, prometheus_step: str = "2s", rate_window: str = "20s") -> Path:
         """Stop sampling, fetch broker metrics for the whole range, write the Dataset."""

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import observe, scenario_recording
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
@@ -36,7 +36,6 @@ from scenarios._workload import (
     RateProducer,
     alter_broker_config,
     create_topic,
-    stop_all,
 )
 
 NAME = "broker-flush-pressure"
@@ -136,9 +135,9 @@ def run(
             f"disk ({NEIGHBOUR_DIRECT_WRITERS} with direct I/O, the others filling the page "
             f"cache then fsyncing {neighbour.file_mib} MiB)",
         )
-        observe(recording, group, phases["pressure"] * 0.7)
-        recording.capture("pressure", group=group)
-        observe(recording, group, phases["pressure"] * 0.3)
+        recording.observe_capturing(
+            group, "pressure", phases["pressure"] * 0.7, phases["pressure"] * 0.3
+        )
         neighbour.stop()
         recording.events.mark(
             "flush_pressure_end",
@@ -147,9 +146,7 @@ def run(
         recording.drain_to_baseline(group, ceiling, phases, capture="recovered")
         recording.meta["messages_produced"] = producer.sent
         recording.meta["neighbour_mib_written"] = round(neighbour.bytes_written / 2**20)
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([neighbour, producer, consumers])
+        recording.close(neighbour, producer, consumers)
         alter_broker_config(bootstrap, sandbox.broker_ids, dict.fromkeys(BROKER_SETTINGS))
     return recording.finish()

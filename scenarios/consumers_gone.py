@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import observe, scenario_recording
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "consumers-gone"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -79,13 +79,11 @@ def run(
         )
         consumers.stop()
         recording.events.mark("group_empty", f"{group} has no members left")
-        observe(recording, group, phases["gone"] * 0.5)
-        recording.capture("gone", group=group)
-        observe(recording, group, phases["gone"] * 0.5)
+        recording.observe_capturing(
+            group, "gone", phases["gone"] * 0.5, phases["gone"] * 0.5
+        )
         recording.capture("still-gone", group=group)
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

@@ -21,7 +21,7 @@ from typing import Any
 
 from scenarios._recording import baseline_ceiling, observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "healthy-baseline"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -140,8 +140,6 @@ def run(
         )
         recording.meta["baseline_ceiling_lag"] = baseline_ceiling(totals, floor=200)
         recording.meta["messages_produced"] = producer.sent + control_producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([drift, producer, control_producer, indexers, senders])
+        recording.close(drift, producer, control_producer, indexers, senders)
     return recording.finish()

@@ -42,7 +42,6 @@ from scenarios._workload import (
     partition_for_key,
     skewed_keys,
     spread_keys,
-    stop_all,
 )
 
 NAME = "multi-group-cluster"
@@ -235,8 +234,8 @@ def run(
         observe_groups(recording, groups, phases["tail"])
         recording.capture("recovered", group=sync)
         recording.meta["messages_produced"] = orders_producer.sent + inventory_producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([orders_producer, inventory_producer, fulfilment_group, audit_group, sync_group])
+        recording.close(
+            orders_producer, inventory_producer, fulfilment_group, audit_group, sync_group
+        )
     return recording.finish()

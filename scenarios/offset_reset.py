@@ -29,7 +29,6 @@ from scenarios._workload import (
     RateProducer,
     create_topic,
     prefill,
-    stop_all,
 )
 
 NAME = "offset-reset"
@@ -133,8 +132,6 @@ def run(
         recording.capture("replaying", group=group)
         recording.drain_to_baseline(group, ceiling, phases, capture="recovered")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

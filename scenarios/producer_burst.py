@@ -18,7 +18,7 @@ from typing import Any
 
 from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "producer-burst"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -83,9 +83,9 @@ def run(
             f"produce rate {base_rate:.0f} -> {burst_rate:.0f} msg/s "
             f"(above the group's ~{capacity:.0f} msg/s)",
         )
-        observe(recording, group, phases["burst"] * 0.7)
-        recording.capture("burst", group=group)
-        observe(recording, group, phases["burst"] * 0.3)
+        recording.observe_capturing(
+            group, "burst", phases["burst"] * 0.7, phases["burst"] * 0.3
+        )
 
         producer.set_rate(base_rate)
         recording.events.mark(
@@ -95,8 +95,6 @@ def run(
         recording.capture("draining", group=group)
         recording.drain_to_baseline(group, ceiling, phases, capture=None)
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

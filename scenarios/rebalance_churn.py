@@ -25,7 +25,7 @@ from typing import Any
 
 from scenarios._recording import Recording, observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "rebalance-churn"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -150,8 +150,6 @@ def run(
         observe(recording, group, 10)
         recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

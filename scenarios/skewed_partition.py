@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import observe, scenario_recording
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
@@ -26,7 +26,6 @@ from scenarios._workload import (
     partition_for_key,
     skewed_keys,
     spread_keys,
-    stop_all,
 )
 
 NAME = "skewed-partition"
@@ -104,16 +103,14 @@ def run(
             f"{hot_partition} gets ~{rate * hot_share:.0f} msg/s, more than one consumer's "
             f"~{1 / delay_s:.0f} msg/s",
         )
-        observe(recording, group, phases["skew"] * 0.6)
-        recording.capture("skewed", group=group)
-        observe(recording, group, phases["skew"] * 0.4)
+        recording.observe_capturing(
+            group, "skewed", phases["skew"] * 0.6, phases["skew"] * 0.4
+        )
 
         state["skewed"] = False
         recording.events.mark("skew_end", "keys spread evenly over partitions again")
         recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import observe, scenario_recording
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "slow-consumer-then-scale-out"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -82,9 +82,9 @@ def run(
             f"{slow_delay * 1e3:.1f} ms: capacity ~{1 / slow_delay:.0f} msg/s "
             f"< produce rate {rate:.0f} msg/s",
         )
-        observe(recording, group, phases["growth"] * 0.6)
-        recording.capture("lag-growing", group=group)
-        observe(recording, group, phases["growth"] * 0.4)
+        recording.observe_capturing(
+            group, "lag-growing", phases["growth"] * 0.6, phases["growth"] * 0.4
+        )
 
         consumers.add(added)
         recording.events.mark(
@@ -96,8 +96,6 @@ def run(
         recording.capture("scaled-out", group=group)
         recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

@@ -29,7 +29,7 @@ from typing import Any
 
 from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "stuck-consumer"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -95,17 +95,17 @@ def run(
             f"{member.client_id} stops making progress but stays a member, heartbeating and "
             f"re-committing the same offsets every 5 s",
         )
-        observe(recording, group, phases["stall"] * 0.6)
-        recording.capture("stalled", group=group)
-        observe(recording, group, phases["stall"] * 0.4)
+        recording.observe_capturing(
+            group, "stalled", phases["stall"] * 0.6, phases["stall"] * 0.4
+        )
 
         stuck.remove(member)
         recording.events.mark(
             "member_left", f"{member.client_id} shut down and left {group}; the group is empty"
         )
-        observe(recording, group, phases["stopped"] * 0.5)
-        recording.capture("stopped", group=group)
-        observe(recording, group, phases["stopped"] * 0.5)
+        recording.observe_capturing(
+            group, "stopped", phases["stopped"] * 0.5, phases["stopped"] * 0.5
+        )
 
         result = sandbox.consumer_groups(
             "--reset-offsets", "--group", group, "--topic", topic,
@@ -134,8 +134,6 @@ def run(
         )
         recording.drain_to_baseline(group, ceiling, phases, capture="recovered")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, stuck, healthy_group])
+        recording.close(producer, stuck, healthy_group)
     return recording.finish()

@@ -752,5 +752,6 @@ def _is_connection_error(exc: BaseException) -> bool:
 
 def _is_fatal(exc: BaseException) -> bool:
     """Errors that mean the whole snapshot failed (not one leader)."""
-    auth = kafka_error_types("AuthenticationFailedError")
+    # kafka-python 3 raises SaslAuthenticationFailedError; older names kept for 2.x.
+    auth = kafka_error_types("AuthenticationFailedError", "SaslAuthenticationFailedError")
     return isinstance(exc, (KbpConnectionError, *auth))
