@@ -41,9 +41,11 @@ group as a whole falls behind: Burrow's rules 1 and 3 applied to its *total*
 lag (summed over its partitions at each snapshot) over the group's window (from
 the median start of its partitions' windows to now), as if the group were one
 partition. The total never came down to caught up (the partitions' caught-up
-lags together) at any snapshot of the window, its least-squares trend over the
-window rises, and it is not draining now (fallen over the last ``window``
-snapshots by more than the partitions' in-flight lags together); else OK.
+lags together) at any snapshot of the window, or some partition did not at any
+commit of its own window (Burrow's group is its worst partition); the total's
+least-squares trend over the window rises; and it is not draining now (over the
+last ``window`` snapshots, fallen by more than the partitions' in-flight lags
+together, or trending down by more than twice the trend's standard error); else OK.
 ``partitions.group_falling_behind`` says which groups do. ``complete`` is how
 full a partition's window is (commits seen / ``window``); a group's is the share
 of its partitions with a full window. ``totallag`` sums current lags;
@@ -95,8 +97,9 @@ Where we differ from Burrow, and why
   makes it WARN while the total rises. The trend is fitted over the window
   rather than read from its two ends, so that commit timing (which moves the
   total by up to the in-flight lags together) does not flicker a build-up
-  back to OK. The price: just after a peak the group stays WARN until its
-  total has fallen by more than that over the last ``window`` snapshots.
+  back to OK, and it turns OK when draining is clear: the total fell by more
+  than that, or trends down beyond the scatter of its last ``window``
+  snapshots. The price: a group stays WARN for a few snapshots after its peak.
 * **"Now" is the last snapshot**, not the wall clock, so a status computed
   from a recording is reproducible and a post-mortem reads the same twice
   (``as_of``).
@@ -500,15 +503,19 @@ def _group_falling_behind(
     partitions' windows to now), as if the group were one partition:
 
     * the total never came down to caught up (the partitions' caught-up lags
-      together) at any snapshot of the window (rule 1: a caught-up point is OK);
+      together) at any snapshot of the window, or a partition is behind and was at
+      every commit of its own window (rule 1, for the group as a whole and for its
+      worst partition, as Burrow's group is);
     * the total rose over the window (least-squares slope above zero: rule 3,
       offsets move and the lag does not decrease; the fit keeps commit timing from
       flickering a build-up back to OK, as one lower commit does in Burrow's literal
       rule);
     * it is not draining now: over the last ``window`` snapshots it did not fall by
       more than the partitions' in-flight lags together (what commit timing alone
-      moves it by), so that a window reaching back across a peak does not call a
-      group that drains now "falling behind".
+      moves it by), nor does its trend there fall by more than twice its standard
+      error (a fall that the scatter of the points does not explain), so that a
+      window reaching back across a peak does not call a group that drains now
+      "falling behind" (Burrow's rule 5: lag decreasing is OK).
 
     Per partition, a consumer reading 24 partitions in turns, or restarted every few
     seconds, catches each one up at some commit of its window, so no partition is
@@ -544,30 +551,41 @@ def _group_falling_behind(
     in_window = full & (seconds >= since[:, None])
     caught = np.bincount(group[use], weights=facts.caught[use], minlength=groups)
     never_caught_up = ((totals > caught[:, None]) | ~in_window).all(axis=1) & in_window.any(axis=1)
-    # draining now: the total fell over the last `window` snapshots by more than the
-    # partitions' in-flight lags together (what commit timing alone can move it by)
+    # ... or, as Burrow's group (its worst partition) says, a partition never caught up
+    # at a commit of its own window
+    never_caught_up |= np.bincount(
+        group[use], weights=(facts.behind & ~facts.ever_caught_up)[use], minlength=groups
+    ) > 0
+    # draining now: over the last `window` snapshots the total fell by more than the
+    # partitions' in-flight lags together (what commit timing alone can move it by), or
+    # its trend falls by more than twice its standard error (beyond the points' scatter)
     margin = np.bincount(group[use], weights=facts.in_flight_lag[use], minlength=groups)
-    back = np.where(full & (np.arange(depth)[None, :] <= window), np.arange(depth), -1).max(axis=1)
+    recent = full & (np.arange(depth)[None, :] <= window)
+    back = np.where(recent, np.arange(depth), -1).max(axis=1)
     earlier = np.take_along_axis(totals, np.clip(back, 0, None)[:, None], axis=1)[:, 0]
-    draining = totals[:, 0] < earlier - margin
-    rising = (_slope(seconds, totals, in_window) > 0) & ~draining
+    slope, error = _trend(seconds, totals, recent)
+    draining = (totals[:, 0] < earlier - margin) | (slope < -2.0 * error)
+    rising = (_trend(seconds, totals, in_window)[0] > 0) & ~draining
     return np.asarray((never_caught_up & rising)[group] & use)
 
 
-def _slope(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> np.ndarray:
+def _trend(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Least-squares slope of ``y`` over ``x`` per row, using the points in ``mask``.
 
-    NaN where a row has fewer than two distinct ``x`` in the mask.
+    Returns the slope (NaN where a row has fewer than two distinct ``x`` in the mask)
+    and its standard error (NaN with fewer than three points).
     """
-    weight = mask.astype(np.float64)
-    n = weight.sum(axis=1)
+    n = mask.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         x_mean = np.where(mask, x, 0.0).sum(axis=1) / n
         y_mean = np.where(mask, y, 0.0).sum(axis=1) / n
         dx = np.where(mask, x - x_mean[:, None], 0.0)
         dy = np.where(mask, y - y_mean[:, None], 0.0)
         spread = (dx * dx).sum(axis=1)
-        return np.asarray(np.where(spread > 0, (dx * dy).sum(axis=1) / spread, np.nan))
+        slope = np.where(spread > 0, (dx * dy).sum(axis=1) / spread, np.nan)
+        residual = np.where(mask, dy - slope[:, None] * dx, 0.0)
+        error = np.sqrt((residual * residual).sum(axis=1) / (n - 2) / spread)
+    return np.asarray(slope), np.asarray(np.where(n > 2, error, np.nan))
 
 
 def evaluate(
