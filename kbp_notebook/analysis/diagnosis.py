@@ -252,8 +252,13 @@ def _windows(rows: pd.DataFrame, fraction: float) -> tuple[pd.Series, pd.Series]
     return rows["time"] <= start + span * fraction, rows["time"] >= end - span * fraction
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Context:
+    """What the checks read: the recording, the options and the analyses run on it once.
+
+    Built whole by :func:`_run_analyses`; a ``*_error`` says why its table is None.
+    """
+
     dataset: Any
     baseline: float
     alpha: float
@@ -1107,8 +1112,7 @@ def diagnose(
         raise KbpInputError(f"baseline={baseline!r} must be in (0, 0.5].", column="baseline")
     if not 0.0 < alpha < 1.0:
         raise KbpInputError(f"alpha={alpha!r} must be between 0 and 1.", column="alpha")
-    ctx = _Context(dataset=dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
-    _run_analyses(ctx)
+    ctx = _run_analyses(dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
     rows: list[dict[str, Any]] = []
     checks: list[Callable[[_Context], list[dict[str, Any]]]] = [
         _check_episodes,
@@ -1172,26 +1176,44 @@ def diagnose(
     return Diagnosis(table=findings, recommendations=recommendations)
 
 
-def _run_analyses(ctx: _Context) -> None:
+def _run_analyses(
+    dataset: Any, *, baseline: float, alpha: float, min_skew_lag: float
+) -> _Context:
+    """Run the lag analyses the checks share, once, and keep why any of them could not run."""
     from kbp_notebook.analysis.drain import time_to_drain
     from kbp_notebook.analysis.incident_model import incidents
     from kbp_notebook.analysis.trend import lag_trend
 
-    lag = ctx.dataset.lag
+    lag = dataset.lag
+    trend = drain = drain_partitions = episodes = None
+    trend_error = drain_error = episodes_error = ""
     if not len(lag):
-        ctx.trend_error = ctx.drain_error = "no lag recorded"
+        trend_error = drain_error = "no lag recorded"
     else:
         try:
-            ctx.trend = lag_trend(lag).table
+            trend = lag_trend(lag).table
         except KbpDataError as exc:
-            ctx.trend_error = str(exc)
+            trend_error = str(exc)
         try:
-            ctx.episodes = incidents(ctx.dataset).episodes
+            episodes = incidents(dataset).episodes
         except KbpDataError as exc:
-            ctx.episodes_error = str(exc)
+            episodes_error = str(exc)
         try:
             forecast = time_to_drain(lag)
-            ctx.drain, ctx.drain_partitions = forecast.table, forecast.partitions
+            drain, drain_partitions = forecast.table, forecast.partitions
         except KbpDataError as exc:
-            ctx.drain_error = str(exc)
-    ctx.consumers = _consumer_counts(lag) if len(lag) else None
+            drain_error = str(exc)
+    return _Context(
+        dataset=dataset,
+        baseline=baseline,
+        alpha=alpha,
+        min_skew_lag=min_skew_lag,
+        trend=trend,
+        trend_error=trend_error,
+        drain=drain,
+        drain_partitions=drain_partitions,
+        drain_error=drain_error,
+        consumers=_consumer_counts(lag) if len(lag) else None,
+        episodes=episodes,
+        episodes_error=episodes_error,
+    )
