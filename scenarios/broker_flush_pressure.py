@@ -55,7 +55,7 @@ NEIGHBOUR_WRITERS = 4
 NEIGHBOUR_DIRECT_WRITERS = 2
 PHASES_S = {
     "long": {"warmup": 45, "healthy": 60, "pressure": 90, "drain_max": 150, "tail": 30},
-    "short": {"warmup": 10, "healthy": 15, "pressure": 28, "drain_max": 60, "tail": 3},
+    "short": {"warmup": 10, "healthy": 15, "pressure": 28, "drain_max": 90, "tail": 3},
 }
 
 

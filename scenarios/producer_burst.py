@@ -30,7 +30,7 @@ CONSUMERS = 2
 DELAY_S = 0.004
 PHASES_S = {
     "long": {"healthy": 60, "burst": 100, "drain_max": 420, "tail": 30},
-    "short": {"healthy": 12, "burst": 16, "drain_max": 45, "tail": 3},
+    "short": {"healthy": 12, "burst": 16, "drain_max": 90, "tail": 3},
 }
 
 

@@ -42,7 +42,7 @@ MEMBER_CAPACITY_SHARE = 0.73
 DELAY_S = 1 / (MEMBER_CAPACITY_SHARE * HOT_SHARE * RATE_PER_S)  # 5.7 ms
 PHASES_S = {
     "long": {"healthy": 45, "skew": 200, "drain_max": 420, "tail": 30},
-    "short": {"healthy": 10, "skew": 22, "drain_max": 45, "tail": 3},
+    "short": {"healthy": 10, "skew": 22, "drain_max": 90, "tail": 3},
 }
 
 

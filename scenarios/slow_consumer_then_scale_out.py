@@ -34,7 +34,7 @@ SLOW_DELAY_S = 0.006
 ADDED_CONSUMERS = 3
 PHASES_S = {
     "long": {"healthy": 60, "growth": 270, "drain_max": 420, "tail": 30},
-    "short": {"healthy": 12, "growth": 22, "drain_max": 45, "tail": 3},
+    "short": {"healthy": 12, "growth": 22, "drain_max": 90, "tail": 3},
 }
 
 

@@ -39,7 +39,7 @@ RATE_PER_S = 150.0
 DELAY_S = 0.001
 PHASES_S = {
     "long": {"healthy": 45, "stall": 60, "stopped": 50, "drain_max": 120, "tail": 25},
-    "short": {"healthy": 10, "stall": 13, "stopped": 11, "drain_max": 40, "tail": 3},
+    "short": {"healthy": 10, "stall": 13, "stopped": 11, "drain_max": 90, "tail": 3},
 }
 SHIFT_BY = {"long": 3000, "short": 1000}
 

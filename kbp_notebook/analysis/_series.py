@@ -12,8 +12,9 @@ value per key and snapshot time. Snapshots where fewer partitions reported
 than the key's usual number are dropped, and a column's sum is NaN where
 fewer partitions had a value than usual, so a missing partition never shows
 up as a fall in committed offsets (which would read as a rewind or a burst
-of lag). The same rule for plain totals (and ``owner_ids``) is owned by
-:mod:`kbp_notebook.lagdata`; both are re-exported here for the analyses.
+of lag). That rule is owned by :mod:`kbp_notebook.lagdata`
+(:func:`~kbp_notebook.lagdata.snapshot_totals`, used here, and ``lag_totals``
+for frames; with ``owner_ids`` re-exported here for the analyses).
 
 Times are float seconds since the frame's first timestamp (``Panel.t0``),
 computed with ``Series.dt.total_seconds()`` so the datetime resolution pandas
@@ -37,7 +38,7 @@ from scipy import stats
 
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import validate_lag_frame
-from kbp_notebook.lagdata import lag_totals, owner_ids
+from kbp_notebook.lagdata import lag_totals, owner_ids, snapshot_totals
 from kbp_notebook.units import parse_duration_s
 
 if TYPE_CHECKING:
@@ -403,15 +404,14 @@ def _aggregate(
     data: dict[str, np.ndarray],
     t0: pd.Timestamp,
 ) -> Panel:
-    """Sum partition rows to one row per (key, snapshot time)."""
+    """Sum partition rows to one row per (key, snapshot time): complete snapshots only.
+
+    The rule is :func:`kbp_notebook.lagdata.snapshot_totals`' (the one owner of
+    totals per key and time); a snapshot where fewer partitions reported than the
+    key's usual number is dropped here rather than kept as NaN.
+    """
     key_codes, key_id = np.unique(code, return_inverse=True)
     n_keys = len(key_codes)
-    times, time_id = np.unique(seconds, return_inverse=True)
-    pair = key_id.astype(np.int64) * len(times) + time_id
-    pairs, pair_id = np.unique(pair, return_inverse=True)
-    pair_key = pairs // len(times)
-    pair_time = times[pairs % len(times)]
-    rows = np.bincount(pair_id, minlength=len(pairs))
     partitions_seen = np.unique(
         key_id.astype(np.int64) * (int(lag["partition"].max()) + 1)
         + lag["partition"].to_numpy(dtype=np.int64)
@@ -419,21 +419,12 @@ def _aggregate(
     n_partitions = np.bincount(
         partitions_seen // (int(lag["partition"].max()) + 1), minlength=n_keys
     )
-    full_rows = np.zeros(n_keys, dtype=np.int64)
-    np.maximum.at(full_rows, pair_key, rows)
-    keep = rows >= full_rows[pair_key]
-    sums: dict[str, np.ndarray] = {}
-    for name, values in data.items():
-        present = ~np.isnan(values)
-        total = np.bincount(pair_id, weights=np.where(present, values, 0.0), minlength=len(pairs))
-        count = np.bincount(pair_id, weights=present.astype(np.float64), minlength=len(pairs))
-        full = np.zeros(n_keys)
-        np.maximum.at(full, pair_key[keep], count[keep])
-        total[(count < full[pair_key]) | (count == 0)] = np.nan
-        sums[name] = total[keep]
+    totals = snapshot_totals(key_id, seconds, data, n_keys)
+    keep = totals.complete
+    sums = {name: values[keep] for name, values in totals.sums.items()}
     first_row = np.unique(key_id, return_index=True)[1]
     keys = lag.iloc[first_row][list(by)].reset_index(drop=True)
-    padded, counts = _pad(pair_key[keep], {"time_s": pair_time[keep], **sums}, n_keys)
+    padded, counts = _pad(totals.key[keep], {"time_s": totals.time[keep], **sums}, n_keys)
     return Panel(
         keys=keys,
         t0=t0,

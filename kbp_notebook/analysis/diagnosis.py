@@ -252,8 +252,13 @@ def _windows(rows: pd.DataFrame, fraction: float) -> tuple[pd.Series, pd.Series]
     return rows["time"] <= start + span * fraction, rows["time"] >= end - span * fraction
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Context:
+    """What the checks read: the recording, the options and the analyses run on it once.
+
+    Built whole by :func:`_run_analyses`; a ``*_error`` says why its table is None.
+    """
+
     dataset: Any
     baseline: float
     alpha: float
@@ -838,6 +843,39 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
     ]
 
 
+#: The checks in the order their findings are listed (within a severity). The
+#: consumer-count check runs after them all: it reads which groups are behind.
+CHECKS: tuple[Callable[[_Context], list[dict[str, Any]]], ...] = (
+    _check_episodes,
+    _check_lag_growing,
+    _check_rates,
+    _check_retention,
+    _check_skew,
+    _check_under_replicated,
+    _check_disk,
+    lambda c: _check_latency(
+        c,
+        Signal.PRODUCER_REQUEST_LATENCY_UP,
+        "producer_request_latency_avg_ms",
+        "producer request latency",
+    ),
+    lambda c: _check_latency(
+        c,
+        Signal.PRODUCER_QUEUE_TIME_UP,
+        "producer_record_queue_time_avg_ms",
+        "producer record queue time",
+    ),
+    _check_broker_at_onset,
+    _check_flush,
+    lambda c: _check_idle(
+        c, Signal.REQUEST_HANDLER_IDLE_LOW, "request_handler_idle_ratio", "request handler"
+    ),
+    lambda c: _check_idle(
+        c, Signal.NETWORK_PROCESSOR_IDLE_LOW, "network_processor_idle_ratio", "network processor"
+    ),
+)
+
+
 # --------------------------------------------------------------------------- advice
 
 
@@ -1107,44 +1145,29 @@ def diagnose(
         raise KbpInputError(f"baseline={baseline!r} must be in (0, 0.5].", column="baseline")
     if not 0.0 < alpha < 1.0:
         raise KbpInputError(f"alpha={alpha!r} must be between 0 and 1.", column="alpha")
-    ctx = _Context(dataset=dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
-    _run_analyses(ctx)
+    ctx = _run_analyses(dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
     rows: list[dict[str, Any]] = []
-    checks: list[Callable[[_Context], list[dict[str, Any]]]] = [
-        _check_episodes,
-        _check_lag_growing,
-        _check_rates,
-        _check_retention,
-        _check_skew,
-        _check_under_replicated,
-        _check_disk,
-        lambda c: _check_latency(
-            c,
-            Signal.PRODUCER_REQUEST_LATENCY_UP,
-            "producer_request_latency_avg_ms",
-            "producer request latency",
-        ),
-        lambda c: _check_latency(
-            c,
-            Signal.PRODUCER_QUEUE_TIME_UP,
-            "producer_record_queue_time_avg_ms",
-            "producer record queue time",
-        ),
-        _check_broker_at_onset,
-        _check_flush,
-        lambda c: _check_idle(
-            c, Signal.REQUEST_HANDLER_IDLE_LOW, "request_handler_idle_ratio", "request handler"
-        ),
-        lambda c: _check_idle(
-            c, Signal.NETWORK_PROCESSOR_IDLE_LOW, "network_processor_idle_ratio",
-            "network processor",
-        ),
-    ]
-    for check in checks:
+    for check in CHECKS:
         rows.extend(check(ctx))
     # after the lag checks, which decide which groups are behind
     consumer_rows = _check_consumers(ctx)
     rows.extend({k: v for k, v in row.items() if not k.startswith("_")} for row in consumer_rows)
+    findings = _findings_frame(rows)
+    bad = findings[findings["severity"].isin(["critical", "warning"])]
+    episodes = ctx.episodes if ctx.episodes is not None else pd.DataFrame(
+        columns=["group", "topic", "cause", "recovered"])
+    recommendations = _recommend(_Advice(
+        findings=findings,
+        flagged=frozenset(map(str, bad["signal"])),
+        episodes=episodes,
+        consumer_rows=tuple(r for r in consumer_rows if "_group" in r),
+        lagging=frozenset(_lagging_groups(ctx)),
+    ))
+    return Diagnosis(table=findings, recommendations=recommendations)
+
+
+def _findings_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Build the findings table: typed columns, worst severity first (stable within one)."""
     findings = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
     findings["time_start"] = pd.to_datetime(findings["time_start"], utc=True).astype(
         "datetime64[ns, UTC]"
@@ -1159,39 +1182,47 @@ def diagnose(
     )
     for name in ("signal", "severity", "evidence"):
         findings[name] = findings[name].astype("string")
-    bad = findings[findings["severity"].isin(["critical", "warning"])]
-    episodes = ctx.episodes if ctx.episodes is not None else pd.DataFrame(
-        columns=["group", "topic", "cause", "recovered"])
-    recommendations = _recommend(_Advice(
-        findings=findings,
-        flagged=frozenset(map(str, bad["signal"])),
-        episodes=episodes,
-        consumer_rows=tuple(r for r in consumer_rows if "_group" in r),
-        lagging=frozenset(_lagging_groups(ctx)),
-    ))
-    return Diagnosis(table=findings, recommendations=recommendations)
+    return findings
 
 
-def _run_analyses(ctx: _Context) -> None:
+def _run_analyses(
+    dataset: Any, *, baseline: float, alpha: float, min_skew_lag: float
+) -> _Context:
+    """Run the lag analyses the checks share, once, and keep why any of them could not run."""
     from kbp_notebook.analysis.drain import time_to_drain
     from kbp_notebook.analysis.incident_model import incidents
     from kbp_notebook.analysis.trend import lag_trend
 
-    lag = ctx.dataset.lag
+    lag = dataset.lag
+    trend = drain = drain_partitions = episodes = None
+    trend_error = drain_error = episodes_error = ""
     if not len(lag):
-        ctx.trend_error = ctx.drain_error = "no lag recorded"
+        trend_error = drain_error = "no lag recorded"
     else:
         try:
-            ctx.trend = lag_trend(lag).table
+            trend = lag_trend(lag).table
         except KbpDataError as exc:
-            ctx.trend_error = str(exc)
+            trend_error = str(exc)
         try:
-            ctx.episodes = incidents(ctx.dataset).episodes
+            episodes = incidents(dataset).episodes
         except KbpDataError as exc:
-            ctx.episodes_error = str(exc)
+            episodes_error = str(exc)
         try:
             forecast = time_to_drain(lag)
-            ctx.drain, ctx.drain_partitions = forecast.table, forecast.partitions
+            drain, drain_partitions = forecast.table, forecast.partitions
         except KbpDataError as exc:
-            ctx.drain_error = str(exc)
-    ctx.consumers = _consumer_counts(lag) if len(lag) else None
+            drain_error = str(exc)
+    return _Context(
+        dataset=dataset,
+        baseline=baseline,
+        alpha=alpha,
+        min_skew_lag=min_skew_lag,
+        trend=trend,
+        trend_error=trend_error,
+        drain=drain,
+        drain_partitions=drain_partitions,
+        drain_error=drain_error,
+        consumers=_consumer_counts(lag) if len(lag) else None,
+        episodes=episodes,
+        episodes_error=episodes_error,
+    )

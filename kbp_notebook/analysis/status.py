@@ -37,15 +37,19 @@ Each rule, per partition, over its last ``window`` commits:
   exceeds the lag at its first commit by more than the in-flight lag.
 
 A **group** is ERR when a partition is STOP, STALL or REWIND; WARN when the
-group as a whole falls behind: its total lag grew by more than the partitions'
-in-flight lags together both across the group's window (from the median start
-of its partitions' windows) and across the last ``window`` snapshots, some
-partition was behind at every commit of its window, and the total is above
-what counts as caught up; else OK. ``partitions.group_falling_behind`` says
-which groups do. ``complete`` is how full a partition's window is (commits
-seen / ``window``); a group's is the share of its partitions with a full
-window. ``totallag`` sums current lags; ``maxlag_*`` names the partition with
-the largest current lag.
+group as a whole falls behind: Burrow's rules 1 and 3 applied to its *total*
+lag (summed over its partitions at each snapshot) over the group's window (from
+the median start of its partitions' windows to now), as if the group were one
+partition. The total never came down to caught up (the partitions' caught-up
+lags together) at any snapshot of the window, or some partition did not at any
+commit of its own window (Burrow's group is its worst partition); the total's
+least-squares trend over the window rises; and it is not draining now (over the
+last ``window`` snapshots, fallen by more than the partitions' in-flight lags
+together, or trending down by more than twice the trend's standard error); else OK.
+``partitions.group_falling_behind`` says which groups do. ``complete`` is how
+full a partition's window is (commits seen / ``window``); a group's is the share
+of its partitions with a full window. ``totallag`` sums current lags;
+``maxlag_*`` names the partition with the largest current lag.
 
 Where we differ from Burrow, and why
 ------------------------------------
@@ -84,6 +88,18 @@ Where we differ from Burrow, and why
   partition whose commits rose while its member worked elsewhere turns a
   group that drains fast into WARN. Our group WARN needs the group's total
   lag to grow; partition statuses still show such a partition.
+* **A build-up read in turns is WARN.** Per partition, a few slowed members
+  reading 24 partitions in turns, or members restarted every few seconds,
+  catch each partition up at some commit of its window, so Burrow's rule 1
+  calls every partition (and his group, the worst of them) OK at points of a
+  build-up whose total keeps growing. The group rule reads the total instead:
+  any point of the window where the *group* was caught up keeps it OK, none
+  makes it WARN while the total rises. The trend is fitted over the window
+  rather than read from its two ends, so that commit timing (which moves the
+  total by up to the in-flight lags together) does not flicker a build-up
+  back to OK, and it turns OK when draining is clear: the total fell by more
+  than that, or trends down beyond the scatter of its last ``window``
+  snapshots. The price: a group stays WARN for a few snapshots after its peak.
 * **"Now" is the last snapshot**, not the wall clock, so a status computed
   from a recording is reproducible and a post-mortem reads the same twice
   (``as_of``).
@@ -437,17 +453,24 @@ def _decide(facts: PartitionFacts, busy: np.ndarray) -> np.ndarray:
     return status
 
 
-def _lag_at(panel: Panel, upto: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Each partition's lag at its last snapshot at or before ``seconds`` (and ``upto``)."""
-    t = panel.time_s
-    column = np.arange(t.shape[1])[None, :]
-    inside = (column <= upto[:, None]) & (t <= seconds[:, None])
-    index = np.where(inside.any(axis=1), inside.sum(axis=1) - 1, -1)
+def _recent_lags(panel: Panel, upto: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each partition's lag and time at its last ``depth`` snapshots up to ``upto``.
+
+    Column ``j`` of the ``(K, depth)`` arrays is the ``j``-th snapshot back from the
+    evaluation snapshot (0 = it); NaN where the partition has no such snapshot, and lag
+    NaN before its first commit. One snapshot covers all partitions of a group, so
+    column ``j`` of a group's partitions is the same snapshot.
+    """
+    column = upto[:, None] - np.arange(depth)[None, :]
+    valid = column >= 0
+    index = np.where(valid, column, -1)
     committed = panel["committed_offset"]
     last = ffill_index(~np.isnan(committed))
-    commit_index = np.take_along_axis(last, np.clip(index, 0, None)[:, None], axis=1)[:, 0]
-    leo = _take(panel["log_end_offset"], index[:, None])[:, 0]
-    return np.asarray(leo - _take(committed, np.where(index >= 0, commit_index, -1)[:, None])[:, 0])
+    commit_index = np.take_along_axis(last, np.clip(index, 0, None), axis=1)
+    lag = _take(panel["log_end_offset"], index) - _take(
+        committed, np.where(valid, commit_index, -1)
+    )
+    return lag, _take(panel.time_s, index)
 
 
 def _parts(panel: Panel, chunk: int) -> list[tuple[slice, Panel]]:
@@ -475,11 +498,28 @@ def _group_falling_behind(
 ) -> np.ndarray:
     """Per partition: whether its group as a whole falls behind.
 
-    The group's total lag must have grown across the group's window (from the
-    median start of its partitions' windows to now) by more than their in-flight
-    lags together, and some partition must have been behind at every commit of its
-    window (Burrow's first rule, for the group: a group whose partitions all caught
-    up at some commit of their windows is OK).
+    Burrow's rules 1 and 3 applied to the group's *total* lag, summed over its
+    partitions at each snapshot of the group's window (from the median start of its
+    partitions' windows to now), as if the group were one partition:
+
+    * the total never came down to caught up (the partitions' caught-up lags
+      together) at any snapshot of the window, or a partition is behind and was at
+      every commit of its own window (rule 1, for the group as a whole and for its
+      worst partition, as Burrow's group is);
+    * the total rose over the window (least-squares slope above zero: rule 3,
+      offsets move and the lag does not decrease; the fit keeps commit timing from
+      flickering a build-up back to OK, as one lower commit does in Burrow's literal
+      rule);
+    * it is not draining now: over the last ``window`` snapshots it did not fall by
+      more than the partitions' in-flight lags together (what commit timing alone
+      moves it by), nor does its trend there fall by more than twice its standard
+      error (a fall that the scatter of the points does not explain), so that a
+      window reaching back across a peak does not call a group that drains now
+      "falling behind" (Burrow's rule 5: lag decreasing is OK).
+
+    Per partition, a consumer reading 24 partitions in turns, or restarted every few
+    seconds, catches each one up at some commit of its window, so no partition is
+    behind at every commit while the total keeps growing: the total tells the build-up.
     """
     groups = int(group.max(initial=-1)) + 1
     use = ~facts.none
@@ -491,28 +531,61 @@ def _group_falling_behind(
     if len(order):
         middle = order[np.clip(first + (count - 1) // 2, 0, len(order) - 1)]
         since = np.where(count > 0, facts.start_time_s[middle], np.nan)
-    # ... and across the last `window` snapshots, so that a window reaching back across a
-    # stop or a peak does not call a group that is draining now "falling behind"
-    recent = np.where(upto >= window, upto - window, 0)
-    then, before = (
-        np.concatenate(
-            [_lag_at(part, upto[rows], seconds[rows]) for rows, part in _parts(panel, chunk)]
-        )
-        for seconds in (since[group], _take(panel.time_s, recent[:, None])[:, 0])
-    )
+    start = np.where(use, since[group], np.inf)
+    t = panel.time_s
+    span = ((t >= start[:, None]) & (np.arange(t.shape[1])[None, :] <= upto[:, None])).sum(axis=1)
+    depth = max(int(span.max(initial=0)), window + 1)
+    totals = np.zeros((groups, depth))
+    seconds = np.zeros((groups, depth))
+    counted = np.zeros((groups, depth))
+    for part_rows, part in _parts(panel, chunk):
+        lag, when = _recent_lags(part, upto[part_rows], depth)
+        seen = use[part_rows][:, None] & ~np.isnan(when)
+        np.add.at(totals, group[part_rows], np.where(seen, np.nan_to_num(lag), 0.0))
+        np.add.at(seconds, group[part_rows], np.where(seen, when, 0.0))
+        np.add.at(counted, group[part_rows], seen.astype(np.float64))
+    # a snapshot of the group: every partition in use has one (the same poll)
+    full = (counted == count[:, None]) & (count[:, None] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        seconds = seconds / counted
+    in_window = full & (seconds >= since[:, None])
+    caught = np.bincount(group[use], weights=facts.caught[use], minlength=groups)
+    never_caught_up = ((totals > caught[:, None]) | ~in_window).all(axis=1) & in_window.any(axis=1)
+    # ... or, as Burrow's group (its worst partition) says, a partition never caught up
+    # at a commit of its own window
+    never_caught_up |= np.bincount(
+        group[use], weights=(facts.behind & ~facts.ever_caught_up)[use], minlength=groups
+    ) > 0
+    # draining now: over the last `window` snapshots the total fell by more than the
+    # partitions' in-flight lags together (what commit timing alone can move it by), or
+    # its trend falls by more than twice its standard error (beyond the points' scatter)
+    margin = np.bincount(group[use], weights=facts.in_flight_lag[use], minlength=groups)
+    recent = full & (np.arange(depth)[None, :] <= window)
+    back = np.where(recent, np.arange(depth), -1).max(axis=1)
+    earlier = np.take_along_axis(totals, np.clip(back, 0, None)[:, None], axis=1)[:, 0]
+    slope, error = _trend(seconds, totals, recent)
+    draining = (totals[:, 0] < earlier - margin) | (slope < -2.0 * error)
+    rising = (_trend(seconds, totals, in_window)[0] > 0) & ~draining
+    return np.asarray((never_caught_up & rising)[group] & use)
 
-    def total(values: np.ndarray) -> np.ndarray:
-        return np.bincount(group[use], weights=np.nan_to_num(values[use]), minlength=groups)
 
-    now = total(facts.current_lag)
-    margin = total(facts.in_flight_lag)
-    sustained = total((facts.behind & ~facts.ever_caught_up).astype(np.float64)) > 0
-    grew = (
-        (now - total(then) > margin)
-        & (now - total(before) > margin)
-        & (now > total(facts.caught))
-    )
-    return np.asarray((grew & sustained)[group] & use)
+def _trend(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope of ``y`` over ``x`` per row, using the points in ``mask``.
+
+    Returns the slope (NaN where a row has fewer than two distinct ``x`` in the mask)
+    and its standard error (NaN with fewer than three points).
+    """
+    n = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x_mean = np.where(mask, x, 0.0).sum(axis=1) / n
+        y_mean = np.where(mask, y, 0.0).sum(axis=1) / n
+        dx = np.where(mask, x - x_mean[:, None], 0.0)
+        dy = np.where(mask, y - y_mean[:, None], 0.0)
+        spread = (dx * dx).sum(axis=1)
+        slope = np.where(spread > 0, (dx * dy).sum(axis=1) / spread, np.nan)
+        residual = np.where(mask, dy - slope[:, None] * dx, 0.0)
+        error = np.sqrt((residual * residual).sum(axis=1) / (n - 2) / spread)
+    return np.asarray(slope), np.asarray(np.where(n > 2, error, np.nan))
 
 
 def evaluate(
@@ -548,7 +621,7 @@ def evaluate(
     -------
     Evaluation
         ``status`` (int codes into :data:`STATUSES`, -1 where no commit),
-        ``group_behind`` (the group's total lag grew across its window),
+        ``group_behind`` (the group's total lag falls behind across its window),
         ``busy_elsewhere`` and the measured ``facts`` (``complete``,
         ``current_lag``, ``start_*``/``end_*`` arrays, ``owned``, ``in_flight_lag``).
     """
