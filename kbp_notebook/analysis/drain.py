@@ -890,7 +890,9 @@ def members_finish(key_id: np.ndarray, excess: np.ndarray, eta: np.ndarray) -> n
     e_rev = pd.Series(excess[order][::-1]).groupby(keys[::-1]).cumsum().to_numpy()[::-1]
     r_rev = pd.Series(rate[order][::-1]).groupby(keys[::-1]).cumsum().to_numpy()[::-1]
     level_at_t = constant[keys] + e_rev - r_rev * t
-    hit = level_at_t <= 0
+    # at the last member's own end its excess minus rate x eta is zero only up to
+    # rounding: a relative tolerance keeps that from reading "never"
+    hit = level_at_t <= 1e-9 * (np.abs(constant[keys]) + e_rev)
     first_hit = pd.Series(np.where(hit, np.arange(len(keys)), len(keys))).groupby(keys).min()
     found = first_hit.to_numpy() < len(keys)
     at = first_hit.to_numpy()[found]

@@ -112,6 +112,22 @@ def test_members_finish_adds_members_excess_until_it_is_gone():
     assert members_finish(key_id, excess, eta).tolist() == [30.0, 5.0, np.inf, 0.0]
 
 
+def test_members_finish_when_the_last_member_does_despite_rounding():
+    """Every member falls to its share: the key is done when the last one is, never inf.
+
+    ``excess - (excess / eta) * eta`` is not exactly zero in floating point; these
+    figures (offset-reset's members at one moment) read "never" without a tolerance.
+    """
+    excess = np.array([6665.3, 6486.3, 6434.3])
+    eta = np.array([174.6, 162.6, 160.7])
+    assert members_finish(np.zeros(3, dtype=np.int64), excess, eta)[0] == pytest.approx(174.6)
+    rng = np.random.default_rng(5)
+    excess, eta = rng.uniform(1, 1e4, 300), rng.uniform(1, 1e3, 300)
+    key_id = np.repeat(np.arange(100), 3)
+    finish = members_finish(key_id, excess, eta)
+    np.testing.assert_allclose(finish, eta.reshape(100, 3).max(axis=1))
+
+
 def test_group_drains_while_a_partition_is_not_reached_yet():
     # one consumer works through its partitions in turn: partition 3's committed
     # offset has not moved for the whole recent span, the others drain fast
