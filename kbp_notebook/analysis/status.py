@@ -806,6 +806,9 @@ def group_timeline(timeline: pd.DataFrame) -> pd.DataFrame:
             timeline["status"], timeline["group_falling_behind"].to_numpy(dtype=bool)
         ),
         _error=np.where(severity.to_numpy() >= _ERR, severity.to_numpy(), -1),
+        # Burrow's totallag at each evaluation time: every evaluated partition's current lag
+        # (as of its own last commit), unknown = 0 -- a status report's figure, not the
+        # snapshot total of kbp_notebook.lagdata.lag_totals (NaN where a partition is missing)
         _lag=timeline["current_lag"].astype(np.float64).fillna(0.0),
     )
     keys = ["time", "cluster", "group"]
