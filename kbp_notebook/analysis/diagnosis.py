@@ -843,6 +843,39 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
     ]
 
 
+#: The checks in the order their findings are listed (within a severity). The
+#: consumer-count check runs after them all: it reads which groups are behind.
+CHECKS: tuple[Callable[[_Context], list[dict[str, Any]]], ...] = (
+    _check_episodes,
+    _check_lag_growing,
+    _check_rates,
+    _check_retention,
+    _check_skew,
+    _check_under_replicated,
+    _check_disk,
+    lambda c: _check_latency(
+        c,
+        Signal.PRODUCER_REQUEST_LATENCY_UP,
+        "producer_request_latency_avg_ms",
+        "producer request latency",
+    ),
+    lambda c: _check_latency(
+        c,
+        Signal.PRODUCER_QUEUE_TIME_UP,
+        "producer_record_queue_time_avg_ms",
+        "producer record queue time",
+    ),
+    _check_broker_at_onset,
+    _check_flush,
+    lambda c: _check_idle(
+        c, Signal.REQUEST_HANDLER_IDLE_LOW, "request_handler_idle_ratio", "request handler"
+    ),
+    lambda c: _check_idle(
+        c, Signal.NETWORK_PROCESSOR_IDLE_LOW, "network_processor_idle_ratio", "network processor"
+    ),
+)
+
+
 # --------------------------------------------------------------------------- advice
 
 
@@ -1114,41 +1147,27 @@ def diagnose(
         raise KbpInputError(f"alpha={alpha!r} must be between 0 and 1.", column="alpha")
     ctx = _run_analyses(dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
     rows: list[dict[str, Any]] = []
-    checks: list[Callable[[_Context], list[dict[str, Any]]]] = [
-        _check_episodes,
-        _check_lag_growing,
-        _check_rates,
-        _check_retention,
-        _check_skew,
-        _check_under_replicated,
-        _check_disk,
-        lambda c: _check_latency(
-            c,
-            Signal.PRODUCER_REQUEST_LATENCY_UP,
-            "producer_request_latency_avg_ms",
-            "producer request latency",
-        ),
-        lambda c: _check_latency(
-            c,
-            Signal.PRODUCER_QUEUE_TIME_UP,
-            "producer_record_queue_time_avg_ms",
-            "producer record queue time",
-        ),
-        _check_broker_at_onset,
-        _check_flush,
-        lambda c: _check_idle(
-            c, Signal.REQUEST_HANDLER_IDLE_LOW, "request_handler_idle_ratio", "request handler"
-        ),
-        lambda c: _check_idle(
-            c, Signal.NETWORK_PROCESSOR_IDLE_LOW, "network_processor_idle_ratio",
-            "network processor",
-        ),
-    ]
-    for check in checks:
+    for check in CHECKS:
         rows.extend(check(ctx))
     # after the lag checks, which decide which groups are behind
     consumer_rows = _check_consumers(ctx)
     rows.extend({k: v for k, v in row.items() if not k.startswith("_")} for row in consumer_rows)
+    findings = _findings_frame(rows)
+    bad = findings[findings["severity"].isin(["critical", "warning"])]
+    episodes = ctx.episodes if ctx.episodes is not None else pd.DataFrame(
+        columns=["group", "topic", "cause", "recovered"])
+    recommendations = _recommend(_Advice(
+        findings=findings,
+        flagged=frozenset(map(str, bad["signal"])),
+        episodes=episodes,
+        consumer_rows=tuple(r for r in consumer_rows if "_group" in r),
+        lagging=frozenset(_lagging_groups(ctx)),
+    ))
+    return Diagnosis(table=findings, recommendations=recommendations)
+
+
+def _findings_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Build the findings table: typed columns, worst severity first (stable within one)."""
     findings = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
     findings["time_start"] = pd.to_datetime(findings["time_start"], utc=True).astype(
         "datetime64[ns, UTC]"
@@ -1163,17 +1182,7 @@ def diagnose(
     )
     for name in ("signal", "severity", "evidence"):
         findings[name] = findings[name].astype("string")
-    bad = findings[findings["severity"].isin(["critical", "warning"])]
-    episodes = ctx.episodes if ctx.episodes is not None else pd.DataFrame(
-        columns=["group", "topic", "cause", "recovered"])
-    recommendations = _recommend(_Advice(
-        findings=findings,
-        flagged=frozenset(map(str, bad["signal"])),
-        episodes=episodes,
-        consumer_rows=tuple(r for r in consumer_rows if "_group" in r),
-        lagging=frozenset(_lagging_groups(ctx)),
-    ))
-    return Diagnosis(table=findings, recommendations=recommendations)
+    return findings
 
 
 def _run_analyses(
