@@ -28,9 +28,19 @@ committed offset trails what has really been processed by a varying amount).
   closed form (a quadratic in ``t``) for all partitions at once. It is
   skewed like drain times are, and its upper end is ``inf`` whenever the
   data cannot rule out that the backlog never drains.
+* A recording sees the drain only at a snapshot: the lag crosses the target
+  between two snapshots, and the first one that shows it comes up to one
+  snapshot interval later. The slow end is therefore moved to the first
+  snapshot at or after it (:func:`seen_at`; snapshots every ``duration / (n -
+  1)`` seconds of the span). The map is monotone, so the interval covers both
+  the crossing and the snapshot that shows it at least as often as the band
+  covers the crossing. Without it an interval narrower than a snapshot
+  interval (little noise, sparse snapshots) missed the drain a snapshot
+  showed at a third to all of the moments (synthetic backtest: 49 % coverage).
 * ``tests/unit/analysis/test_drain.py`` checks the coverage on simulated
   random walks, on measurement noise and on both, over 200 seeds each, and
-  prints it.
+  against the snapshot that shows the drain with 20 s snapshots over 600
+  seeds, and prints it.
 
 Changes the span does not show yet: the last ``MIN_SAMPLES`` increments are
 tested against the span's trend (robust scale, all in the same direction,
@@ -278,7 +288,8 @@ class DrainForecast(Result):
         One row per key: ``lag`` (messages, now), ``produce_rate``,
         ``consume_rate`` (messages/s), ``eta_s``, ``eta_low_s``,
         ``eta_high_s`` (seconds from the last snapshot; inf where it does
-        not drain), ``drains`` (bool), ``drain_time`` (UTC, NaT if never),
+        not drain; the interval covers the moment lag reaches the target and
+        the first snapshot that shows it), ``drains`` (bool), ``drain_time`` (UTC, NaT if never),
         ``retention_loss_s``, ``target_lag`` (messages that count as
         drained), ``partitions``, ``slowest_partition``,
         ``n`` (samples used, fewest over partitions), ``reason``.
@@ -345,6 +356,23 @@ def interval_roots(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> tuple[np.ndar
     return low, high
 
 
+def seen_at(seconds: np.ndarray, snapshot_s: np.ndarray) -> np.ndarray:
+    """Time of the first snapshot at or after ``seconds`` (both from the last snapshot).
+
+    Snapshots come every ``snapshot_s`` seconds, so a lag that crosses its
+    target at ``seconds`` is first *seen* there at the next multiple of
+    ``snapshot_s``. The map is monotone: an interval that covers the crossing
+    with some probability, its ends so moved, covers both the crossing and the
+    snapshot that shows it with at least that probability. Unchanged where
+    ``snapshot_s`` is not positive (a span of no time) or ``seconds`` not finite.
+    """
+    with np.errstate(invalid="ignore", divide="ignore"):
+        # a relative tolerance keeps an end that already is a snapshot time where it is
+        steps = np.ceil(seconds / snapshot_s * (1.0 - 1e-12))
+        moved = np.fmax(steps, 0.0) * snapshot_s
+    return np.where(np.isfinite(seconds) & (snapshot_s > 0), moved, seconds)
+
+
 def _first_column(array: np.ndarray) -> np.ndarray:
     """First sample of each row; NaN when no row has any sample (a reason is given later)."""
     return array[:, 0] if array.shape[1] else np.full(array.shape[0], np.nan)
@@ -368,6 +396,8 @@ class DrainArrays:
         Samples in the span.
     last_s, span_start_s
         Last sample and start of the span, seconds from the panel's ``t0``.
+    snapshot_s
+        Mean seconds between snapshots over the span (0 or NaN where it spans no time).
     reason
         Why a series has no forecast ("" where it has one).
     unknown
@@ -385,6 +415,7 @@ class DrainArrays:
     n: np.ndarray
     last_s: np.ndarray
     span_start_s: np.ndarray
+    snapshot_s: np.ndarray
     reason: np.ndarray
     unknown: np.ndarray
 
@@ -400,6 +431,11 @@ class _Span:
     duration: np.ndarray
     produce: np.ndarray
     consume: np.ndarray
+
+    @property
+    def snapshot_s(self) -> np.ndarray:
+        """Mean seconds between snapshots over the span (its time resolution)."""
+        return np.asarray(self.duration / np.maximum(self.panel.n - 1, 1), dtype=np.float64)
 
     @classmethod
     def of(cls, panel: Panel) -> _Span:
@@ -461,7 +497,7 @@ def _caught_up(
         # no sample at all (a key whose offsets are all NA): NaN, and a reason later
         empty = np.full(len(n), np.nan)
         floor = (np.nanmin(recent, axis=1) if recent.shape[1] else empty) - target
-        in_flight = np.maximum(span.produce, 0.0) * span.duration / np.maximum(n - 1, 1)
+        in_flight = np.maximum(span.produce, 0.0) * span.snapshot_s
         ceiling = (np.nanmax(recent, axis=1) if recent.shape[1] else empty) - target
         near = (floor <= q * np.sqrt(sigma_m2)) | (ceiling <= in_flight)
         return np.asarray((current <= 0) | (near & (net + q * np.sqrt(var_v) >= 0)))
@@ -471,6 +507,10 @@ def _eta_interval(
     span: _Span, target: np.ndarray, confidence: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Point ETA and its Fieller-style interval (see the module docstring), and the backlog.
+
+    The slow end is the first snapshot at or after the inverted band's end
+    (:func:`seen_at`): a recording shows the drain at a snapshot, up to one
+    snapshot interval after the crossing.
 
     Returns ``(eta, low, high, current)``; ``current`` is the backlog above the target.
     """
@@ -494,7 +534,9 @@ def _eta_interval(
     low = np.where(drained, 0.0, low)
     # at or below the target: the interval keeps the chance of noise above it;
     # caught up with a few in-flight messages: nothing left to forecast
-    high = np.where(current <= 0, np.fmax(high, 0.0), np.where(drained, 0.0, high))
+    high = np.where(
+        current <= 0, np.fmax(high, 0.0), np.where(drained, 0.0, seen_at(high, span.snapshot_s))
+    )
     return eta, np.minimum(low, eta), np.maximum(high, eta), current
 
 
@@ -567,6 +609,7 @@ def drain_arrays(
         n=n,
         last_s=span.t_last,
         span_start_s=span.t_first,
+        snapshot_s=span.snapshot_s,
         reason=np.where(known_zero, "", _thin_reasons(n, span.duration)),
         unknown=unknown,
     )
@@ -684,7 +727,8 @@ def _key_reading(
     group["target_lag"] = whole.target_lag
     return _members_reading(
         group, frame, keys, columns, confidence=confidence,
-        span_start_s=whole.span_start_s, partitions=key_panel.partitions,
+        span_start_s=whole.span_start_s, snapshot_s=whole.snapshot_s,
+        partitions=key_panel.partitions,
     )
 
 
@@ -720,6 +764,7 @@ def _members_reading(
     *,
     confidence: float,
     span_start_s: np.ndarray,
+    snapshot_s: np.ndarray,
     partitions: np.ndarray,
 ) -> pd.DataFrame:
     """Re-read each key's drain as members that finish their own partitions and stop.
@@ -748,9 +793,10 @@ def _members_reading(
       its producer over the whole span: it may have no working consumer).
 
     Keys with a single member, or a member too thin to forecast, keep the
-    total's reading. ``span_start_s`` and ``partitions`` are per row of ``group``:
-    where the total's span started (seconds from the panel's ``t0``) and how many
-    partitions the key has.
+    total's reading. ``span_start_s``, ``snapshot_s`` and ``partitions`` are per row
+    of ``group``: where the total's span started (seconds from the panel's ``t0``),
+    its seconds between snapshots (the slow end is the first snapshot that can show
+    the members' crossing) and how many partitions the key has.
     """
     open_keys = group.loc[group["eta_s"] > 0, list(keys)]
     if not len(open_keys):
@@ -803,7 +849,9 @@ def _members_reading(
     new_high = np.where(owned, np.fmax(high, m_high), high)
     # unknown owners: every partition at its own current rate bounds the slow end
     new_high = np.where(
-        unowned, np.where(np.isfinite(m_eta), np.fmax(high, m_eta), m_eta), new_high
+        unowned,
+        np.where(np.isfinite(m_eta), np.fmax(high, seen_at(m_eta, snapshot_s)), m_eta),
+        new_high,
     )
     out["eta_s"] = new_eta
     out["eta_low_s"] = new_low
