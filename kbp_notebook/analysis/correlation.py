@@ -55,7 +55,7 @@ from kbp_notebook.analysis._result import Result
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import Dataset
 from kbp_notebook.lagdata import lag_totals
-from kbp_notebook.units import format_duration, format_time
+from kbp_notebook.units import format_duration, format_time, parse_duration_s
 
 __all__ = ["Correlation", "correlate", "flush_latency_vs_lag"]
 
@@ -155,20 +155,8 @@ class Correlation(Result):
 
 
 def _as_timedelta(value: object, name: str) -> pd.Timedelta:
-    try:
-        if isinstance(value, int | float | np.integer | np.floating):
-            out = pd.Timedelta(seconds=float(value))
-        else:
-            out = pd.Timedelta(value)  # type: ignore[arg-type]
-    except (ValueError, TypeError) as exc:
-        raise KbpInputError(
-            f"{name}={value!r} is not a duration ({exc}); give e.g. '10min', '30s', "
-            f"a pandas Timedelta or a number of seconds.",
-            column=name,
-        ) from None
-    if pd.isna(out) or out < pd.Timedelta(0):
-        raise KbpInputError(f"{name}={value!r} must be a non-negative duration.", column=name)
-    return out
+    """Read a non-negative duration option (a bare number is seconds) as a Timedelta."""
+    return pd.Timedelta(seconds=parse_duration_s(value, name=name, allow_zero=True))
 
 
 def _utc_index(index: pd.Index, what: str) -> pd.DatetimeIndex:

@@ -502,10 +502,10 @@ def _group_falling_behind(
     partitions at each snapshot of the group's window (from the median start of its
     partitions' windows to now), as if the group were one partition:
 
-    * the total never came down to caught up (the partitions' caught-up lags
-      together) at any snapshot of the window, or a partition is behind and was at
-      every commit of its own window (rule 1, for the group as a whole and for its
-      worst partition, as Burrow's group is);
+    * the total is above caught up (the partitions' caught-up lags together) now and
+      never came down to it at any snapshot of the window, or a partition is behind
+      and was at every commit of its own window (rule 1, for the group as a whole and
+      for its worst partition, as Burrow's group is);
     * the total rose over the window (least-squares slope above zero: rule 3,
       offsets move and the lag does not decrease; the fit keeps commit timing from
       flickering a build-up back to OK, as one lower commit does in Burrow's literal
@@ -566,7 +566,8 @@ def _group_falling_behind(
     slope, error = _trend(seconds, totals, recent)
     draining = (totals[:, 0] < earlier - margin) | (slope < -2.0 * error)
     rising = (_trend(seconds, totals, in_window)[0] > 0) & ~draining
-    return np.asarray((never_caught_up & rising)[group] & use)
+    behind_now = totals[:, 0] > caught
+    return np.asarray((never_caught_up & rising & behind_now)[group] & use)
 
 
 def _trend(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -806,6 +807,9 @@ def group_timeline(timeline: pd.DataFrame) -> pd.DataFrame:
             timeline["status"], timeline["group_falling_behind"].to_numpy(dtype=bool)
         ),
         _error=np.where(severity.to_numpy() >= _ERR, severity.to_numpy(), -1),
+        # Burrow's totallag at each evaluation time: every evaluated partition's current lag
+        # (as of its own last commit), unknown = 0 -- a status report's figure, not the
+        # snapshot total of kbp_notebook.lagdata.lag_totals (NaN where a partition is missing)
         _lag=timeline["current_lag"].astype(np.float64).fillna(0.0),
     )
     keys = ["time", "cluster", "group"]

@@ -427,3 +427,13 @@ def test_a_build_up_read_in_turns_warns_although_each_partition_caught_up_in_its
     # a consumer fast enough to catch each partition up at its turn stays OK throughout
     keeping_up = lag_status(_read_in_turns(take=400.0), timeline=True)
     assert set(keeping_up.group_timeline["status"]) == {"OK"}
+
+
+def test_a_slow_build_up_on_many_partitions_warns():
+    # each of 50 partitions falls behind by 10 msg/s for 25 minutes (15,000 each): across one
+    # window of 10 commits (45 s) a partition's lag grows by 450, less than its in-flight lag
+    # of 750, so each reads OK; the group's total (750,000) never caught up and kept rising
+    lag = make_lag(n=300, partitions=50, produce_rate=150, consume_rate=140, noise=30, seed=1)
+    result = lag_status(lag)
+    assert set(result.partitions["status"]) == {"OK"}
+    assert result.groups["status"].tolist() == ["WARN"]
