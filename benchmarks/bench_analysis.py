@@ -122,22 +122,6 @@ def build_frame(partitions: int, samples: int, step_s: float = 5.0) -> pd.DataFr
 # --------------------------------------------------------------------------- naive
 
 
-def naive_change(t: np.ndarray, y: np.ndarray) -> tuple[float, bool, float, float]:
-    d_y, d_t = np.diff(y), np.diff(t)
-    rate = d_y.sum() / d_t.sum()
-    resid = d_y - rate * d_t
-    bridge = np.cumsum(resid)
-    sigma2 = (resid**2).sum() / d_t.sum()
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = np.nan_to_num(np.abs(bridge) / np.sqrt(sigma2 * d_t.sum()), nan=0.0, posinf=0.0)
-    score[-1] = 0
-    best = int(np.argmax(score))
-    before = d_y[: best + 1].sum() / d_t[: best + 1].sum()
-    after = d_y[best + 1 :].sum() / d_t[best + 1 :].sum() if best + 1 < len(d_t) else np.nan
-    significant = len(y) >= 8 and score[best] > stats.kstwobign.ppf(0.99) and np.isfinite(after)
-    return float(t[best + 1]), bool(significant), float(before), float(after)
-
-
 def naive_lag1(r: np.ndarray) -> float:
     full = r - r.mean()
     den = (full**2).sum()
@@ -340,46 +324,171 @@ def naive_status(
     return "OK"
 
 
+def naive_healthy(lag: np.ndarray) -> float:
+    """Healthy in-flight lag: lower quartile of the samples up to the (first) peak, if it counts."""
+    peak_at = int(np.argmax(lag))
+    level = float(np.quantile(lag[: peak_at + 1], 0.25))
+    if peak_at + 1 >= 8 and level >= 0 and lag[peak_at] > 10.0 * max(level, 1.0):
+        return level
+    return 0.0
+
+
+def naive_last_rewind(committed: np.ndarray) -> int:
+    """First sample after the last step back of the committed offset beyond 5 robust deviations."""
+    if len(committed) < 2:
+        return 0
+    steps = np.diff(committed)
+    centre = float(np.median(steps))
+    scale = 1.4826 * float(np.median(np.abs(steps - centre)))
+    start = 0
+    for i, step in enumerate(steps):
+        if step < -5.0 * max(scale, 1.0):
+            start = i + 1
+    return start
+
+
+def naive_cusum(t: np.ndarray, y: np.ndarray) -> tuple[float, bool]:
+    """Most likely change of drift (time of the sample after it) and its CUSUM test at 1 %."""
+    n = len(t)
+    if n < 3:
+        return np.nan, False
+    total_t = t[-1] - t[0]
+    rate = (y[-1] - y[0]) / total_t
+    partial, sum_sq = 0.0, 0.0
+    best, best_value = 0, -1.0
+    for i in range(n - 1):
+        r = (y[i + 1] - y[i]) - rate * (t[i + 1] - t[i])
+        sum_sq += r * r
+        partial += r
+        value = abs(partial) if i < n - 2 else 0.0  # the full sum is zero by construction
+        if value > best_value:
+            best, best_value = i, value
+    with np.errstate(invalid="ignore", divide="ignore"):
+        statistic = np.nan_to_num(best_value / np.sqrt(sum_sq / total_t * total_t), nan=0.0)
+        after = (y[-1] - y[best + 1]) / (total_t - (t[best + 1] - t[0]))
+    significant = n >= 8 and statistic > stats.kstwobign.ppf(0.99) and np.isfinite(after)
+    return float(t[best + 1]), bool(significant)
+
+
+def naive_recent_start(t: np.ndarray, lag: np.ndarray, confidence: float = 0.99) -> float:
+    """Start of the latest regime when the last 4 samples left the span's trend (else -inf)."""
+    n = len(t)
+    if n < 8:
+        return -np.inf
+    split, last = n - 4, n - 1
+    early_s, late_s = t[split] - t[0], t[last] - t[split]
+    early = (lag[split] - lag[0]) / early_s
+    late = (lag[last] - lag[split]) / late_s
+    slope = (lag[last] - lag[0]) / (t[last] - t[0])
+    u = [
+        (lag[i + 1] - lag[i] - slope * (t[i + 1] - t[i])) / np.sqrt(t[i + 1] - t[i])
+        for i in range(n - 1)
+    ]
+    centre = float(np.median(u))
+    scale2 = (1.4826 * float(np.median([abs(x - centre) for x in u]))) ** 2 + centre**2
+    var = scale2 / early_s + scale2 / late_s
+    side = np.sign(late - early)
+    consistent = all(
+        np.sign(lag[i + 1] - lag[i] - early * (t[i + 1] - t[i])) == side for i in range(split, last)
+    )
+    z = stats.norm.ppf(0.5 + confidence / 2)
+    if not (consistent and abs(late - early) > z * np.sqrt(var)):
+        return -np.inf
+    tau, _ = naive_cusum(t, lag)
+    if np.isfinite(tau) and tau >= (t[0] + t[split]) / 2:
+        return min(tau, t[split])
+    return float(t[split])
+
+
 def naive_drain(
     t: np.ndarray, committed: np.ndarray, log_end: np.ndarray, confidence: float = 0.9
 ) -> dict[str, float]:
+    """time_to_drain's per-partition rules (target "auto", no window) read literally."""
+    target = naive_healthy(log_end - committed)
+    start = naive_last_rewind(committed)
+    t, committed, log_end = t[start:], committed[start:], log_end[start:]
     lag = log_end - committed
-    tau, significant, _, _ = naive_change(t, lag)
-    keep = (t >= tau) if significant else np.ones(len(t), dtype=bool)
-    keep[-4:] = True
-    t, committed, log_end, lag = t[keep], committed[keep], log_end[keep], lag[keep]
+    n = len(t)
+    tau, significant = naive_cusum(t, lag)
+    since = tau if significant else -np.inf
+    keep = [t[i] >= since or i >= n - 4 for i in range(n)]
+    kept = np.array(keep)
+    since = naive_recent_start(t[kept], lag[kept])
+    keep = [keep[i] and (t[i] >= since or i >= n - 4) for i in range(n)]
+    kept = np.array(keep)
+    t, committed, log_end, lag = t[kept], committed[kept], log_end[kept], lag[kept]
+    n = len(t)
     duration = t[-1] - t[0]
-    produce = (log_end[-1] - log_end[0]) / duration
-    consume = (committed[-1] - committed[0]) / duration
+    current = lag[-1] - target
+    with np.errstate(invalid="ignore", divide="ignore"):
+        produce = (log_end[-1] - log_end[0]) / duration
+        consume = (committed[-1] - committed[0]) / duration
+    if n < 4 or not duration > 0:
+        # too thin to forecast: unknown, unless already at or below the target
+        if current <= 0:
+            return {
+                "produce_rate": produce,
+                "consume_rate": consume,
+                "eta_s": 0.0,
+                "eta_low_s": 0.0,
+                "eta_high_s": 0.0,
+            }
+        return dict.fromkeys(
+            ("produce_rate", "consume_rate", "eta_s", "eta_low_s", "eta_high_s"), np.nan
+        )
     net = consume - produce
-    current = lag[-1]
-    eta = 0.0 if current <= 0 else (current / net if net > 0 else np.inf)
     sigma_m2, sigma_w2 = naive_noise(t, lag, net)
     var_v = sigma_w2 / duration + 2 * sigma_m2 / duration**2
-    q2 = stats.t.ppf(0.5 + confidence / 2, max((len(t) - 2) / 3, 1.0)) ** 2
-    a = net * net - q2 * var_v
-    b = -(2 * current * net + q2 * sigma_w2)
-    c = current * current - q2 * sigma_m2
-    roots = np.sort(np.roots([a, b, c]).real) if a != 0 else np.array([-c / b])
+    q = stats.t.ppf(0.5 + confidence / 2, max((n - 2) / 3, 1.0))
+    a = net * net - q * q * var_v
+    b = -(2 * current * net + q * q * sigma_w2)
+    c = current * current - q * q * sigma_m2
+    # hull of {s >= 0 : a s^2 + b s + c <= 0}; (inf, inf) where empty
     disc = b * b - 4 * a * c
+    low, high = np.inf, np.inf
     if a > 0:
-        low, high = (
-            (max(roots[0], 0.0), roots[1]) if disc >= 0 and roots[1] >= 0 else (np.inf, np.inf)
-        )
+        r1, r2 = np.sort(np.roots([a, b, c]).real) if disc >= 0 else (np.nan, np.nan)
+        if disc >= 0 and r2 >= 0:
+            low, high = max(r1, 0.0), r2
     elif a < 0:
-        low = 0.0 if disc < 0 or roots[0] >= 0 else max(roots[1], 0.0)
         high = np.inf
+        if disc < 0:
+            low = 0.0
+        else:
+            r1, r2 = np.sort(np.roots([a, b, c]).real)
+            low = 0.0 if r1 >= 0 else max(r2, 0.0)
+    elif b < 0:
+        low, high = max(-c / b, 0.0), np.inf
+    elif b > 0 and -c / b >= 0:
+        low, high = 0.0, -c / b
+    elif b == 0 and c <= 0:
+        low, high = 0.0, np.inf
+    # caught up: the last 4 samples came back within noise of the target (or within one
+    # snapshot interval's production) and the lag is not significantly growing
+    snapshot_s = duration / max(n - 1, 1)
+    near = (min(lag[-4:]) - target <= q * np.sqrt(sigma_m2)) or (
+        max(lag[-4:]) - target <= max(produce, 0.0) * snapshot_s
+    )
+    drained = current <= 0 or (near and net + q * np.sqrt(var_v) >= 0)
+    if drained:
+        eta = 0.0
     else:
-        low, high = (max(roots[0], 0.0), np.inf) if b < 0 else (0.0, roots[0])
+        eta = current / net if net > 0 else np.inf
+    if drained:
+        low = 0.0
     if current <= 0:
-        low, high = 0.0, max(high, 0.0)
-    low, high = min(low, eta), max(high, eta)
+        high = max(high, 0.0)
+    elif drained:
+        high = 0.0
+    elif np.isfinite(high):
+        # the slow end moves to the first snapshot that shows the crossing
+        high = max(np.ceil(high / snapshot_s * (1 - 1e-12)), 0.0) * snapshot_s
     return {
         "produce_rate": produce,
         "consume_rate": consume,
         "eta_s": eta,
-        "eta_low_s": low,
-        "eta_high_s": high,
+        "eta_low_s": min(low, eta),
+        "eta_high_s": max(high, eta),
     }
 
 
@@ -482,9 +591,14 @@ def main() -> int:
         "onset": np.allclose(onset_s, naive["onset_s"], equal_nan=True),
         "trend status": (got_trend["status"].to_numpy() == naive["trend_status"].to_numpy()).all(),
         "burrow status": (got_status["status"].to_numpy() == naive["status"].to_numpy()).all(),
-        "produce_rate": np.allclose(got_drain["produce_rate"], naive["produce_rate"], rtol=1e-9),
-        "consume_rate": np.allclose(got_drain["consume_rate"], naive["consume_rate"], rtol=1e-9),
-        "eta_s": np.allclose(got_drain["eta_s"], naive["eta_s"], rtol=1e-9),
+        # NaN: too few samples since the last rewind to forecast (both must say so)
+        "produce_rate": np.allclose(
+            got_drain["produce_rate"], naive["produce_rate"], rtol=1e-9, equal_nan=True
+        ),
+        "consume_rate": np.allclose(
+            got_drain["consume_rate"], naive["consume_rate"], rtol=1e-9, equal_nan=True
+        ),
+        "eta_s": np.allclose(got_drain["eta_s"], naive["eta_s"], rtol=1e-9, equal_nan=True),
     }
     for name, got in (
         ("ci_low", got_trend),
@@ -494,7 +608,7 @@ def main() -> int:
         ("eta_high_s", got_drain),
     ):
         a, b = got[name].to_numpy(float), naive[name].to_numpy(float)
-        same = np.isclose(a, b, rtol=1e-6, atol=1e-9) | (np.isinf(a) & np.isinf(b))
+        same = np.isclose(a, b, rtol=1e-6, atol=1e-9, equal_nan=True)
         checks[name] = bool(same.all())
         if not same.all():
             print(
