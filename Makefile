@@ -36,7 +36,7 @@ lab: $(STAMP)
 	$(VENV)/bin/jupyter lab notebooks --ServerApp.ip=127.0.0.1
 
 bench: $(STAMP) system jars
-	$(PY) benchmarks/run_all.py
+	$(PY) -m benchmarks.run_all
 
 samples: $(STAMP) system jars
 	$(PY) -m scenarios.record_all

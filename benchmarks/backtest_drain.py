@@ -26,7 +26,7 @@ messages, seconds at drain rates).
 
 Sources: bundled samples (``kbp.list_samples()``), fresh short scenario runs
 on the sandbox with ``--fresh``, and -- always, labelled as such -- synthetic
-frames from ``tests/unit/analysis/synthetic.py`` (a model of the kind
+frames from ``kbp_notebook.datasets.make_lag`` (a model of the kind
 ``time_to_drain`` assumes, so a flattering reference, never the headline).
 
 Cases are reported apart by where they come from: the new sample recordings
@@ -35,13 +35,12 @@ equal or unequal numbers of partitions), held-out recordings (``--holdout
 DIR``, never in git), the old samples, and synthetic frames. Every moment is
 also forecast without the owner columns (``ours_no_owners``).
 
-Run: ``python benchmarks/backtest_drain.py [--fresh] [--no-samples] [--holdout DIR]``.
+Run: ``python -m benchmarks.backtest_drain [--fresh] [--no-samples] [--holdout DIR]``.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -51,13 +50,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for extra in (HERE, ROOT, ROOT / "tests" / "unit" / "analysis"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
-from baselines import burrow_status, naive_eta, predict_linear_eta  # noqa: E402
+from benchmarks.baselines import burrow_status, naive_eta, predict_linear_eta
 
 CONFIDENCE = 0.9
 WITHIN = 0.2  # "within 20 % of the truth"
@@ -156,7 +149,7 @@ def synthetic_cases(seeds: Iterable[int] = (1, 2)) -> list[Case]:
     partition drains last; a drain that slows down half way (the model's
     "rates continue" assumption is wrong); and sparse 15 s snapshots.
     """
-    from synthetic import make_lag
+    from kbp_notebook.datasets import make_lag
 
     families = {
         "steady": dict(
@@ -707,7 +700,7 @@ def run(
             ("new_short", f"New recordings, drains < {LONG_DRAIN_S:.0f} s", new & ~long),
             ("old", "Old samples (first recordings, drains of 21–129 s)",
              all_rows["source"] == "sample-old"),
-            ("synthetic", "SYNTHETIC (tests/unit/analysis/synthetic.py: random walk with drift "
+            ("synthetic", "SYNTHETIC (kbp_notebook.datasets.make_lag: random walk with drift "
              "+ commit jitter, the model time_to_drain assumes — a flattering reference, not "
              "evidence)", ~real),
         ]  # fmt: skip

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_analysis.py [--partitions 100000] [--samples 500] [--naive 1000]
+    python -m benchmarks.bench_analysis [--partitions 100000] [--samples 500] [--naive 1000]
 
 Builds one LAG frame of ``partitions`` series x ``samples`` snapshots (100
 groups, one topic, mixed behaviours: growing, draining, stalled, rewound,
@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import sys
 import time
 from pathlib import Path
 
@@ -41,13 +40,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import stats
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "analysis"))
-
-from synthetic import simulate  # noqa: E402
-
-from kbp_notebook.analysis import lag_status, lag_trend, time_to_drain  # noqa: E402
-from kbp_notebook.analysis.trend import EXACT_SAMPLES  # noqa: E402
-from kbp_notebook.frames import validate_lag_frame  # noqa: E402
+from kbp_notebook.analysis import lag_status, lag_trend, time_to_drain
+from kbp_notebook.analysis.trend import EXACT_SAMPLES
+from kbp_notebook.datasets import simulate
+from kbp_notebook.frames import validate_lag_frame
 
 GROUPS = 100
 
@@ -91,8 +87,8 @@ def build_frame(partitions: int, samples: int, step_s: float = 5.0) -> pd.DataFr
         )
         sim = simulate(**options)
         size = per_group * samples
-        committed[at : at + size] = sim["committed"].ravel()
-        log_end[at : at + size] = sim["log_end"].ravel()
+        committed[at : at + size] = sim.committed.ravel()
+        log_end[at : at + size] = sim.log_end.ravel()
         at += size
     # Assemble the frame directly in the normal form validate_lag_frame returns (pyarrow
     # strings, Int64, ns UTC times, sorted by key and time); each analysis call checks

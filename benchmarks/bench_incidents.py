@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/bench_incidents.py [--partitions 2000] [--samples 720]
+    python -m benchmarks.bench_incidents [--partitions 2000] [--samples 720]
 
 Builds the frame in three layouts (one group of 2,000 partitions, 20 groups of
 100, 200 groups of 10), every group with two members and a producer surge in
@@ -15,15 +15,10 @@ is under 5 s for the incident model at this size.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "unit" / "analysis"))
-
-from synthetic import make_lag  # noqa: E402
-
-import kbp_notebook as kbp  # noqa: E402
+import kbp_notebook as kbp
+from kbp_notebook.datasets import make_lag
 
 TARGET_S = 5.0
 

@@ -5,12 +5,11 @@ two groups, realistic string columns, the validated dtypes), measures its
 in-memory size, then writes it with ``kbp.write_dataset`` (zstd Parquet) and
 measures the folder; CSV of the same frame is the reference for the ratio.
 
-Run: ``python benchmarks/bench_memory.py``.
+Run: ``python -m benchmarks.bench_memory``.
 """
 
 from __future__ import annotations
 
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -18,19 +17,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-for extra in (HERE, ROOT / "tests" / "unit" / "analysis"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
-
 ROWS = 1_000_000
 
 
 def million_row_frame() -> pd.DataFrame:
     """One million validated LAG rows: 2 groups x 500 partitions x 1,000 snapshots at 5 s."""
-    from synthetic import make_lag
-
+    from kbp_notebook.datasets import make_lag
     from kbp_notebook.frames import validate_lag_frame
 
     frame = make_lag(

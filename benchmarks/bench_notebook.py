@@ -7,7 +7,7 @@ The sample is ``slow-consumer-then-scale-out`` (the Makefile's demo sample)
 when bundled, else the first bundled sample, else a synthetic Dataset folder
 (labelled as such).
 
-Run: ``python benchmarks/bench_notebook.py [--sample NAME] [--warm-runs N]``.
+Run: ``python -m benchmarks.bench_notebook [--sample NAME] [--warm-runs N]``.
 """
 
 from __future__ import annotations
@@ -23,9 +23,6 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-for extra in (HERE, ROOT / "tests" / "unit" / "analysis"):
-    if str(extra) not in sys.path:
-        sys.path.insert(0, str(extra))
 
 DEMO_SAMPLE = "slow-consumer-then-scale-out"
 TARGET_WARM_S = 60.0
@@ -46,9 +43,8 @@ def choose_source(workdir: Path) -> tuple[str, str]:
         return DEMO_SAMPLE, f"sample {DEMO_SAMPLE}"
     if names:
         return names[0], f"sample {names[0]}"
-    from synthetic import make_lag
-
     from kbp_notebook.collect import write_dataset
+    from kbp_notebook.datasets import make_lag
     from kbp_notebook.frames import Dataset
 
     lag = make_lag(

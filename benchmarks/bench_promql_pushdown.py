@@ -10,7 +10,7 @@ partitions, ``--snapshots`` at 5 s, ending now) into each store with
 
 and checks that the pushed-down totals equal the totals of the raw pull.
 
-Run: ``python benchmarks/bench_promql_pushdown.py [--groups 100] [--partitions-per-group 50]
+Run: ``python -m benchmarks.bench_promql_pushdown [--groups 100] [--partitions-per-group 50]
 [--snapshots 120]``.
 """
 

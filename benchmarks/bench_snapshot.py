@@ -13,7 +13,7 @@ and prints the ratios against the official tool. It also counts the requests
 one snapshot sends by wrapping the admin client's send path, for 5, 10, 25 and
 50 groups, to show the count does not grow with the number of groups.
 
-Run: ``python benchmarks/bench_snapshot.py [--groups 50] [--partitions 64] [--repeat 5]``.
+Run: ``python -m benchmarks.bench_snapshot [--groups 50] [--partitions 64] [--repeat 5]``.
 """
 
 from __future__ import annotations

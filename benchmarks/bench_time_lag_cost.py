@@ -11,21 +11,15 @@ offset 5 on every partition (so all 1,000 lag). Side by side, warm client:
   what is left);
 
 each timed 7 times (median), with the requests counted at the client and the
-record bytes received. Run: ``python benchmarks/bench_time_lag_cost.py``
+record bytes received. Run: ``python -m benchmarks.bench_time_lag_cost``
 (about 2 minutes).
 """
 
 from __future__ import annotations
 
 import statistics
-import sys
 import time
 from collections import Counter
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 PARTITIONS = 1000
 RECORDS = 20

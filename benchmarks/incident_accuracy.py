@@ -2,7 +2,7 @@
 
 Usage::
 
-    python benchmarks/incident_accuracy.py [DATASET_DIR ...]
+    python -m benchmarks.incident_accuracy [DATASET_DIR ...]
 
 Without arguments it reads every bundled sample; with arguments, the Dataset
 folders given (e.g. held-out recordings of the same scenarios with other

@@ -15,7 +15,7 @@ with ``LagCollector.record`` in this process and measures, in the same run:
 * bytes on disk per sample (one row = one group/partition at one time) and
   per snapshot, and the mean time one snapshot of all partitions takes.
 
-Run: ``python benchmarks/long_run.py [--topics 10] [--partitions 500] [--groups 5]
+Run: ``python -m benchmarks.long_run [--topics 10] [--partitions 500] [--groups 5]
 [--every 5s] [--duration 180s]``.
 """
 

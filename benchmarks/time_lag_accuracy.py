@@ -26,25 +26,19 @@ Compared at the same moments:
   arbitrary phase; running the six phases 0, 5, ..., 25 s gives a figure at
   every snapshot.
 
-Run: ``python benchmarks/time_lag_accuracy.py`` (about 5 minutes).
+Run: ``python -m benchmarks.time_lag_accuracy`` (about 5 minutes).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from baselines import EXPORTER_POLL_INTERVAL_S, exporter_time_lag  # noqa: E402
+from benchmarks.baselines import EXPORTER_POLL_INTERVAL_S, exporter_time_lag
 
 TOPIC = "timelag-bench"
 GROUP = "timelag-bench-slow"

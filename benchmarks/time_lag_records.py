@@ -20,24 +20,18 @@ the send time written in the record at the committed offset:
 Target (issue 14): median absolute error <= max(1 s, 5%) and 95th percentile
 <= max(2 s, 10%), read per moment as ``|error| / max(1 s, 5% of the truth)``
 (median <= 1) and ``|error| / max(2 s, 10% of the truth)`` (95th percentile
-<= 1). Run: ``python benchmarks/time_lag_records.py`` (about 6 minutes).
+<= 1). Run: ``python -m benchmarks.time_lag_records`` (about 6 minutes).
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
-if str(HERE) not in sys.path:
-    sys.path.insert(0, str(HERE))
-
-from time_lag_accuracy import (  # noqa: E402
+from benchmarks.time_lag_accuracy import (
     PARTITIONS,
     SendTimeProducer,
     evaluate,
@@ -122,7 +116,7 @@ def report(merged: pd.DataFrame, seconds: float) -> tuple[list[str], dict[str, f
     lines = [
         "## 2b. Lag in seconds from record timestamps (issue 14; real workload on the sandbox)",
         "",
-        f"`python benchmarks/time_lag_records.py`: {merged['time'].nunique()} snapshots x "
+        f"`python -m benchmarks.time_lag_records`: {merged['time'].nunique()} snapshots x "
         f"{PARTITIONS} partitions every 5 s; truth = snapshot time minus the send time the "
         f"producer wrote into the record at the committed offset, read by a separate "
         f"group-less reader; true lag from {truth.min():.1f} to {truth.max():.1f} s. Producer: "

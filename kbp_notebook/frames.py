@@ -162,6 +162,18 @@ def _to_dtype(series: pd.Series, dtype: str, what: str, name: str) -> pd.Series:
         ) from None
 
 
+def _require_keys(frame: pd.DataFrame, names: tuple[str, ...], what: str) -> None:
+    """Raise KbpInputError naming the first row where a key column of ``names`` is missing."""
+    for name in names:
+        if frame[name].isna().any():
+            row = _first_bad_row(frame[name].isna())
+            raise KbpInputError(
+                f"{what}: column {name!r} is missing at row {row}; every row needs a {name}.",
+                column=name,
+                row=row,
+            )
+
+
 def _first_bad_row(mask: pd.Series) -> int:
     return int(np.flatnonzero(mask.fillna(False).to_numpy())[0])
 
@@ -200,14 +212,7 @@ def validate_lag_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for name, dtype in {**LAG_COLUMNS, **LAG_OPTIONAL_COLUMNS}.items():
         if name != "time" and name in out.columns:
             out[name] = _to_dtype(out[name], dtype, what, name)
-    for name in ("cluster", "group", "topic"):
-        if out[name].isna().any():
-            row = _first_bad_row(out[name].isna())
-            raise KbpInputError(
-                f"{what}: column {name!r} is missing at row {row}; every row needs a {name}.",
-                column=name,
-                row=row,
-            )
+    _require_keys(out, ("cluster", "group", "topic"), what)
     for name in ("partition", "committed_offset", "log_end_offset", "log_start_offset"):
         if name in out.columns and bool((out[name] < 0).fillna(False).any()):
             row = _first_bad_row(out[name] < 0)
@@ -268,14 +273,7 @@ def validate_metrics_frame(frame: pd.DataFrame) -> pd.DataFrame:
     for name, dtype in METRICS_COLUMNS.items():
         if name != "time":
             out[name] = _to_dtype(out[name], dtype, what, name)
-    for name in ("cluster", "entity", "metric"):
-        if out[name].isna().any():
-            row = _first_bad_row(out[name].isna())
-            raise KbpInputError(
-                f"{what}: column {name!r} is missing at row {row}; every row needs a {name}.",
-                column=name,
-                row=row,
-            )
+    _require_keys(out, ("cluster", "entity", "metric"), what)
     keys = ["cluster", "entity", "metric", "time"]
     return out.sort_values(keys, kind="stable").reset_index(drop=True)
 

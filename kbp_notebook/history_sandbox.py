@@ -12,17 +12,14 @@ Tests and benchmarks push LAG frames into them with
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from pathlib import Path
 from typing import Any
 
+from kbp_notebook._prometheus_http import PrometheusHttp
 from kbp_notebook.errors import KbpError
 from kbp_notebook.sandbox._process import _free_ports, _spawn, _tail, _terminate
 
@@ -131,19 +128,20 @@ class HistoryStore:
             try:
                 self.instant("1")
                 return self
-            except (OSError, urllib.error.URLError, ValueError):
+            except KbpError:  # refused, or 503 / not JSON while it starts
                 time.sleep(0.2)
         text = _tail(log)
         self.stop()
         raise KbpError(f"{self.kind} did not answer within {self.start_timeout_s:.0f} s:\n{text}")
 
+    def _http(self) -> PrometheusHttp:
+        return PrometheusHttp(
+            self.query_url, service=self.kind, hint="is the HistoryStore started?", timeout_s=10
+        )
+
     def instant(self, promql: str) -> list[dict[str, Any]]:
         """Run an instant query (for readiness checks and tests)."""
-        url = f"{self.query_url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
-        with urllib.request.urlopen(url, timeout=5) as response:
-            document = json.loads(response.read())
-        result: list[dict[str, Any]] = document["data"]["result"]
-        return result
+        return self._http().instant(promql)
 
     def flush(self) -> None:
         """Ask VictoriaMetrics to flush buffered samples to storage.
@@ -152,8 +150,7 @@ class HistoryStore:
         loaded machine): a caller that reads back what it just wrote must poll.
         """
         if self.kind == "victoria-metrics":
-            with urllib.request.urlopen(f"{self.query_url}/internal/force_flush", timeout=10):
-                pass
+            self._http().text("/internal/force_flush")
 
     def stop(self) -> None:
         """Stop the server and remove its data."""

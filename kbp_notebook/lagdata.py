@@ -7,8 +7,10 @@ The one owner of two rules every layer needs (analysis, viz, widgets):
   the key's usual number (the most rows it has at any snapshot) gets no total
   (NaN), and so does one where fewer partitions had a lag value than usual
   (NA lag = no commit yet) or none had: a missing partition never looks like a
-  fall in lag. ``analysis._series.build_panel`` applies the same rule to its
-  arrays (it drops the incomplete snapshots instead of keeping them as NaN).
+  fall in lag. :func:`snapshot_totals` is that rule on arrays, for any summed
+  column; :func:`lag_totals` applies it to a frame's ``lag``, and
+  ``analysis._series.build_panel`` to its offsets (dropping the incomplete
+  snapshots instead of keeping them as NaN).
 * **Owner ids.** ``consumer_id`` with empty and ``-`` (what
   ``kafka-consumer-groups`` prints) meaning "no owner" (NA).
 
@@ -17,12 +19,86 @@ Layer: ground floor beside :mod:`kbp_notebook.frames`; imports only pandas/numpy
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["lag_totals", "owner_ids"]
+__all__ = ["SnapshotTotals", "lag_totals", "owner_ids", "snapshot_totals"]
+
+
+@dataclass(frozen=True)
+class SnapshotTotals:
+    """Columns summed per (key, snapshot time), one entry per pair, sorted by key then time.
+
+    Attributes
+    ----------
+    key
+        Key id of each pair.
+    time
+        Snapshot time of each pair (the values given, unique per key).
+    complete
+        True where as many partition rows reported as the key's most at any snapshot.
+    sums
+        Column name -> sum over the pair's rows; NaN where the snapshot is not
+        complete, where fewer rows had a value than at the key's complete
+        snapshots, or where none had.
+    """
+
+    key: np.ndarray
+    time: np.ndarray
+    complete: np.ndarray
+    sums: dict[str, np.ndarray]
+
+
+def snapshot_totals(
+    key_id: np.ndarray, time: np.ndarray, columns: Mapping[str, np.ndarray], n_keys: int
+) -> SnapshotTotals:
+    """Sum each column per key and snapshot time, NaN where the snapshot is incomplete.
+
+    Parameters
+    ----------
+    key_id
+        Key of each row, ``0 .. n_keys - 1``.
+    time
+        Snapshot time of each row (any sortable values: seconds, nanoseconds).
+    columns
+        Column name -> float values per row (NaN = no value).
+    n_keys
+        Number of keys.
+
+    Returns
+    -------
+    SnapshotTotals
+
+    Examples
+    --------
+    >>> totals = snapshot_totals(np.array([0, 0, 0]), np.array([0.0, 0.0, 60.0]),
+    ...                          {"lag": np.array([5.0, 7.0, 4.0])}, 1)
+    >>> totals.sums["lag"].tolist(), totals.complete.tolist()  # one partition missing at 60 s
+    ([12.0, nan], [True, False])
+    """
+    times, time_id = np.unique(time, return_inverse=True)
+    pair = key_id.astype(np.int64) * len(times) + time_id
+    pairs, pair_id = np.unique(pair, return_inverse=True)
+    pair_key = pairs // len(times)
+    rows = np.bincount(pair_id, minlength=len(pairs))
+    full_rows = np.zeros(n_keys, dtype=np.int64)
+    np.maximum.at(full_rows, pair_key, rows)
+    complete = rows >= full_rows[pair_key]
+    sums: dict[str, np.ndarray] = {}
+    for name, values in columns.items():
+        present = ~np.isnan(values)
+        weights = np.where(present, values, 0.0)
+        # float even without rows (bincount of nothing is int)
+        total = np.bincount(pair_id, weights=weights, minlength=len(pairs)).astype(np.float64)
+        count = np.bincount(pair_id, weights=present.astype(np.float64), minlength=len(pairs))
+        full = np.zeros(n_keys)
+        np.maximum.at(full, pair_key[complete], count[complete])
+        total[(count < full[pair_key]) | (count == 0) | ~complete] = np.nan
+        sums[name] = total
+    return SnapshotTotals(pair_key, times[pairs % len(times)], complete, sums)
 
 
 def lag_totals(lag: pd.DataFrame, *, by: Sequence[str] = ("group", "topic")) -> pd.DataFrame:
@@ -54,26 +130,20 @@ def lag_totals(lag: pd.DataFrame, *, by: Sequence[str] = ("group", "topic")) -> 
     [12.0, nan]
     """
     keys = list(by)
-    values = lag["lag"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
-    present = ~np.isnan(values)
-    frame = lag[[*keys, "time"]].assign(lag=np.where(present, values, 0.0), _present=present)
-    grouped = frame.groupby([*keys, "time"], sort=True, observed=True)
-    out = grouped.agg(
-        lag=("lag", "sum"), _rows=("_present", "size"), _present=("_present", "sum")
-    ).reset_index()
     if keys:
-        per_key = out.groupby(keys, sort=False, observed=True)
-        full_rows = per_key["_rows"].transform("max")
-        complete = out["_rows"] >= full_rows
-        full_present = out["_present"].where(complete).groupby(
-            [out[k] for k in keys], sort=False, observed=True
-        ).transform("max")
+        key_id = lag.groupby(keys, sort=True, observed=True).ngroup().to_numpy(np.int64)
     else:
-        complete = out["_rows"] >= out["_rows"].max()
-        full_present = pd.Series(out["_present"].where(complete).max(), index=out.index)
-    known = complete & (out["_present"] >= full_present) & (out["_present"] > 0)
-    totals = out["lag"].astype(np.float64).where(known.to_numpy(dtype=bool))
-    return out[[*keys, "time"]].assign(lag=totals.to_numpy(dtype=np.float64))
+        key_id = np.zeros(len(lag), dtype=np.int64)
+    time_id, times = pd.factorize(lag["time"], sort=True)
+    rows = np.flatnonzero((key_id >= 0) & (time_id >= 0))  # an NA key or time: no snapshot
+    key_id, time_id = key_id[rows], time_id[rows]
+    values = lag["lag"].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)[rows]
+    totals = snapshot_totals(key_id, time_id, {"lag": values}, int(key_id.max(initial=-1)) + 1)
+    first = rows[np.unique(key_id, return_index=True)[1]]
+    out: pd.DataFrame = lag[keys].iloc[first[totals.key]].reset_index(drop=True)
+    out["time"] = times.take(totals.time)
+    out["lag"] = totals.sums["lag"]
+    return out
 
 
 def owner_ids(frame: pd.DataFrame) -> pd.Series | None:

@@ -49,21 +49,24 @@ _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0, "d": 86400
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d)", re.IGNORECASE)
 
 
-def parse_duration_s(value: object, *, name: str = "duration") -> float:
+def parse_duration_s(value: object, *, name: str = "duration", allow_zero: bool = False) -> float:
     """Return ``value`` in seconds.
 
     Parameters
     ----------
     value
         A number of seconds, a ``timedelta``/``Timedelta``, or text such as
-        ``"500ms"``, ``"5s"``, ``"10m"``, ``"1h30m"``, ``"2d"``.
+        ``"500ms"``, ``"5s"``, ``"10m"``, ``"1h30m"``, ``"2d"`` (pandas'
+        own spellings such as ``"00:05:00"`` are read too).
     name
         The option's name, used in the error message.
+    allow_zero
+        Accept a duration of zero (e.g. "no shift").
 
     Returns
     -------
     float
-        Seconds, strictly positive.
+        Seconds, strictly positive (or zero with ``allow_zero``).
 
     Raises
     ------
@@ -85,13 +88,26 @@ def parse_duration_s(value: object, *, name: str = "duration") -> float:
             parts = _PART.findall(text)
             if parts and _PART.sub("", text).strip() == "":
                 seconds = sum(float(num) * _UNITS[unit.lower()] for num, unit in parts)
-    if seconds is None or not seconds > 0 or not math.isfinite(seconds):
+            else:
+                seconds = _pandas_duration_s(text)
+    positive = seconds is not None and (seconds >= 0 if allow_zero else seconds > 0)
+    if seconds is None or not positive or not math.isfinite(seconds):
+        kind = "non-negative" if allow_zero else "positive"
         raise KbpInputError(
-            f"{name}={value!r} is not a positive duration; write e.g. 5 (seconds), '5s', "
+            f"{name}={value!r} is not a {kind} duration; write e.g. 5 (seconds), '5s', "
             f"'500ms', '10m', '1h30m'.",
             column=name,
         )
     return seconds
+
+
+def _pandas_duration_s(text: str) -> float | None:
+    """Seconds of a duration written the way pandas reads it, or None."""
+    try:
+        parsed = pd.Timedelta(text)
+    except (ValueError, TypeError):
+        return None
+    return None if pd.isna(parsed) else parsed.total_seconds()
 
 
 

@@ -39,7 +39,8 @@ from kbp_notebook.collect import (
     write_dataset,
 )
 from kbp_notebook.frames import Dataset
-from scenarios._workload import ConsumerGroupDriver, EventLog, RateProducer, utc_now
+from scenarios._variant import Variant
+from scenarios._workload import ConsumerGroupDriver, EventLog, RateProducer, stop_all, utc_now
 from scenarios.expectations import ground_truth
 
 log = logging.getLogger("scenarios")
@@ -242,11 +243,34 @@ class Recording:
             time.sleep(0.25)
         return None
 
+    def start_steady(
+        self, consumers: ConsumerGroupDriver, members: int, producer: RateProducer, text: str
+    ) -> None:
+        """Start ``members`` consumers, wait for their partitions, then record and produce.
+
+        The recording starts once the group is assigned (its start-up is not part of the
+        incident), the producer right after, and ``steady_start`` is marked with ``text``.
+        """
+        consumers.add(members)
+        consumers.wait_assigned()
+        self.start()
+        producer.start()
+        self.events.mark("steady_start", text)
+
+    def observe_capturing(
+        self, group: str, label: str, before_s: float, after_s: float
+    ) -> list[int]:
+        """Observe ``group`` for ``before_s``, take a capture ``label``, observe ``after_s``.
+
+        Returns ``group``'s total lag at each new snapshot of both stretches.
+        """
+        totals = observe(self, group, before_s)
+        self.capture(label, group=group)
+        return totals + observe(self, group, after_s)
+
     def observe_healthy(self, group: str, seconds: float, *, floor: int) -> int:
         """Observe the healthy phase (a capture half way) and return its baseline ceiling."""
-        healthy = observe(self, group, seconds * 0.5)
-        self.capture("healthy", group=group)
-        healthy += observe(self, group, seconds * 0.5)
+        healthy = self.observe_capturing(group, "healthy", seconds * 0.5, seconds * 0.5)
         return baseline_ceiling(healthy, floor=floor)
 
     def drain_to_baseline(
@@ -333,6 +357,11 @@ class Recording:
         self.ended = utc_now()
         self._uptime.append(machine_uptime())
 
+    def close(self, *workload: Any) -> None:
+        """End the recorded time range, then stop ``workload`` (a scenario's way out, always)."""
+        self.stop_sampling()
+        stop_all(workload)
+
     def finish(self, *, prometheus_step: str = "2s", rate_window: str = "20s") -> Path:
         """Stop sampling, fetch broker metrics for the whole range, write the Dataset."""
         self.stop_sampling()
@@ -389,6 +418,58 @@ class Recording:
         return self.out
 
 
+def scenario_meta(
+    *,
+    name: str,
+    short: bool,
+    variant: Variant,
+    phases: Mapping[str, float],
+    topic: str,
+    group: str,
+    **facts: Any,
+) -> dict[str, Any]:
+    """Return a scenario's ``meta.json`` facts, in the order every scenario writes them.
+
+    ``scenario`` (``name``), ``short``, ``topic`` and ``group`` (the incident's),
+    the scenario's own ``facts`` (rates, sizes, settings, in the order given),
+    ``phases_s`` and ``variant`` (the seed and the settings drawn).
+    """
+    return {"scenario": name, "short": short, "topic": topic, "group": group, **facts,
+            "phases_s": phases, "variant": variant.meta()}  # fmt: skip
+
+
+def scenario_recording(
+    sandbox: Any,
+    out: Path,
+    *,
+    producers: list[RateProducer],
+    consumer_groups: list[ConsumerGroupDriver],
+    groups: list[str] | None = None,
+    lag_every_s: float | None = None,
+    **meta: Any,
+) -> Recording:
+    """Return the ``Recording`` of a scenario, with the ``meta.json`` of :func:`scenario_meta`.
+
+    Parameters
+    ----------
+    sandbox, out, producers, consumer_groups
+        As for ``Recording``.
+    groups
+        The groups to record; default ``[group]`` (the incident's group).
+    lag_every_s
+        Seconds between LAG snapshots; default ``Recording``'s.
+    **meta
+        ``name``, ``short``, ``variant``, ``phases``, ``topic``, ``group`` and the
+        scenario's own facts, for :func:`scenario_meta`.
+    """
+    facts = scenario_meta(**meta)
+    options = {} if lag_every_s is None else {"lag_every_s": lag_every_s}
+    return Recording(
+        sandbox, out, groups=[facts["group"]] if groups is None else groups, producers=producers,
+        consumer_groups=consumer_groups, meta=facts, **options,
+    )  # fmt: skip
+
+
 def machine_uptime() -> str:
     """Return ``uptime``'s line (load averages over 1, 5 and 15 minutes), or '' without it."""
     try:
@@ -405,20 +486,7 @@ def describe_meta(**facts: Any) -> dict[str, Any]:
 
 def observe(recording: Recording, group: str, seconds: float) -> list[int]:
     """Sleep ``seconds`` while collecting ``group``'s total lag at each new snapshot."""
-    totals: list[int] = []
-    seen: pd.Timestamp | None = None
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        frame = recording.latest_lag()
-        if frame is not None and len(frame):
-            when = pd.Timestamp(frame["time"].iloc[0])
-            if when != seen:
-                seen = when
-                total = recording.total_lag(group)
-                if total is not None:
-                    totals.append(total)
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
-    return totals
+    return observe_groups(recording, [group], seconds)[group]
 
 
 def observe_groups(recording: Recording, groups: list[str], seconds: float) -> dict[str, list[int]]:

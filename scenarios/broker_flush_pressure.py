@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
@@ -36,7 +36,6 @@ from scenarios._workload import (
     RateProducer,
     alter_broker_config,
     create_topic,
-    stop_all,
 )
 
 NAME = "broker-flush-pressure"
@@ -56,7 +55,7 @@ NEIGHBOUR_WRITERS = 4
 NEIGHBOUR_DIRECT_WRITERS = 2
 PHASES_S = {
     "long": {"warmup": 45, "healthy": 60, "pressure": 90, "drain_max": 150, "tail": 30},
-    "short": {"warmup": 10, "healthy": 15, "pressure": 28, "drain_max": 60, "tail": 3},
+    "short": {"warmup": 10, "healthy": 15, "pressure": 28, "drain_max": 90, "tail": 3},
 }
 
 
@@ -91,34 +90,25 @@ def run(
         file_mib=256,
         max_seconds=phases["pressure"] + 30,
     )
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "producer_linger_ms": LINGER_MS,
-            "processing_s_per_record": DELAY_S,
-            "max_poll_records": MAX_POLL_RECORDS,
-            "commit": "synchronous, after every poll",
-            "consumers": CONSUMERS,
-            "dynamic_broker_config": BROKER_SETTINGS,
-            "disk_neighbour": {
-                "tool": "dd if=/dev/zero bs=4M, oflag=direct (streaming) or conv=fsync "
-                "(page cache filled, then fsync); file deleted after each pass",
-                "direct_writers": NEIGHBOUR_DIRECT_WRITERS,
-                "writers": writers,
-                "file_mib": neighbour.file_mib,
-            },
-            "phases_s": phases,
-            "variant": variant.meta(),
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        producer_linger_ms=LINGER_MS,
+        processing_s_per_record=DELAY_S,
+        max_poll_records=MAX_POLL_RECORDS,
+        commit="synchronous, after every poll",
+        consumers=CONSUMERS,
+        dynamic_broker_config=BROKER_SETTINGS,
+        disk_neighbour={
+            "tool": "dd if=/dev/zero bs=4M, oflag=direct (streaming) or conv=fsync "
+            "(page cache filled, then fsync); file deleted after each pass",
+            "direct_writers": NEIGHBOUR_DIRECT_WRITERS,
+            "writers": writers,
+            "file_mib": neighbour.file_mib,
         },
     )
     try:
@@ -145,9 +135,9 @@ def run(
             f"disk ({NEIGHBOUR_DIRECT_WRITERS} with direct I/O, the others filling the page "
             f"cache then fsyncing {neighbour.file_mib} MiB)",
         )
-        observe(recording, group, phases["pressure"] * 0.7)
-        recording.capture("pressure", group=group)
-        observe(recording, group, phases["pressure"] * 0.3)
+        recording.observe_capturing(
+            group, "pressure", phases["pressure"] * 0.7, phases["pressure"] * 0.3
+        )
         neighbour.stop()
         recording.events.mark(
             "flush_pressure_end",
@@ -156,9 +146,7 @@ def run(
         recording.drain_to_baseline(group, ceiling, phases, capture="recovered")
         recording.meta["messages_produced"] = producer.sent
         recording.meta["neighbour_mib_written"] = round(neighbour.bytes_written / 2**20)
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([neighbour, producer, consumers])
+        recording.close(neighbour, producer, consumers)
         alter_broker_config(bootstrap, sandbox.broker_ids, dict.fromkeys(BROKER_SETTINGS))
     return recording.finish()

@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "consumers-gone"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -53,32 +53,19 @@ def run(
     producer = RateProducer(
         bootstrap, topic, rate_per_s=rate, client_id=f"shipment-producer{suffix}"
     )
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "processing_s_per_record": delay_s,
-            "consumers": {"before": members, "after": 0},
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        processing_s_per_record=delay_s,
+        consumers={"before": members, "after": 0},
     )
     try:
-        consumers.add(members)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start",
+        recording.start_steady(
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s; {members} consumers in {group}, nominal capacity "
             f"~{members / delay_s:.0f} msg/s",
         )
@@ -92,13 +79,11 @@ def run(
         )
         consumers.stop()
         recording.events.mark("group_empty", f"{group} has no members left")
-        observe(recording, group, phases["gone"] * 0.5)
-        recording.capture("gone", group=group)
-        observe(recording, group, phases["gone"] * 0.5)
+        recording.observe_capturing(
+            group, "gone", phases["gone"] * 0.5, phases["gone"] * 0.5
+        )
         recording.capture("still-gone", group=group)
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

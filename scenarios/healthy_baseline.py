@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, baseline_ceiling, observe
+from scenarios._recording import baseline_ceiling, observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "healthy-baseline"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -96,31 +96,23 @@ def run(
         bootstrap, control_topic, rate_per_s=control_rate, client_id=f"notify-producer{suffix}"
     )
     drift = RateDrift(control_producer, control_rate, DRIFT, DRIFT_PERIOD_S)
-    recording = Recording(
-        sandbox,
-        out,
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         groups=[group, control],
         producers=[producer, control_producer],
         consumer_groups=[indexers, senders],
         lag_every_s=LAG_EVERY_S[form],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "control_topic": control_topic,
-            "control_group": control,
-            "partitions": {topic: partitions, control_topic: control_partitions},
-            "produce_rate_per_s": {
-                topic: rate,
-                control_topic: f"{control_rate:.0f} +/- {DRIFT:.0%} over {DRIFT_PERIOD_S:.0f} s",
-            },
-            "processing_s_per_record": {group: delay_s, control: control_delay_s},
-            "consumers": {group: members, control: 1},
-            "max_poll_records": {group: max_poll, control: 100},
-            "phases_s": phases,
-            "variant": variant.meta(),
+        control_topic=control_topic,
+        control_group=control,
+        partitions={topic: partitions, control_topic: control_partitions},
+        produce_rate_per_s={
+            topic: rate,
+            control_topic: f"{control_rate:.0f} +/- {DRIFT:.0%} over {DRIFT_PERIOD_S:.0f} s",
         },
+        processing_s_per_record={group: delay_s, control: control_delay_s},
+        consumers={group: members, control: 1},
+        max_poll_records={group: max_poll, control: 100},
     )
     try:
         indexers.add(members)
@@ -148,8 +140,6 @@ def run(
         )
         recording.meta["baseline_ceiling_lag"] = baseline_ceiling(totals, floor=200)
         recording.meta["messages_produced"] = producer.sent + control_producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([drift, producer, control_producer, indexers, senders])
+        recording.close(drift, producer, control_producer, indexers, senders)
     return recording.finish()

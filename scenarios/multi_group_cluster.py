@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, baseline_ceiling, observe_groups
+from scenarios._recording import baseline_ceiling, observe_groups, scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
@@ -42,7 +42,6 @@ from scenarios._workload import (
     partition_for_key,
     skewed_keys,
     spread_keys,
-    stop_all,
 )
 
 NAME = "multi-group-cluster"
@@ -124,40 +123,32 @@ def run(
         client_id=f"warehouse-producer{suffix}",
     )
     groups = [fulfilment, sync, audit]
-    recording = Recording(
-        sandbox,
-        out,
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=orders, group=fulfilment,
         groups=groups,
         producers=[orders_producer, inventory_producer],
         consumer_groups=[fulfilment_group, audit_group, sync_group],
         lag_every_s=LAG_EVERY_S[form],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": orders,
-            "group": fulfilment,
-            "skewed_topic": inventory,
-            "skewed_group": sync,
-            "control_group": audit,
-            "partitions": {orders: orders_partitions, inventory: inventory_partitions},
-            "replication_factor": replicas,
-            "produce_rate_per_s": {orders: orders_rate, inventory: inventory_rate},
-            "processing_s_per_record": {
-                fulfilment: {"healthy": fulfilment_delay, "slow": fulfilment_delay * slowdown},
-                audit: audit_delay,
-                sync: inventory_delay,
-            },
-            "consumers": {
-                fulfilment: fulfilment_members,
-                audit: AUDIT_CONSUMERS,
-                sync: inventory_members,
-            },  # fmt: skip
-            "hot_key": HOT_KEY.decode(),
-            "hot_key_share": hot_share,
-            "hot_partition": hot_partition,
-            "phases_s": phases,
-            "variant": variant.meta(),
+        skewed_topic=inventory,
+        skewed_group=sync,
+        control_group=audit,
+        partitions={orders: orders_partitions, inventory: inventory_partitions},
+        replication_factor=replicas,
+        produce_rate_per_s={orders: orders_rate, inventory: inventory_rate},
+        processing_s_per_record={
+            fulfilment: {"healthy": fulfilment_delay, "slow": fulfilment_delay * slowdown},
+            audit: audit_delay,
+            sync: inventory_delay,
         },
+        consumers={
+            fulfilment: fulfilment_members,
+            audit: AUDIT_CONSUMERS,
+            sync: inventory_members,
+        },  # fmt: skip
+        hot_key=HOT_KEY.decode(),
+        hot_key_share=hot_share,
+        hot_partition=hot_partition,
     )
     drained: list[threading.Thread] = []
 
@@ -243,8 +234,8 @@ def run(
         observe_groups(recording, groups, phases["tail"])
         recording.capture("recovered", group=sync)
         recording.meta["messages_produced"] = orders_producer.sent + inventory_producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([orders_producer, inventory_producer, fulfilment_group, audit_group, sync_group])
+        recording.close(
+            orders_producer, inventory_producer, fulfilment_group, audit_group, sync_group
+        )
     return recording.finish()

@@ -16,9 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "producer-burst"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -30,7 +30,7 @@ CONSUMERS = 2
 DELAY_S = 0.004
 PHASES_S = {
     "long": {"healthy": 60, "burst": 100, "drain_max": 420, "tail": 30},
-    "short": {"healthy": 12, "burst": 16, "drain_max": 45, "tail": 3},
+    "short": {"healthy": 12, "burst": 16, "drain_max": 90, "tail": 3},
 }
 
 
@@ -58,33 +58,20 @@ def run(
         bootstrap, topic, rate_per_s=base_rate, client_id=f"clickstream-producer{suffix}"
     )
     capacity = members / delay_s
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": {"base": base_rate, "burst": burst_rate},
-            "processing_s_per_record": delay_s,
-            "consumers": members,
-            "group_capacity_per_s_nominal": capacity,
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s={"base": base_rate, "burst": burst_rate},
+        processing_s_per_record=delay_s,
+        consumers=members,
+        group_capacity_per_s_nominal=capacity,
     )
     try:
-        consumers.add(members)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start",
+        recording.start_steady(
+            consumers, members, producer,
             f"producer at {base_rate:.0f} msg/s; {members} consumers, "
             f"nominal capacity ~{capacity:.0f} msg/s",
         )
@@ -96,9 +83,9 @@ def run(
             f"produce rate {base_rate:.0f} -> {burst_rate:.0f} msg/s "
             f"(above the group's ~{capacity:.0f} msg/s)",
         )
-        observe(recording, group, phases["burst"] * 0.7)
-        recording.capture("burst", group=group)
-        observe(recording, group, phases["burst"] * 0.3)
+        recording.observe_capturing(
+            group, "burst", phases["burst"] * 0.7, phases["burst"] * 0.3
+        )
 
         producer.set_rate(base_rate)
         recording.events.mark(
@@ -108,8 +95,6 @@ def run(
         recording.capture("draining", group=group)
         recording.drain_to_baseline(group, ceiling, phases, capture=None)
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

@@ -23,9 +23,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import Recording, observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "rebalance-churn"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -107,36 +107,23 @@ def run(
     producer = RateProducer(
         bootstrap, topic, rate_per_s=rate, client_id=f"profile-producer{suffix}"
     )
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "processing_s_per_record": delay_s,
-            "consumers": members,
-            "group_capacity_per_s_nominal": members / delay_s,
-            "max_poll_interval_ms": MAX_POLL_INTERVAL_MS,
-            "heartbeat_interval_ms": HEARTBEAT_INTERVAL_MS,
-            "max_poll_records": MAX_POLL_RECORDS,
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        processing_s_per_record=delay_s,
+        consumers=members,
+        group_capacity_per_s_nominal=members / delay_s,
+        max_poll_interval_ms=MAX_POLL_INTERVAL_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
+        max_poll_records=MAX_POLL_RECORDS,
     )
     try:
-        consumers.add(members)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start",
+        recording.start_steady(
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s; {members} consumers, nominal capacity "
             f"~{members / delay_s:.0f} msg/s",
         )
@@ -163,8 +150,6 @@ def run(
         observe(recording, group, 10)
         recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

@@ -17,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
 from scenarios._workload import (
     ConsumerGroupDriver,
@@ -26,7 +26,6 @@ from scenarios._workload import (
     partition_for_key,
     skewed_keys,
     spread_keys,
-    stop_all,
 )
 
 NAME = "skewed-partition"
@@ -43,7 +42,7 @@ MEMBER_CAPACITY_SHARE = 0.73
 DELAY_S = 1 / (MEMBER_CAPACITY_SHARE * HOT_SHARE * RATE_PER_S)  # 5.7 ms
 PHASES_S = {
     "long": {"healthy": 45, "skew": 200, "drain_max": 420, "tail": 30},
-    "short": {"healthy": 10, "skew": 22, "drain_max": 45, "tail": 3},
+    "short": {"healthy": 10, "skew": 22, "drain_max": 90, "tail": 3},
 }
 
 
@@ -76,36 +75,23 @@ def run(
     producer = RateProducer(
         bootstrap, topic, rate_per_s=rate, keys=keys, client_id=f"tenant-producer{suffix}"
     )
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "hot_key": HOT_KEY.decode(),
-            "hot_key_share": hot_share,
-            "hot_partition": hot_partition,
-            "processing_s_per_record": delay_s,
-            "consumers": members,
-            "per_consumer_capacity_per_s_nominal": 1 / delay_s,
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        hot_key=HOT_KEY.decode(),
+        hot_key_share=hot_share,
+        hot_partition=hot_partition,
+        processing_s_per_record=delay_s,
+        consumers=members,
+        per_consumer_capacity_per_s_nominal=1 / delay_s,
     )
     try:
-        consumers.add(members)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start",
+        recording.start_steady(
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s over 1000 keys; {members} consumers",
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
@@ -117,16 +103,14 @@ def run(
             f"{hot_partition} gets ~{rate * hot_share:.0f} msg/s, more than one consumer's "
             f"~{1 / delay_s:.0f} msg/s",
         )
-        observe(recording, group, phases["skew"] * 0.6)
-        recording.capture("skewed", group=group)
-        observe(recording, group, phases["skew"] * 0.4)
+        recording.observe_capturing(
+            group, "skewed", phases["skew"] * 0.6, phases["skew"] * 0.4
+        )
 
         state["skewed"] = False
         recording.events.mark("skew_end", "keys spread evenly over partitions again")
         recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

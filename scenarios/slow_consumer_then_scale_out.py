@@ -20,9 +20,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "slow-consumer-then-scale-out"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -34,7 +34,7 @@ SLOW_DELAY_S = 0.006
 ADDED_CONSUMERS = 3
 PHASES_S = {
     "long": {"healthy": 60, "growth": 270, "drain_max": 420, "tail": 30},
-    "short": {"healthy": 12, "growth": 22, "drain_max": 45, "tail": 3},
+    "short": {"healthy": 12, "growth": 22, "drain_max": 90, "tail": 3},
 }
 
 
@@ -58,32 +58,20 @@ def run(
 
     consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=healthy_delay)
     producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"orders-producer{suffix}")
-    recording = Recording(
-        sandbox,
-        out,
-        groups=[group],
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "processing_s_per_record": {"healthy": healthy_delay, "slow": slow_delay},
-            "consumers": {"before": 1, "after": 1 + added},
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        processing_s_per_record={"healthy": healthy_delay, "slow": slow_delay},
+        consumers={"before": 1, "after": 1 + added},
     )
     try:
-        consumers.add(1)
-        consumers.wait_assigned()
-        recording.start()
-        producer.start()
-        recording.events.mark(
-            "steady_start", f"producer at {rate:.0f} msg/s; 1 consumer in {group}"
+        recording.start_steady(
+            consumers, 1, producer,
+            f"producer at {rate:.0f} msg/s; 1 consumer in {group}"
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 
@@ -94,9 +82,9 @@ def run(
             f"{slow_delay * 1e3:.1f} ms: capacity ~{1 / slow_delay:.0f} msg/s "
             f"< produce rate {rate:.0f} msg/s",
         )
-        observe(recording, group, phases["growth"] * 0.6)
-        recording.capture("lag-growing", group=group)
-        observe(recording, group, phases["growth"] * 0.4)
+        recording.observe_capturing(
+            group, "lag-growing", phases["growth"] * 0.6, phases["growth"] * 0.4
+        )
 
         consumers.add(added)
         recording.events.mark(
@@ -108,8 +96,6 @@ def run(
         recording.capture("scaled-out", group=group)
         recording.drain_to_baseline(group, ceiling, phases, capture="drained")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, consumers])
+        recording.close(producer, consumers)
     return recording.finish()

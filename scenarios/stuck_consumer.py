@@ -27,9 +27,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from scenarios._recording import Recording, observe
+from scenarios._recording import observe, scenario_recording
 from scenarios._variant import Variant
-from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic, stop_all
+from scenarios._workload import ConsumerGroupDriver, RateProducer, create_topic
 
 NAME = "stuck-consumer"
 SANDBOX: dict[str, Any] = {"brokers": 1}
@@ -39,7 +39,7 @@ RATE_PER_S = 150.0
 DELAY_S = 0.001
 PHASES_S = {
     "long": {"healthy": 45, "stall": 60, "stopped": 50, "drain_max": 120, "tail": 25},
-    "short": {"healthy": 10, "stall": 13, "stopped": 11, "drain_max": 40, "tail": 3},
+    "short": {"healthy": 10, "stall": 13, "stopped": 11, "drain_max": 90, "tail": 3},
 }
 SHIFT_BY = {"long": 3000, "short": 1000}
 
@@ -63,25 +63,17 @@ def run(
     stuck = ConsumerGroupDriver(bootstrap, topic, group, delay_s=DELAY_S)
     healthy_group = ConsumerGroupDriver(bootstrap, topic, control, delay_s=DELAY_S)
     producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"ledger-producer{suffix}")
-    recording = Recording(
-        sandbox,
-        out,
+    recording = scenario_recording(
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         groups=[group, control],
         producers=[producer],
         consumer_groups=[stuck, healthy_group],
-        meta={
-            "scenario": NAME,
-            "short": short,
-            "topic": topic,
-            "group": group,
-            "control_group": control,
-            "partitions": partitions,
-            "produce_rate_per_s": rate,
-            "processing_s_per_record": DELAY_S,
-            "reset_shift_by": -shift_by,
-            "phases_s": phases,
-            "variant": variant.meta(),
-        },
+        control_group=control,
+        partitions=partitions,
+        produce_rate_per_s=rate,
+        processing_s_per_record=DELAY_S,
+        reset_shift_by=-shift_by,
     )
     try:
         stuck.add(1)
@@ -103,17 +95,17 @@ def run(
             f"{member.client_id} stops making progress but stays a member, heartbeating and "
             f"re-committing the same offsets every 5 s",
         )
-        observe(recording, group, phases["stall"] * 0.6)
-        recording.capture("stalled", group=group)
-        observe(recording, group, phases["stall"] * 0.4)
+        recording.observe_capturing(
+            group, "stalled", phases["stall"] * 0.6, phases["stall"] * 0.4
+        )
 
         stuck.remove(member)
         recording.events.mark(
             "member_left", f"{member.client_id} shut down and left {group}; the group is empty"
         )
-        observe(recording, group, phases["stopped"] * 0.5)
-        recording.capture("stopped", group=group)
-        observe(recording, group, phases["stopped"] * 0.5)
+        recording.observe_capturing(
+            group, "stopped", phases["stopped"] * 0.5, phases["stopped"] * 0.5
+        )
 
         result = sandbox.consumer_groups(
             "--reset-offsets", "--group", group, "--topic", topic,
@@ -142,8 +134,6 @@ def run(
         )
         recording.drain_to_baseline(group, ceiling, phases, capture="recovered")
         recording.meta["messages_produced"] = producer.sent
-        recording.stop_sampling()
     finally:
-        recording.stop_sampling()
-        stop_all([producer, stuck, healthy_group])
+        recording.close(producer, stuck, healthy_group)
     return recording.finish()

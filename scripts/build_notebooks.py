@@ -28,7 +28,7 @@ cluster = "default"'''
 
 LOAD = '''import kbp_notebook as kbp
 from kbp_notebook import viz
-from kbp_notebook.report import attempt, open_source
+from kbp_notebook.sources import attempt, open_source
 
 ds = open_source(
     source,
@@ -390,9 +390,9 @@ LIVE_LOAD = '''import time
 import kbp_notebook as kbp
 from kbp_notebook import viz
 from kbp_notebook.collect import read_client_properties
-from kbp_notebook.report import attempt
+from kbp_notebook.collect.replay import ReplayCollector
+from kbp_notebook.sources import attempt
 from kbp_notebook.widgets import LiveMonitor
-from kbp_notebook.widgets.live_monitor import ReplayCollector
 
 if bootstrap_servers:
     # SASL / TLS settings from the properties file; they stay in memory, never in an output
@@ -401,7 +401,7 @@ if bootstrap_servers:
                           record_to=record_to, **security)
 else:
     # No cluster given: replay a recording through the same monitor, one snapshot per poll.
-    from kbp_notebook.report import open_source
+    from kbp_notebook.sources import open_source
 
     recorded = open_source(source, recording=recording, prometheus_url=prometheus_url,
                            prometheus_start=prometheus_start, prometheus_end=prometheus_end,

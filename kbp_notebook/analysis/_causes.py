@@ -23,7 +23,7 @@ point of the episode is ranked into ``causes``):
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -99,7 +99,8 @@ class OnsetSignals:
     rewinds: list[Rewind] = field(default_factory=list)
     unit_growth: np.ndarray = field(default_factory=lambda: np.zeros(0))
     unit_produce: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    broker: tuple[str, str, float, float, pd.Timestamp] | None = None
+    #: The broker latency signal most above its own level at the onset, if an excursion.
+    broker: LatencyAtOnset | None = None
 
     @property
     def produce_up(self) -> float:
@@ -173,14 +174,17 @@ def latency_at_onset(
 
 def _broker_excursion(
     latency: pd.DataFrame, start: pd.Timestamp, until: pd.Timestamp, window_s: float
-) -> tuple[str, str, float, float, pd.Timestamp] | None:
-    """Return the broker latency signal most above its pre-onset level, if an excursion."""
+) -> LatencyAtOnset | None:
+    """Return the broker latency signal most above its pre-onset level, if an excursion.
+
+    Its ``first_high`` is the onset ``start`` where the smoothed signal never
+    reached the excursion level itself.
+    """
     found = [s for s in latency_at_onset(latency, start, until, window_s) if s.excursion]
     if not found:
         return None
     best = max(found, key=lambda s: s.ratio)
-    return (best.entity, best.name, best.top_ms, best.usual_ms,
-            best.first_high if best.first_high is not None else start)
+    return best if best.first_high is not None else replace(best, first_high=start)
 
 
 def onset_signals(
@@ -331,11 +335,11 @@ def _stalled(s: OnsetSignals) -> str | None:
 
 
 def _broker(s: OnsetSignals) -> str | None:
-    if s.broker is None:
+    b = s.broker
+    if b is None:
         return None
-    entity, name, top, usual, when = s.broker
-    return (f"{entity} {name} rose to {top:.0f} ms from its usual {usual:.0f} ms "
-            f"({top / usual:.1f}x) at {format_time(when)}, while consumption fell from "
+    return (f"{b.entity} {b.name} rose to {b.top_ms:.0f} ms from its usual {b.usual_ms:.0f} ms "
+            f"({b.ratio:.1f}x) at {format_time(b.first_high)}, while consumption fell from "
             f"{format_rate(s.consume_before)} to {format_rate(s.consume_during)} with producers "
             f"at {format_rate(s.produce_during)}")
 

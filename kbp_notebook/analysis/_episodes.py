@@ -219,11 +219,11 @@ def slope_interval(
     tt, yy = t[keep][None, :], y[keep][None, :]
     with quiet():
         fit = ols(tt, yy)
-        n = float(fit["n"][0])
-        inflation = float(variance_inflation(lag1_autocorr(fit["resid"]))[0])
+        n = float(fit.n[0])
+        inflation = float(variance_inflation(lag1_autocorr(fit.resid))[0])
         n_eff = max(n / inflation, 3.0)
-        se = np.sqrt(fit["sse"][0] / max(n - 2.0, 1.0) / fit["sxx"][0] * inflation)
+        se = np.sqrt(fit.sse[0] / max(n - 2.0, 1.0) / fit.sxx[0] * inflation)
         q = float(stats.t.ppf(0.5 + confidence / 2.0, max(n_eff - 2.0, 1.0)))
-    slope = float(fit["slope"][0])
+    slope = float(fit.slope[0])
     half = q * float(se) if np.isfinite(se) else float("nan")
     return slope, slope - half, slope + half

@@ -12,8 +12,9 @@ value per key and snapshot time. Snapshots where fewer partitions reported
 than the key's usual number are dropped, and a column's sum is NaN where
 fewer partitions had a value than usual, so a missing partition never shows
 up as a fall in committed offsets (which would read as a rewind or a burst
-of lag). The same rule for plain totals (and ``owner_ids``) is owned by
-:mod:`kbp_notebook.lagdata`; both are re-exported here for the analyses.
+of lag). That rule is owned by :mod:`kbp_notebook.lagdata`
+(:func:`~kbp_notebook.lagdata.snapshot_totals`, used here, and ``lag_totals``
+for frames; with ``owner_ids`` re-exported here for the analyses).
 
 Times are float seconds since the frame's first timestamp (``Panel.t0``),
 computed with ``Series.dt.total_seconds()`` so the datetime resolution pandas
@@ -28,7 +29,8 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
+from typing import TYPE_CHECKING, NamedTuple, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,15 +38,23 @@ from scipy import stats
 
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import validate_lag_frame
-from kbp_notebook.lagdata import lag_totals, owner_ids
+from kbp_notebook.lagdata import lag_totals, owner_ids, snapshot_totals
 from kbp_notebook.units import parse_duration_s
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+    _Rows = TypeVar("_Rows", bound=DataclassInstance)
 
 __all__ = [
     "KEY_ORDER",
+    "DriftChange",
+    "LineFit",
     "Panel",
     "apply_window",
     "build_panel",
     "compact",
+    "concat_rows",
     "drift_change",
     "ffill_index",
     "int_column",
@@ -394,15 +404,14 @@ def _aggregate(
     data: dict[str, np.ndarray],
     t0: pd.Timestamp,
 ) -> Panel:
-    """Sum partition rows to one row per (key, snapshot time)."""
+    """Sum partition rows to one row per (key, snapshot time): complete snapshots only.
+
+    The rule is :func:`kbp_notebook.lagdata.snapshot_totals`' (the one owner of
+    totals per key and time); a snapshot where fewer partitions reported than the
+    key's usual number is dropped here rather than kept as NaN.
+    """
     key_codes, key_id = np.unique(code, return_inverse=True)
     n_keys = len(key_codes)
-    times, time_id = np.unique(seconds, return_inverse=True)
-    pair = key_id.astype(np.int64) * len(times) + time_id
-    pairs, pair_id = np.unique(pair, return_inverse=True)
-    pair_key = pairs // len(times)
-    pair_time = times[pairs % len(times)]
-    rows = np.bincount(pair_id, minlength=len(pairs))
     partitions_seen = np.unique(
         key_id.astype(np.int64) * (int(lag["partition"].max()) + 1)
         + lag["partition"].to_numpy(dtype=np.int64)
@@ -410,21 +419,12 @@ def _aggregate(
     n_partitions = np.bincount(
         partitions_seen // (int(lag["partition"].max()) + 1), minlength=n_keys
     )
-    full_rows = np.zeros(n_keys, dtype=np.int64)
-    np.maximum.at(full_rows, pair_key, rows)
-    keep = rows >= full_rows[pair_key]
-    sums: dict[str, np.ndarray] = {}
-    for name, values in data.items():
-        present = ~np.isnan(values)
-        total = np.bincount(pair_id, weights=np.where(present, values, 0.0), minlength=len(pairs))
-        count = np.bincount(pair_id, weights=present.astype(np.float64), minlength=len(pairs))
-        full = np.zeros(n_keys)
-        np.maximum.at(full, pair_key[keep], count[keep])
-        total[(count < full[pair_key]) | (count == 0)] = np.nan
-        sums[name] = total[keep]
+    totals = snapshot_totals(key_id, seconds, data, n_keys)
+    keep = totals.complete
+    sums = {name: values[keep] for name, values in totals.sums.items()}
     first_row = np.unique(key_id, return_index=True)[1]
     keys = lag.iloc[first_row][list(by)].reset_index(drop=True)
-    padded, counts = _pad(pair_key[keep], {"time_s": pair_time[keep], **sums}, n_keys)
+    padded, counts = _pad(totals.key[keep], {"time_s": totals.time[keep], **sums}, n_keys)
     return Panel(
         keys=keys,
         t0=t0,
@@ -507,12 +507,27 @@ def apply_window(panel: Panel, window: object) -> Panel:
     return compact(panel, keep)
 
 
-def ols(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
+class LineFit(NamedTuple):
+    """Least-squares line per row, from :func:`ols` (``(K,)`` arrays unless noted)."""
+
+    slope: np.ndarray
+    intercept: np.ndarray
+    #: Pairs used.
+    n: np.ndarray
+    #: Centred sum of squares of t.
+    sxx: np.ndarray
+    #: Sum of squared residuals.
+    sse: np.ndarray
+    #: ``(K, T)`` residuals, NaN where not used.
+    resid: np.ndarray
+
+
+def ols(t: np.ndarray, y: np.ndarray) -> LineFit:
     """Least-squares line per row, ignoring NaN pairs.
 
     Returns
     -------
-    dict
+    LineFit
         ``slope``, ``intercept``, ``n``, ``sxx`` (centred sum of squares of t),
         ``sse`` and ``resid`` (``(K, T)``, NaN where not used).
     """
@@ -531,7 +546,7 @@ def ols(t: np.ndarray, y: np.ndarray) -> dict[str, np.ndarray]:
         intercept = y_mean - slope * t_mean
         resid = np.where(mask, y - (intercept[:, None] + slope[:, None] * t), np.nan)
         sse = np.nansum(resid * resid, axis=1)
-    return {"slope": slope, "intercept": intercept, "n": n, "sxx": sxx, "sse": sse, "resid": resid}
+    return LineFit(slope=slope, intercept=intercept, n=n, sxx=sxx, sse=sse, resid=resid)
 
 
 def lag1_autocorr(resid: np.ndarray) -> np.ndarray:
@@ -558,9 +573,26 @@ def variance_inflation(rho: np.ndarray, *, cap: float = 0.99) -> np.ndarray:
     return np.asarray((1.0 + r) / (1.0 - r), dtype=np.float64)
 
 
+@dataclass(frozen=True)
+class DriftChange:
+    """Most likely change of drift per row, from :func:`drift_change` (``(K,)`` arrays)."""
+
+    #: Time of the sample after which the drift changed.
+    tau: np.ndarray
+    #: Column of that sample.
+    index: np.ndarray
+    #: Drift before and after it (per second).
+    rate_before: np.ndarray
+    rate_after: np.ndarray
+    #: CUSUM statistic (Kolmogorov-distributed under "no change").
+    statistic: np.ndarray
+    #: True where the change is significant (needs at least 8 samples).
+    significant: np.ndarray
+
+
 def drift_change(
     t: np.ndarray, y: np.ndarray, n: np.ndarray, *, alpha: float = 0.01
-) -> dict[str, np.ndarray]:
+) -> DriftChange:
     """Most likely single change of drift (rate) per row, with a CUSUM test.
 
     Works on the increments of ``y``: under "one constant drift" and
@@ -583,7 +615,7 @@ def drift_change(
 
     Returns
     -------
-    dict
+    DriftChange
         ``tau`` (time of the sample after which the drift changed),
         ``index`` (its column), ``rate_before``, ``rate_after`` (per second),
         ``statistic``, ``significant`` (bool; needs at least 8 samples).
@@ -591,14 +623,14 @@ def drift_change(
     k, width = t.shape
     if width < 3:
         nan = np.full(k, np.nan)
-        return {
-            "tau": nan,
-            "index": np.zeros(k, dtype=np.int64),
-            "rate_before": nan.copy(),
-            "rate_after": nan.copy(),
-            "statistic": nan.copy(),
-            "significant": np.zeros(k, dtype=bool),
-        }
+        return DriftChange(
+            tau=nan,
+            index=np.zeros(k, dtype=np.int64),
+            rate_before=nan.copy(),
+            rate_after=nan.copy(),
+            statistic=nan.copy(),
+            significant=np.zeros(k, dtype=bool),
+        )
     t_f = fill_right(t, n)
     y_f = fill_right(y, n)
     d_y = np.diff(y_f, axis=1)
@@ -624,14 +656,14 @@ def drift_change(
     critical = float(stats.kstwobign.ppf(1.0 - alpha))
     significant = (n >= 8) & (statistic > critical) & np.isfinite(rate_after)
     tau = np.take_along_axis(t, index[:, None], axis=1)[:, 0]
-    return {
-        "tau": tau,
-        "index": index,
-        "rate_before": rate_before,
-        "rate_after": rate_after,
-        "statistic": statistic,
-        "significant": significant,
-    }
+    return DriftChange(
+        tau=tau,
+        index=index,
+        rate_before=rate_before,
+        rate_after=rate_after,
+        statistic=statistic,
+        significant=significant,
+    )
 
 
 def fill_right(array: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -651,6 +683,14 @@ def ffill_index(flags: np.ndarray) -> np.ndarray:
 def split_rows(size: int, chunk: int = 8192) -> list[slice]:
     """Row slices of at most ``chunk`` rows (keeps temporaries cache-sized and memory bounded)."""
     return [slice(lo, min(lo + chunk, size)) for lo in range(0, max(size, 1), chunk)]
+
+
+def concat_rows(parts: Sequence[_Rows]) -> _Rows:
+    """Join dataclasses of per-row arrays from consecutive chunks of rows, field by field."""
+    first = parts[0]
+    return type(first)(**{
+        f.name: np.concatenate([getattr(part, f.name) for part in parts]) for f in fields(first)
+    })
 
 
 def sub_panel(panel: Panel, rows: slice) -> Panel:

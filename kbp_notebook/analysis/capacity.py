@@ -434,54 +434,14 @@ def capacity_plan(
     >>> plan.what_if(consumers=6).table  # doctest: +SKIP
     """
     _check(target_s, produce_growth, consumers, per_consumer_rate)
-    whole = prepare_lag(lag)
-    frame = whole
-    if as_of is not None:
-        when = pd.Timestamp(as_of)  # type: ignore[arg-type]
-        when = when.tz_localize("UTC") if when.tzinfo is None else when
-        frame = prepare_lag(whole[whole["time"] <= when])
-    forecast = time_to_drain(frame, by=("group", "topic"))
-    drain = forecast.table.copy()
-    with quiet():
-        measured = _members_and_rates(frame)
-    drain = _steady_produce_rates(drain, whole, at=frame["time"].max())
-    basis = drain[[*KEYS, "lag", "produce_rate", "consume_rate", "partitions", "steady_note",
-                   "produce_scale"]]
-    basis = basis.merge(measured, on=list(KEYS), how="left").merge(
-        _partition_lists(forecast.partitions), on=list(KEYS), how="left"
-    )
-    basis["partition_produce_rates"] = [
-        rates * scale for rates, scale in zip(basis["partition_produce_rates"],
-                                              basis["produce_scale"], strict=True)
-    ]
-    rewound = basis["consume_rate"].to_numpy(np.float64) < 0
-    basis["consume_rate"] = np.maximum(basis["consume_rate"].to_numpy(np.float64), 0.0)
+    basis, rewound = _basis(lag, as_of)
     if partitions is not None:
         basis["partitions"] = int(partitions)
     now = basis["members_now"].to_numpy(np.float64)
     if consumers is not None:
         now = np.where(np.isnan(now), float(consumers), now)
     basis["consumers_now"] = int_column(np.where(np.isnan(now), np.nan, now)).array
-    fitted = basis["fitted_rate"].to_numpy(np.float64)
-    busy = basis["busy_intervals"].to_numpy() > 0
-    consume = basis["consume_rate"].to_numpy(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        from_now = consume / now
-    rate = np.where(np.isfinite(fitted) & (fitted > 0), fitted, from_now)
-    rate = np.where(rate > 0, rate, np.nan)
-    measured_notes = np.where(
-        np.isfinite(fitted) & (fitted > 0),
-        "per-consumer rate measured while behind",
-        np.where(
-            busy & np.isfinite(rate),
-            "per-consumer rate = consume rate / consumers",
-            np.where(
-                np.isfinite(rate),
-                "consumers were never behind: per-consumer rate is a lower bound",
-                "",
-            ),
-        ),
-    )
+    rate, measured_notes = _per_consumer_rate(basis, now)
     notes = [
         "; ".join(part for part in (str(a), str(b), "committed offsets moved back (a rewind), "
                                     "so the consume rate reads 0" if back else "") if part)
@@ -505,3 +465,64 @@ def capacity_plan(
         consumers=None,
         per_consumer_rate=per_consumer_rate,
     )
+
+
+def _basis(lag: pd.DataFrame, as_of: object) -> tuple[pd.DataFrame, np.ndarray]:
+    """Gather what the plan starts from per key: lag, rates, members, partitions (to ``as_of``).
+
+    Returns the basis and, per key, whether committed offsets moved back (a
+    rewind; its consume rate is read as 0).
+    """
+    whole = prepare_lag(lag)
+    frame = whole
+    if as_of is not None:
+        when = pd.Timestamp(as_of)  # type: ignore[arg-type]
+        when = when.tz_localize("UTC") if when.tzinfo is None else when
+        frame = prepare_lag(whole[whole["time"] <= when])
+    forecast = time_to_drain(frame, by=("group", "topic"))
+    drain = forecast.table.copy()
+    with quiet():
+        measured = _members_and_rates(frame)
+    drain = _steady_produce_rates(drain, whole, at=frame["time"].max())
+    basis = drain[[*KEYS, "lag", "produce_rate", "consume_rate", "partitions", "steady_note",
+                   "produce_scale"]]
+    basis = basis.merge(measured, on=list(KEYS), how="left").merge(
+        _partition_lists(forecast.partitions), on=list(KEYS), how="left"
+    )
+    basis["partition_produce_rates"] = [
+        rates * scale for rates, scale in zip(basis["partition_produce_rates"],
+                                              basis["produce_scale"], strict=True)
+    ]
+    rewound = basis["consume_rate"].to_numpy(np.float64) < 0
+    basis["consume_rate"] = np.maximum(basis["consume_rate"].to_numpy(np.float64), 0.0)
+    return basis, rewound
+
+
+def _per_consumer_rate(basis: pd.DataFrame, now: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Messages/s one consumer handles, per key, and how it was measured.
+
+    Fitted while the group was behind where it was; else the consume rate over
+    the ``now`` consumers (a lower bound when they were never behind). NaN
+    where neither is known.
+    """
+    fitted = basis["fitted_rate"].to_numpy(np.float64)
+    busy = basis["busy_intervals"].to_numpy() > 0
+    consume = basis["consume_rate"].to_numpy(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        from_now = consume / now
+    rate = np.where(np.isfinite(fitted) & (fitted > 0), fitted, from_now)
+    rate = np.where(rate > 0, rate, np.nan)
+    measured_notes = np.where(
+        np.isfinite(fitted) & (fitted > 0),
+        "per-consumer rate measured while behind",
+        np.where(
+            busy & np.isfinite(rate),
+            "per-consumer rate = consume rate / consumers",
+            np.where(
+                np.isfinite(rate),
+                "consumers were never behind: per-consumer rate is a lower bound",
+                "",
+            ),
+        ),
+    )
+    return rate, measured_notes

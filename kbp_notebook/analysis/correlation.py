@@ -44,7 +44,7 @@ the record holds; the decision uses the surrogate p-value.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -55,7 +55,7 @@ from kbp_notebook.analysis._result import Result
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import Dataset
 from kbp_notebook.lagdata import lag_totals
-from kbp_notebook.units import format_duration, format_time
+from kbp_notebook.units import format_duration, format_time, parse_duration_s
 
 __all__ = ["Correlation", "correlate", "flush_latency_vs_lag"]
 
@@ -155,20 +155,8 @@ class Correlation(Result):
 
 
 def _as_timedelta(value: object, name: str) -> pd.Timedelta:
-    try:
-        if isinstance(value, int | float | np.integer | np.floating):
-            out = pd.Timedelta(seconds=float(value))
-        else:
-            out = pd.Timedelta(value)  # type: ignore[arg-type]
-    except (ValueError, TypeError) as exc:
-        raise KbpInputError(
-            f"{name}={value!r} is not a duration ({exc}); give e.g. '10min', '30s', "
-            f"a pandas Timedelta or a number of seconds.",
-            column=name,
-        ) from None
-    if pd.isna(out) or out < pd.Timedelta(0):
-        raise KbpInputError(f"{name}={value!r} must be a non-negative duration.", column=name)
-    return out
+    """Read a non-negative duration option (a bare number is seconds) as a Timedelta."""
+    return pd.Timedelta(seconds=parse_duration_s(value, name=name, allow_zero=True))
 
 
 def _utc_index(index: pd.Index, what: str) -> pd.DatetimeIndex:
@@ -506,6 +494,67 @@ def correlate(
     >>> ds = kbp.load_sample("slow-consumer-then-scale-out")  # doctest: +SKIP
     >>> kbp.flush_latency_vs_lag(ds)  # doctest: +SKIP
     """
+    _check_options(method, alpha, n_surrogates)
+    if y is None:
+        x, y, default_names = _split_pair(x)
+    else:
+        default_names = (_default_name(x, "x"), _default_name(y, "y"))
+    x_label = x_name or default_names[0]
+    y_label = y_name or default_names[1]
+    xs = _to_series(x, f"x ({x_label})")
+    ys = _to_series(y, f"y ({y_label})")
+    shift_limit = _as_timedelta(max_shift, "max_shift")
+    grid = _common_grid(xs, ys, step=step, difference=difference, labels=(x_label, y_label))
+    step_ns = grid.step_ns
+    max_lag = min(int(shift_limit.value // step_ns), (len(grid.time_ns) - 1) // 4)
+    if method == "spearman":
+        xv, yv = _rank_valid(grid.x), _rank_valid(grid.y)
+    else:
+        xv, yv = _standardise(grid.x), _standardise(grid.y)
+    correlator = _CrossCorrelator(yv, np.isfinite(xv), max_lag)
+    r_by_shift = correlator.r(xv)
+    if not np.isfinite(r_by_shift).any():
+        raise KbpDataError(
+            f"x ({x_label}) and y ({y_label}) have no shift at which both vary; "
+            f"pick a window where both move.",
+        )
+    lags = np.arange(-max_lag, max_lag + 1)
+    best = _best_index(r_by_shift, lags)
+    p_value = _two_way_p(xv, yv, correlator, abs(float(r_by_shift[best])), n_surrogates, seed,
+                         ranks=method == "spearman")
+    n_best = int(correlator.count[best])
+    table = pd.DataFrame(
+        {
+            "shift": pd.to_timedelta(lags * step_ns, unit="ns"),
+            "shift_s": lags * step_ns / 1e9,
+            "r": r_by_shift,
+            "n": correlator.count.astype("int64"),
+        }
+    )
+    aligned = pd.DataFrame(
+        {"time": pd.to_datetime(grid.time_ns, utc=True).as_unit("ns"), "x": grid.x, "y": grid.y}
+    )
+    return Correlation(
+        table=table,
+        r=float(r_by_shift[best]),
+        p_value=float(p_value),
+        shift=pd.Timedelta(int(lags[best]) * step_ns),
+        n=n_best,
+        n_eff=_effective_n(xv, yv, n_best),
+        significant=bool(p_value < alpha),
+        method=method,
+        alpha=float(alpha),
+        step=pd.Timedelta(step_ns),
+        max_shift=pd.Timedelta(max_lag * step_ns),
+        n_surrogates=int(n_surrogates),
+        x_name=x_label,
+        y_name=y_label,
+        aligned=aligned,
+    )
+
+
+def _check_options(method: str, alpha: float, n_surrogates: int) -> None:
+    """Raise :class:`KbpInputError` for an unknown method, a bad level or too few surrogates."""
     if method not in ("spearman", "pearson"):
         raise KbpInputError(f"method={method!r}; use 'spearman' or 'pearson'.", column="method")
     if not 0.0 < alpha < 1.0:
@@ -516,16 +565,31 @@ def correlate(
             f"the default).",
             column="n_surrogates",
         )
-    if y is None:
-        x, y, default_names = _split_pair(x)
-    else:
-        default_names = (_default_name(x, "x"), _default_name(y, "y"))
-    x_label = x_name or default_names[0]
-    y_label = y_name or default_names[1]
-    xs = _to_series(x, f"x ({x_label})")
-    ys = _to_series(y, f"y ({y_label})")
-    shift_limit = _as_timedelta(max_shift, "max_shift")
 
+
+class _Grid(NamedTuple):
+    """Both series on one regular time grid (NaN where a series has no sample)."""
+
+    time_ns: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    step_ns: int
+
+
+def _common_grid(
+    xs: pd.Series,
+    ys: pd.Series,
+    *,
+    step: str | pd.Timedelta | float | None,
+    difference: bool,
+    labels: tuple[str, str],
+) -> _Grid:
+    """Put both series on a grid over the time they overlap (first differences if asked).
+
+    Raises :class:`KbpDataError` when they do not overlap, have fewer than
+    ``MIN_POINTS`` aligned points, or one is constant.
+    """
+    x_label, y_label = labels
     step_ns = (
         int(_as_timedelta(step, "step").value)
         if step is not None
@@ -554,68 +618,32 @@ def correlate(
         )
     _check_variance(xg, f"x ({x_label})")
     _check_variance(yg, f"y ({y_label})")
+    return _Grid(grid_ns, xg, yg, step_ns)
 
-    max_lag = min(int(shift_limit.value // step_ns), (len(grid_ns) - 1) // 4)
-    if method == "spearman":
-        xv, yv = _rank_valid(xg), _rank_valid(yg)
-    else:
-        xv, yv = _standardise(xg), _standardise(yg)
-    x_mask = np.isfinite(xv)
-    correlator = _CrossCorrelator(yv, x_mask, max_lag)
-    r_by_shift = correlator.r(xv)
-    if not np.isfinite(r_by_shift).any():
-        raise KbpDataError(
-            f"x ({x_label}) and y ({y_label}) have no shift at which both vary; "
-            f"pick a window where both move.",
-        )
-    lags = np.arange(-max_lag, max_lag + 1)
-    best = _best_index(r_by_shift, lags)
-    observed = abs(float(r_by_shift[best]))
 
-    ranks = method == "spearman"
-    # Randomise x keeping y, then y keeping x; keep the larger p-value. Both
-    # directions draw the same phases, so swapping x and y gives the same p.
+def _two_way_p(
+    xv: np.ndarray,
+    yv: np.ndarray,
+    correlator: _CrossCorrelator,
+    observed: float,
+    n_surrogates: int,
+    seed: int,
+    *,
+    ranks: bool,
+) -> float:
+    """Surrogate p-value of the best |r|: the larger of randomising x and randomising y.
+
+    Randomise x keeping y, then y keeping x; keep the larger p-value. Both
+    directions draw the same phases, so swapping x and y gives the same p.
+    """
     p_x = _surrogate_p(
         xv, correlator, observed, n_surrogates, np.random.default_rng(seed), ranks=ranks
     )
-    reverse = _CrossCorrelator(xv, np.isfinite(yv), max_lag)
+    reverse = _CrossCorrelator(xv, np.isfinite(yv), correlator.max_lag)
     p_y = _surrogate_p(
         yv, reverse, observed, n_surrogates, np.random.default_rng(seed), ranks=ranks
     )
-    p_value = max(p_x, p_y)
-
-    shift_td = pd.Timedelta(int(lags[best]) * step_ns)
-    n_best = int(correlator.count[best])
-    n_eff = _effective_n(xv, yv, n_best)
-    shifts = pd.to_timedelta(lags * step_ns, unit="ns")
-    table = pd.DataFrame(
-        {
-            "shift": shifts,
-            "shift_s": lags * step_ns / 1e9,
-            "r": r_by_shift,
-            "n": correlator.count.astype("int64"),
-        }
-    )
-    aligned = pd.DataFrame(
-        {"time": pd.to_datetime(grid_ns, utc=True).as_unit("ns"), "x": xg, "y": yg}
-    )
-    return Correlation(
-        table=table,
-        r=float(r_by_shift[best]),
-        p_value=float(p_value),
-        shift=shift_td,
-        n=n_best,
-        n_eff=n_eff,
-        significant=bool(p_value < alpha),
-        method=method,
-        alpha=float(alpha),
-        step=pd.Timedelta(step_ns),
-        max_shift=pd.Timedelta(max_lag * step_ns),
-        n_surrogates=int(n_surrogates),
-        x_name=x_label,
-        y_name=y_label,
-        aligned=aligned,
-    )
+    return max(p_x, p_y)
 
 
 def _surrogate_p(

@@ -5,15 +5,17 @@
 ``warning``, ``info`` or ``ok``, and evidence in words with the numbers and
 times it rests on) and **recommendations** that follow from those findings.
 
-Signals (``signal`` column) and where they come from:
+Signals (``signal`` column, spelled once in :class:`Signal`) and where they come from:
 
 ========================================  =============================================
+``lag_episode``                           :func:`incidents`: episodes and their causes
 ``lag_growing``                           :func:`lag_trend` per group and topic
 ``consumers_slower_than_producers``       :func:`time_to_drain` rates per group and topic
 ``under_replicated_partitions``           broker metric ``under_replicated_partitions``
 ``disk_usage_high``                       ``log_dir_used_bytes`` / ``log_dir_free_bytes``
 ``producer_request_latency_up``           ``producer_request_latency_avg_ms`` vs its baseline
 ``producer_queue_time_up``                ``producer_record_queue_time_avg_ms`` vs baseline
+``broker_latency_at_onset``               broker latency at each episode's onset vs before
 ``flush_latency_correlated_with_lag``     :func:`flush_latency_vs_lag` (lag and its growth)
 ``request_handler_idle_low``              ``request_handler_idle_ratio`` below 0.3
 ``network_processor_idle_low``            ``network_processor_idle_ratio`` below 0.3
@@ -45,6 +47,7 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any, ClassVar, Literal
 
 import numpy as np
@@ -61,7 +64,7 @@ from kbp_notebook.units import (
     format_time,
 )
 
-__all__ = ["Diagnosis", "diagnose"]
+__all__ = ["Diagnosis", "Signal", "diagnose"]
 
 SEVERITIES = ("critical", "warning", "info", "ok")
 _RANK = {name: rank for rank, name in enumerate(SEVERITIES)}
@@ -86,6 +89,29 @@ RETENTION_CRITICAL_S = 3600.0
 RETENTION_WARN_S = 6 * 3600.0
 #: Retention: lag as a share of what the log holds (log end - log start).
 RETENTION_SHARE_WARN = 0.8
+
+class Signal(StrEnum):
+    """The names in the findings' ``signal`` column (the table in this module's docstring).
+
+    The one place they are spelled: checks name their findings with these, and
+    the advice rules read the flagged ones by them. Members are strings.
+    """
+
+    LAG_EPISODE = "lag_episode"
+    LAG_GROWING = "lag_growing"
+    CONSUMERS_SLOWER_THAN_PRODUCERS = "consumers_slower_than_producers"
+    UNDER_REPLICATED_PARTITIONS = "under_replicated_partitions"
+    DISK_USAGE_HIGH = "disk_usage_high"
+    PRODUCER_REQUEST_LATENCY_UP = "producer_request_latency_up"
+    PRODUCER_QUEUE_TIME_UP = "producer_queue_time_up"
+    BROKER_LATENCY_AT_ONSET = "broker_latency_at_onset"
+    FLUSH_LATENCY_CORRELATED_WITH_LAG = "flush_latency_correlated_with_lag"
+    REQUEST_HANDLER_IDLE_LOW = "request_handler_idle_low"
+    NETWORK_PROCESSOR_IDLE_LOW = "network_processor_idle_low"
+    CONSUMER_COUNT = "consumer_count"
+    PARTITION_SKEW = "partition_skew"
+    RETENTION_RISK = "retention_risk"
+
 
 FINDING_COLUMNS = ("signal", "severity", "evidence", "time_start", "value", "threshold")
 RECOMMENDATION_COLUMNS = ("recommendation", "because", "detail")
@@ -149,7 +175,7 @@ class Diagnosis(Result):
             f"{missing} informational (mostly signals with nothing recorded).",
             tally,
         ]
-        if top["signal"] == "lag_growing":
+        if top["signal"] == Signal.LAG_GROWING:
             lines.insert(1, f"Earlier: {top['evidence']}.")
         return lines
 
@@ -226,8 +252,13 @@ def _windows(rows: pd.DataFrame, fraction: float) -> tuple[pd.Series, pd.Series]
     return rows["time"] <= start + span * fraction, rows["time"] >= end - span * fraction
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Context:
+    """What the checks read: the recording, the options and the analyses run on it once.
+
+    Built whole by :func:`_run_analyses`; a ``*_error`` says why its table is None.
+    """
+
     dataset: Any
     baseline: float
     alpha: float
@@ -247,7 +278,7 @@ class _Context:
 
 def _check_lag_growing(ctx: _Context) -> list[dict[str, Any]]:
     """Judge whether lag grows *now* (each key's current regime, from ``lag_trend``)."""
-    signal = "lag_growing"
+    signal = Signal.LAG_GROWING
     table = ctx.trend
     if table is None:
         return [_finding(signal, "info", f"lag trend could not be computed: {ctx.trend_error}")]
@@ -289,7 +320,7 @@ def _check_lag_growing(ctx: _Context) -> list[dict[str, Any]]:
 
 def _check_episodes(ctx: _Context) -> list[dict[str, Any]]:
     """One finding per episode of the incident model, and one per cause it names."""
-    signal = "lag_episode"
+    signal = Signal.LAG_EPISODE
     episodes = ctx.episodes
     if episodes is None:
         return [_finding(signal, "info", f"episodes could not be found: {ctx.episodes_error}")]
@@ -340,7 +371,7 @@ def _behind(table: pd.DataFrame, min_lag: float) -> tuple[pd.Series, pd.Series]:
 
 
 def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
-    signal = "consumers_slower_than_producers"
+    signal = Signal.CONSUMERS_SLOWER_THAN_PRODUCERS
     table = ctx.drain
     if table is None:
         return [_finding(signal, "info", f"rates could not be computed: {ctx.drain_error}")]
@@ -401,7 +432,7 @@ def _check_rates(ctx: _Context) -> list[dict[str, Any]]:
 
 
 def _check_under_replicated(ctx: _Context) -> list[dict[str, Any]]:
-    signal = "under_replicated_partitions"
+    signal = Signal.UNDER_REPLICATED_PARTITIONS
     rows = _metric_rows(ctx.dataset.metrics, "under_replicated_partitions")
     if not len(rows):
         return [_finding(signal, "info", "no under_replicated_partitions recorded")]
@@ -437,7 +468,7 @@ def _check_under_replicated(ctx: _Context) -> list[dict[str, Any]]:
 
 
 def _check_disk(ctx: _Context) -> list[dict[str, Any]]:
-    signal = "disk_usage_high"
+    signal = Signal.DISK_USAGE_HIGH
     used = _metric_rows(ctx.dataset.metrics, "log_dir_used_bytes")
     free = _metric_rows(ctx.dataset.metrics, "log_dir_free_bytes")
     if not len(used):
@@ -480,7 +511,7 @@ def _check_disk(ctx: _Context) -> list[dict[str, Any]]:
     ]
 
 
-def _check_latency(ctx: _Context, signal: str, metric: str, what: str) -> list[dict[str, Any]]:
+def _check_latency(ctx: _Context, signal: Signal, metric: str, what: str) -> list[dict[str, Any]]:
     rows = _metric_rows(ctx.dataset.metrics, metric)
     if not len(rows):
         return [_finding(signal, "info", f"no {metric} recorded")]
@@ -530,7 +561,7 @@ def _check_latency(ctx: _Context, signal: str, metric: str, what: str) -> list[d
 
 def _check_broker_at_onset(ctx: _Context) -> list[dict[str, Any]]:
     """Broker latency at each episode's onset against its own level before it."""
-    signal = "broker_latency_at_onset"
+    signal = Signal.BROKER_LATENCY_AT_ONSET
     episodes = ctx.episodes
     if episodes is None or not len(episodes):
         return [_finding(signal, "info", "no episode, so no onset to judge the brokers at")]
@@ -553,7 +584,7 @@ def _check_flush(ctx: _Context) -> list[dict[str, Any]]:
     """Correlate broker flush latency with lag: a lead when significant, no alibi when not."""
     from kbp_notebook.analysis.correlation import flush_latency_vs_lag
 
-    signal = "flush_latency_correlated_with_lag"
+    signal = Signal.FLUSH_LATENCY_CORRELATED_WITH_LAG
     metric = "log_flush_time_ms_p99"
     if not len(_metric_rows(ctx.dataset.metrics, metric)):
         return [_finding(signal, "info", f"no {metric} recorded")]
@@ -598,7 +629,7 @@ def _lead_words(shift: pd.Timedelta, metric: str) -> str:
     return "at the same time"
 
 
-def _check_idle(ctx: _Context, signal: str, metric: str, what: str) -> list[dict[str, Any]]:
+def _check_idle(ctx: _Context, signal: Signal, metric: str, what: str) -> list[dict[str, Any]]:
     rows = _metric_rows(ctx.dataset.metrics, metric)
     if not len(rows):
         return [_finding(signal, "info", f"no {metric} recorded")]
@@ -653,7 +684,7 @@ def _consumer_counts(lag: pd.DataFrame) -> pd.DataFrame | None:
 
 
 def _check_consumers(ctx: _Context) -> list[dict[str, Any]]:
-    signal = "consumer_count"
+    signal = Signal.CONSUMER_COUNT
     counts = ctx.consumers
     if counts is None:
         return [_finding(signal, "info", "no consumer_id recorded, so group membership is unknown")]
@@ -723,7 +754,7 @@ def _lagging_groups(ctx: _Context) -> set[str]:
 
 def _check_skew(ctx: _Context) -> list[dict[str, Any]]:
     """Judge whether an episode sat on few partitions with a disproportionate produce rate."""
-    signal = "partition_skew"
+    signal = Signal.PARTITION_SKEW
     episodes = ctx.episodes
     if episodes is None:
         return [_finding(signal, "info", f"episodes could not be found: {ctx.episodes_error}")]
@@ -750,7 +781,7 @@ def _check_skew(ctx: _Context) -> list[dict[str, Any]]:
 
 
 def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
-    signal = "retention_risk"
+    signal = Signal.RETENTION_RISK
     lag = ctx.dataset.lag
     if "log_start_offset" not in lag.columns or not lag["log_start_offset"].notna().any():
         return [_finding(signal, "info", "no log_start_offset recorded, so retention is unknown")]
@@ -812,6 +843,39 @@ def _check_retention(ctx: _Context) -> list[dict[str, Any]]:
     ]
 
 
+#: The checks in the order their findings are listed (within a severity). The
+#: consumer-count check runs after them all: it reads which groups are behind.
+CHECKS: tuple[Callable[[_Context], list[dict[str, Any]]], ...] = (
+    _check_episodes,
+    _check_lag_growing,
+    _check_rates,
+    _check_retention,
+    _check_skew,
+    _check_under_replicated,
+    _check_disk,
+    lambda c: _check_latency(
+        c,
+        Signal.PRODUCER_REQUEST_LATENCY_UP,
+        "producer_request_latency_avg_ms",
+        "producer request latency",
+    ),
+    lambda c: _check_latency(
+        c,
+        Signal.PRODUCER_QUEUE_TIME_UP,
+        "producer_record_queue_time_avg_ms",
+        "producer record queue time",
+    ),
+    _check_broker_at_onset,
+    _check_flush,
+    lambda c: _check_idle(
+        c, Signal.REQUEST_HANDLER_IDLE_LOW, "request_handler_idle_ratio", "request handler"
+    ),
+    lambda c: _check_idle(
+        c, Signal.NETWORK_PROCESSOR_IDLE_LOW, "network_processor_idle_ratio", "network processor"
+    ),
+)
+
+
 # --------------------------------------------------------------------------- advice
 
 
@@ -837,23 +901,23 @@ def _scaling(advice: _Advice, groups: set[str], because: list[str]) -> list[Reco
         members, partitions = row["_consumers"], row["_partitions"]
         if members == 0:
             out.append((f"Start consumers for group {row['_group']!r}",
-                        [*because, "consumer_count"],
+                        [*because, Signal.CONSUMER_COUNT],
                         "no member owns its partitions, so nothing consumes; check that the "
                         "application is running and can reach the cluster"))
         elif members < partitions:
             out.append((f"Add consumers to group {row['_group']!r} (up to {partitions})",
-                        [*because, "consumer_count"],
+                        [*because, Signal.CONSUMER_COUNT],
                         f"it has {members} consumer(s) for {partitions} partitions; each added "
                         "member takes partitions off the busiest ones"))
         else:
             out.append((f"Add partitions to the topic(s) of group {row['_group']!r}, then "
-                        "consumers", [*because, "consumer_count"],
+                        "consumers", [*because, Signal.CONSUMER_COUNT],
                         f"every one of its {partitions} partitions already has its own consumer "
                         f"({members} members), so more consumers would sit idle; more partitions "
                         "(note: this remaps keys) or faster per-record processing (batch work "
                         "per poll, max.poll.records, fetch.min.bytes) raise throughput"))
             out.append(("Apply flow control to the producers until consumers catch up",
-                        [*because, "consumer_count"],
+                        [*because, Signal.CONSUMER_COUNT],
                         "the group cannot scale out further without new partitions; client "
                         "quotas (producer_byte_rate) or back-pressure in the producing "
                         "application stop the backlog from growing meanwhile"))
@@ -869,7 +933,7 @@ def _episode_advice(advice: _Advice) -> list[Recommendation]:
     out: list[Recommendation] = []
     for _, ep in advice.episodes.iterrows():
         cause, group, topic = str(ep["cause"]), str(ep["group"]), str(ep["topic"])
-        because = ["lag_episode", cause]
+        because = [Signal.LAG_EPISODE, cause]
         over = bool(ep["recovered"])
         if cause == "producer_surge" and over:
             out.append((
@@ -923,7 +987,7 @@ def _episode_advice(advice: _Advice) -> list[Recommendation]:
 
 def _behind_now_advice(advice: _Advice) -> list[Recommendation]:
     """Scaling advice for groups behind now that no episode explains."""
-    behind: list[str] = [s for s in ("consumers_slower_than_producers", "lag_growing")
+    behind: list[str] = [s for s in (Signal.CONSUMERS_SLOWER_THAN_PRODUCERS, Signal.LAG_GROWING)
                          if s in advice.flagged]
     if not behind:
         return []
@@ -934,47 +998,53 @@ def _behind_now_advice(advice: _Advice) -> list[Recommendation]:
 
 def _cluster_advice(advice: _Advice) -> list[Recommendation]:
     """Advice from broker, disk, retention and producer signals."""
-    flagged, out = advice.flagged, []
-    if "retention_risk" in flagged:
+    flagged = advice.flagged
+    out: list[Recommendation] = []
+    if Signal.RETENTION_RISK in flagged:
         out.append(("Raise retention on the topic now (retention.ms / retention.bytes)",
-                    ["retention_risk"],
+                    [Signal.RETENTION_RISK],
                     "the consumer is about to read (or already reads) behind the log start; "
                     "longer retention buys time while consumption is fixed. Check disk headroom "
-                    "first" + (" (disk usage is already high)" if "disk_usage_high" in flagged
+                    "first" + (" (disk usage is already high)" if Signal.DISK_USAGE_HIGH in flagged
                                else "")))
-    if "disk_usage_high" in flagged:
-        out.append(("Free or add disk on the full log dir", ["disk_usage_high"],
+    if Signal.DISK_USAGE_HIGH in flagged:
+        out.append(("Free or add disk on the full log dir", [Signal.DISK_USAGE_HIGH],
                     "lower retention.ms / retention.bytes on the largest topics, smaller "
                     "segment.bytes / segment.ms so deletion is timelier, or add disk / brokers"))
-    if "under_replicated_partitions" in flagged:
+    if Signal.UNDER_REPLICATED_PARTITIONS in flagged:
         detail = ("followers are not keeping up: check the affected broker's health, disk and "
                   "network (broker logs, iostat), and num.replica.fetchers")
-        because = ["under_replicated_partitions"]
-        if "producer_request_latency_up" in flagged:
+        because: list[str] = [Signal.UNDER_REPLICATED_PARTITIONS]
+        if Signal.PRODUCER_REQUEST_LATENCY_UP in flagged:
             detail += ("; with acks=all producers wait for the slow followers, which explains "
                        "their latency -- fix replication rather than lowering acks (that trades "
                        "durability)")
-            because.append("producer_request_latency_up")
+            because.append(Signal.PRODUCER_REQUEST_LATENCY_UP)
         out.append(("Restore replication on the lagging broker", because, detail))
-    if "request_handler_idle_low" in flagged:
+    if Signal.REQUEST_HANDLER_IDLE_LOW in flagged:
         out.append(("Raise num.io.threads on the brokers (or add broker capacity)",
-                    ["request_handler_idle_low"],
+                    [Signal.REQUEST_HANDLER_IDLE_LOW],
                     "request handler threads are busy most of the time; more threads help if "
                     "CPU and disk have headroom, otherwise add brokers / faster disks"))
-    if "network_processor_idle_low" in flagged:
+    if Signal.NETWORK_PROCESSOR_IDLE_LOW in flagged:
         out.append(("Raise num.network.threads, and cut the request count",
-                    ["network_processor_idle_low"],
+                    [Signal.NETWORK_PROCESSOR_IDLE_LOW],
                     "network threads are saturated; larger producer batches (linger.ms, "
                     "batch.size) and compression mean fewer, smaller requests"))
-    if "flush_latency_correlated_with_lag" in flagged:
-        out.append(("Investigate broker disk latency", ["flush_latency_correlated_with_lag"],
+    if Signal.FLUSH_LATENCY_CORRELATED_WITH_LAG in flagged:
+        out.append(("Investigate broker disk latency", [Signal.FLUSH_LATENCY_CORRELATED_WITH_LAG],
                     "log flush time moves with lag: check disk I/O on the slowest broker "
                     "(iostat, other tenants), leave log.flush.interval.* at their defaults"))
-    producer: list[str] = [s for s in ("producer_request_latency_up", "producer_queue_time_up")
-                           if s in flagged]
+    producer: list[str] = [
+        s for s in (Signal.PRODUCER_REQUEST_LATENCY_UP, Signal.PRODUCER_QUEUE_TIME_UP)
+        if s in flagged
+    ]
     if producer:
-        busy: list[str] = [s for s in ("request_handler_idle_low", "network_processor_idle_low",
-                            "flush_latency_correlated_with_lag", "broker_slow") if s in flagged]
+        busy: list[str] = [
+            s for s in (Signal.REQUEST_HANDLER_IDLE_LOW, Signal.NETWORK_PROCESSOR_IDLE_LOW,
+                        Signal.FLUSH_LATENCY_CORRELATED_WITH_LAG, "broker_slow")
+            if s in flagged
+        ]
         where = ("the brokers look busy (" + ", ".join(busy) + "), so fix the broker side "
                  "first; " if busy else "")
         out.append((
@@ -984,7 +1054,7 @@ def _cluster_advice(advice: _Advice) -> list[Recommendation]:
             "with a larger batch.size and lz4/zstd compression send fewer, larger requests"
             + ("; records also queue in the producer buffer (buffer.memory), so slow producers "
                "down (flow control) if the brokers cannot take more"
-               if "producer_queue_time_up" in flagged else "")))
+               if Signal.PRODUCER_QUEUE_TIME_UP in flagged else "")))
     return out
 
 
@@ -1075,43 +1145,29 @@ def diagnose(
         raise KbpInputError(f"baseline={baseline!r} must be in (0, 0.5].", column="baseline")
     if not 0.0 < alpha < 1.0:
         raise KbpInputError(f"alpha={alpha!r} must be between 0 and 1.", column="alpha")
-    ctx = _Context(dataset=dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
-    _run_analyses(ctx)
+    ctx = _run_analyses(dataset, baseline=baseline, alpha=alpha, min_skew_lag=min_skew_lag)
     rows: list[dict[str, Any]] = []
-    checks: list[Callable[[_Context], list[dict[str, Any]]]] = [
-        _check_episodes,
-        _check_lag_growing,
-        _check_rates,
-        _check_retention,
-        _check_skew,
-        _check_under_replicated,
-        _check_disk,
-        lambda c: _check_latency(
-            c,
-            "producer_request_latency_up",
-            "producer_request_latency_avg_ms",
-            "producer request latency",
-        ),
-        lambda c: _check_latency(
-            c,
-            "producer_queue_time_up",
-            "producer_record_queue_time_avg_ms",
-            "producer record queue time",
-        ),
-        _check_broker_at_onset,
-        _check_flush,
-        lambda c: _check_idle(
-            c, "request_handler_idle_low", "request_handler_idle_ratio", "request handler"
-        ),
-        lambda c: _check_idle(
-            c, "network_processor_idle_low", "network_processor_idle_ratio", "network processor"
-        ),
-    ]
-    for check in checks:
+    for check in CHECKS:
         rows.extend(check(ctx))
     # after the lag checks, which decide which groups are behind
     consumer_rows = _check_consumers(ctx)
     rows.extend({k: v for k, v in row.items() if not k.startswith("_")} for row in consumer_rows)
+    findings = _findings_frame(rows)
+    bad = findings[findings["severity"].isin(["critical", "warning"])]
+    episodes = ctx.episodes if ctx.episodes is not None else pd.DataFrame(
+        columns=["group", "topic", "cause", "recovered"])
+    recommendations = _recommend(_Advice(
+        findings=findings,
+        flagged=frozenset(map(str, bad["signal"])),
+        episodes=episodes,
+        consumer_rows=tuple(r for r in consumer_rows if "_group" in r),
+        lagging=frozenset(_lagging_groups(ctx)),
+    ))
+    return Diagnosis(table=findings, recommendations=recommendations)
+
+
+def _findings_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Build the findings table: typed columns, worst severity first (stable within one)."""
     findings = pd.DataFrame(rows, columns=list(FINDING_COLUMNS))
     findings["time_start"] = pd.to_datetime(findings["time_start"], utc=True).astype(
         "datetime64[ns, UTC]"
@@ -1126,39 +1182,47 @@ def diagnose(
     )
     for name in ("signal", "severity", "evidence"):
         findings[name] = findings[name].astype("string")
-    bad = findings[findings["severity"].isin(["critical", "warning"])]
-    episodes = ctx.episodes if ctx.episodes is not None else pd.DataFrame(
-        columns=["group", "topic", "cause", "recovered"])
-    recommendations = _recommend(_Advice(
-        findings=findings,
-        flagged=frozenset(map(str, bad["signal"])),
-        episodes=episodes,
-        consumer_rows=tuple(r for r in consumer_rows if "_group" in r),
-        lagging=frozenset(_lagging_groups(ctx)),
-    ))
-    return Diagnosis(table=findings, recommendations=recommendations)
+    return findings
 
 
-def _run_analyses(ctx: _Context) -> None:
+def _run_analyses(
+    dataset: Any, *, baseline: float, alpha: float, min_skew_lag: float
+) -> _Context:
+    """Run the lag analyses the checks share, once, and keep why any of them could not run."""
     from kbp_notebook.analysis.drain import time_to_drain
     from kbp_notebook.analysis.incident_model import incidents
     from kbp_notebook.analysis.trend import lag_trend
 
-    lag = ctx.dataset.lag
+    lag = dataset.lag
+    trend = drain = drain_partitions = episodes = None
+    trend_error = drain_error = episodes_error = ""
     if not len(lag):
-        ctx.trend_error = ctx.drain_error = "no lag recorded"
+        trend_error = drain_error = "no lag recorded"
     else:
         try:
-            ctx.trend = lag_trend(lag).table
+            trend = lag_trend(lag).table
         except KbpDataError as exc:
-            ctx.trend_error = str(exc)
+            trend_error = str(exc)
         try:
-            ctx.episodes = incidents(ctx.dataset).episodes
+            episodes = incidents(dataset).episodes
         except KbpDataError as exc:
-            ctx.episodes_error = str(exc)
+            episodes_error = str(exc)
         try:
             forecast = time_to_drain(lag)
-            ctx.drain, ctx.drain_partitions = forecast.table, forecast.partitions
+            drain, drain_partitions = forecast.table, forecast.partitions
         except KbpDataError as exc:
-            ctx.drain_error = str(exc)
-    ctx.consumers = _consumer_counts(lag) if len(lag) else None
+            drain_error = str(exc)
+    return _Context(
+        dataset=dataset,
+        baseline=baseline,
+        alpha=alpha,
+        min_skew_lag=min_skew_lag,
+        trend=trend,
+        trend_error=trend_error,
+        drain=drain,
+        drain_partitions=drain_partitions,
+        drain_error=drain_error,
+        consumers=_consumer_counts(lag) if len(lag) else None,
+        episodes=episodes,
+        episodes_error=episodes_error,
+    )

@@ -272,8 +272,7 @@ def _episode_row(
         "expected_end": expected[0],
         "expected_end_low": expected[1],
         "expected_end_high": expected[2],
-        "broker_latency_ratio": (signals.broker[2] / signals.broker[3]
-                                 if signals.broker else float("nan")),
+        "broker_latency_ratio": signals.broker.ratio if signals.broker else float("nan"),
         "broker_evidence": _broker_words(signals, recorded=len(latency) > 0),
         "cause": cause,
         "causes": causes,
@@ -286,12 +285,12 @@ def _broker_words(signals: OnsetSignals, *, recorded: bool) -> str:
     """Return the broker latency at the onset against its own level before, in words."""
     if not recorded:
         return "no broker latency was recorded, so the brokers cannot be judged"
-    if signals.broker is None:
+    b = signals.broker
+    if b is None:
         return ("no broker latency signal rose to twice its own level before the onset "
                 "(or there was too little before it to tell)")
-    entity, name, top, usual, when = signals.broker
-    return (f"{entity} {name} rose to {top:.0f} ms from {usual:.0f} ms before the onset "
-            f"({top / usual:.1f}x) at {format_time(when)}")
+    return (f"{b.entity} {b.name} rose to {b.top_ms:.0f} ms from {b.usual_ms:.0f} ms before "
+            f"the onset ({b.ratio:.1f}x) at {format_time(b.first_high)}")
 
 
 def _expected_end(block: KeyBlock, base: Baseline, span: Span,

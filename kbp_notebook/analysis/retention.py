@@ -38,7 +38,7 @@ log nothing is deleting from. Compacted topics (``cleanup.policy`` without
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -163,7 +163,153 @@ def _configs_for(latest: pd.DataFrame, configs: pd.DataFrame | None) -> pd.DataF
     return aligned
 
 
+def _number(frame: pd.DataFrame, name: str) -> np.ndarray:
+    """Column ``name`` as float64, NaN where missing."""
+    return frame[name].astype("Float64").to_numpy(np.float64, na_value=np.nan)
+
+
+class _Rates(NamedTuple):
+    """Current rates per partition (rows of ``last``), offsets or seconds per second."""
+
+    produce: np.ndarray
+    consume: np.ndarray
+    #: How fast the record at the committed offset ages (1 when nothing is read).
+    ageing: np.ndarray
+    #: Log start movement since deletion began.
+    start: np.ndarray
+    #: Largest single jump of the log start (a segment's worth of offsets).
+    step: np.ndarray
+
+
+def _current_rates(seconds_lag: pd.DataFrame, last: pd.DataFrame, window: str | float) -> _Rates:
+    """Measure produce, consume and ageing over the trailing window, the log start since it moved.
+
+    The log start moves in segment-sized jumps, so a short window would mostly
+    see it standing still: its rate is measured from its first move.
+    """
+    codes = seconds_lag.groupby(_KEYS, sort=False, observed=True).ngroup().to_numpy()
+    last_time = seconds_lag.groupby(codes)["time"].transform("max")
+    window_s = parse_duration_s(window, name="window")
+    recent = seconds_lag[(last_time - seconds_lag["time"]).dt.total_seconds() <= window_s]
+    start_values = seconds_lag["log_start_offset"].astype("Float64")
+    moved = (start_values.groupby(codes).diff() > 0).fillna(False).to_numpy(bool)
+    row_number = np.arange(len(codes))
+    first_move = (
+        pd.Series(np.where(moved, row_number, len(codes))).groupby(codes).transform("min")
+    ).to_numpy()
+    since_deleting = seconds_lag[row_number >= first_move]
+
+    def rate(name: str, rows: pd.DataFrame) -> np.ndarray:
+        """Offsets/s of ``name`` from its first known value in ``rows`` to the last row."""
+        known = rows[rows[name].notna()]
+        first = known.groupby(_KEYS, sort=False, observed=True).head(1).set_index(_KEYS)
+        first = first.reindex(last.index)
+        span = (last["time"] - first["time"]).dt.total_seconds().to_numpy(np.float64)
+        span = np.where(span > 0, span, np.nan)
+        return np.asarray((_number(last, name) - _number(first, name)) / span)
+
+    with quiet(), np.errstate(invalid="ignore", divide="ignore"):
+        start_rate = rate("log_start_offset", since_deleting)
+        overall = rate("log_start_offset", seconds_lag)
+        # no move after the first one: the history's average, not one jump's burst
+        start_rate = np.where(np.isfinite(start_rate) & (start_rate > 0), start_rate, overall)
+        by_partition = [seconds_lag[k] for k in _KEYS]
+        jumps = start_values.groupby(by_partition, sort=False, observed=True).diff()
+        step_series = jumps.groupby(by_partition, sort=False, observed=True).max()
+        step = step_series.reindex(last.index).astype("Float64").to_numpy(np.float64, na_value=0.0)
+        return _Rates(
+            produce=rate("log_end_offset", recent),
+            consume=rate("committed_offset", recent),
+            ageing=rate("time_lag_s", recent),
+            start=start_rate,
+            step=step,
+        )
+
+
+class _Limit(NamedTuple):
+    """When one topic setting deletes unread messages, where it applies."""
+
+    name: str
+    applies: np.ndarray
+    point: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def _config_limits(cfg: pd.DataFrame, last: pd.DataFrame, rates: _Rates) -> list[_Limit]:
+    """Time until ``retention.bytes`` or ``retention.ms`` deletes unread data, per partition.
+
+    Bytes: unread data goes once the lag reaches the kept band (``retention.bytes``
+    up to one more segment). Time: the record at the committed offset ages into
+    the limit (up to one segment's fill time later). Both may wait one more
+    retention check.
+    """
+    start, end = _number(last, "log_start_offset"), _number(last, "log_end_offset")
+    lag_now = end - _number(last, "committed_offset")
+    check_s = np.where(
+        cfg["retention_check_ms"] > 0, cfg["retention_check_ms"] / 1000.0, DEFAULT_CHECK_S
+    )
+    deletes = cfg["cleanup_policy"].astype(str).str.contains("delete").to_numpy(bool)
+    # bytes per offset: from the offsets read with the size where given
+    held = (cfg["size_log_end_offset"] - cfg["size_log_start_offset"]).to_numpy()
+    held = np.where(np.isfinite(held), held, end - start)
+    per_offset = np.where(held > 0, cfg["size_bytes"].to_numpy() / held, np.nan)
+    net = rates.produce - rates.consume
+    keep_low = cfg["retention_bytes"].to_numpy() / per_offset
+    keep_high = (cfg["retention_bytes"] + cfg["segment_bytes"]).to_numpy() / per_offset
+    by_bytes = deletes & (cfg["retention_bytes"].to_numpy() > 0) & np.isfinite(keep_low)
+    by_bytes &= net > 0
+    b_low = np.maximum(keep_low - lag_now, 0.0) / net
+    b_high = np.maximum(keep_high - lag_now, 0.0) / net + check_s
+    b_point = (b_low + b_high - check_s) / 2.0
+    age_now = _number(last, "time_lag_s")
+    retention_s = cfg["retention_ms"].to_numpy() / 1000.0
+    byte_rate = rates.produce * per_offset
+    fill_s = np.fmin(
+        np.where(cfg["segment_ms"] > 0, cfg["segment_ms"] / 1000.0, np.nan),
+        cfg["segment_bytes"].to_numpy() / byte_rate,
+    )
+    fill_s = np.where(np.isfinite(fill_s), fill_s, np.inf)
+    by_time = deletes & (retention_s > 0) & (rates.ageing > 0) & np.isfinite(age_now)
+    t_low = np.maximum(retention_s - age_now, 0.0) / rates.ageing
+    t_high = np.maximum(retention_s + fill_s - age_now, 0.0) / rates.ageing + check_s
+    return [
+        _Limit("retention.bytes", by_bytes, b_point, b_low, b_high),
+        _Limit("retention.ms", by_time, t_low, t_low, t_high),
+    ]
+
+
+def _loss_forecast(
+    cfg: pd.DataFrame, last: pd.DataFrame, rates: _Rates
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Soonest loss per partition over the observed log start and the settings.
+
+    Returns ``(point, low, high, limit)``: seconds, and the name of the limit
+    that deletes first (``observed``, a setting, ``deleted`` already, ``none``
+    or ``unknown``).
+    """
+    committed, start = _number(last, "committed_offset"), _number(last, "log_start_offset")
+    with quiet(), np.errstate(invalid="ignore", divide="ignore"):
+        gap = committed - start
+        point, low, high = retention_loss_observed(gap, rates.start, rates.consume, rates.step)
+        limit = np.where(np.isfinite(point), "observed", "none").astype(object)
+        for setting in _config_limits(cfg, last, rates):
+            sooner = setting.applies & (setting.point < point)
+            point = np.where(sooner, setting.point, point)
+            limit = np.where(sooner, setting.name, limit)
+            low = np.where(setting.applies, np.fmin(low, setting.low), low)
+            high = np.where(setting.applies, np.fmin(high, setting.high), high)
+        limit = np.where(gap < 0, "deleted", limit)
+        unknown = np.isnan(committed) | np.isnan(start)
+        point = np.where(unknown, np.nan, point)
+        low = np.where(unknown, np.nan, np.fmin(low, point))
+        high = np.where(unknown, np.nan, np.fmax(high, point))
+        limit = np.where(unknown, "unknown", limit)
+    return point, low, high, limit
+
+
 def retention_risk(
+
     lag: pd.DataFrame,
     configs: pd.DataFrame | None = None,
     *,
@@ -215,119 +361,18 @@ def retention_risk(
             column="log_start_offset",
         )
     seconds_lag = time_lag(frame).table
-    grouped = seconds_lag.groupby(_KEYS, sort=False, observed=True)
-    latest = grouped.tail(1).reset_index(drop=True)
+    latest = seconds_lag.groupby(_KEYS, sort=False, observed=True).tail(1).reset_index(drop=True)
     last = latest.set_index(_KEYS)
-
-    def number(frame_: pd.DataFrame, name: str) -> np.ndarray:
-        return frame_[name].astype("Float64").to_numpy(np.float64, na_value=np.nan)
-
-    # Current rates: produce, consume and ageing over the trailing window; the log
-    # start over the time since deletion began (from its first move: it moves in
-    # segment-sized jumps, so a short window would mostly see it standing still).
-    codes = seconds_lag.groupby(_KEYS, sort=False, observed=True).ngroup().to_numpy()
-    last_time = seconds_lag.groupby(codes)["time"].transform("max")
-    window_s = parse_duration_s(window, name="window")
-    recent = seconds_lag[(last_time - seconds_lag["time"]).dt.total_seconds() <= window_s]
-    start_values = seconds_lag["log_start_offset"].astype("Float64")
-    moved = (start_values.groupby(codes).diff() > 0).fillna(False).to_numpy(bool)
-    row_number = np.arange(len(codes))
-    first_move = (
-        pd.Series(np.where(moved, row_number, len(codes))).groupby(codes).transform("min")
-    ).to_numpy()
-    since_deleting = seconds_lag[row_number >= first_move]
-
-    def rate(name: str, rows: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """Offsets/s of ``name`` from its first known value in ``rows`` to the last row."""
-        known = rows[rows[name].notna()]
-        first = known.groupby(_KEYS, sort=False, observed=True).head(1).set_index(_KEYS)
-        first = first.reindex(last.index)
-        span = (last["time"] - first["time"]).dt.total_seconds().to_numpy(np.float64)
-        span = np.where(span > 0, span, np.nan)
-        return (number(last, name) - number(first, name)) / span, span
-
-    with quiet(), np.errstate(invalid="ignore", divide="ignore"):
-        produce, duration = rate("log_end_offset", recent)
-        consume, _ = rate("committed_offset", recent)
-        ageing, _ = rate("time_lag_s", recent)
-        start_rate, _ = rate("log_start_offset", since_deleting)
-        overall, _ = rate("log_start_offset", seconds_lag)
-        # no move after the first one: the history's average, not one jump's burst
-        start_rate = np.where(np.isfinite(start_rate) & (start_rate > 0), start_rate, overall)
-        jumps = (
-            seconds_lag["log_start_offset"]
-            .astype("Float64")
-            .groupby([seconds_lag[k] for k in _KEYS], sort=False, observed=True)
-            .diff()
-        )
-        step_series = jumps.groupby(
-            [seconds_lag[k] for k in _KEYS], sort=False, observed=True
-        ).max()
-        step = step_series.reindex(last.index).astype("Float64").to_numpy(np.float64, na_value=0.0)
-        committed = number(last, "committed_offset")
-        start = number(last, "log_start_offset")
-        end = number(last, "log_end_offset")
-        lag_now = end - committed
-        gap = committed - start
-
-        point, low, high = retention_loss_observed(gap, start_rate, consume, step)
-        limit = np.where(np.isfinite(point), "observed", "none").astype(object)
-
-        cfg = _configs_for(latest, configs)
-        check_s = np.where(
-            cfg["retention_check_ms"] > 0, cfg["retention_check_ms"] / 1000.0, DEFAULT_CHECK_S
-        )
-        deletes = cfg["cleanup_policy"].astype(str).str.contains("delete").to_numpy(bool)
-        # bytes per offset: from the offsets read with the size where given
-        held = (cfg["size_log_end_offset"] - cfg["size_log_start_offset"]).to_numpy()
-        held = np.where(np.isfinite(held), held, end - start)
-        per_offset = np.where(held > 0, cfg["size_bytes"].to_numpy() / held, np.nan)
-        net = produce - consume
-        # retention.bytes: unread data goes once the lag reaches the kept band
-        keep_low = cfg["retention_bytes"].to_numpy() / per_offset
-        keep_high = (cfg["retention_bytes"] + cfg["segment_bytes"]).to_numpy() / per_offset
-        by_bytes = deletes & (cfg["retention_bytes"].to_numpy() > 0) & np.isfinite(keep_low)
-        by_bytes &= net > 0
-        b_low = np.maximum(keep_low - lag_now, 0.0) / net
-        b_high = np.maximum(keep_high - lag_now, 0.0) / net + check_s
-        b_point = (b_low + b_high - check_s) / 2.0
-        # retention.ms: the record at the committed offset ages into the limit
-        age_now = number(last, "time_lag_s")
-        retention_s = cfg["retention_ms"].to_numpy() / 1000.0
-        byte_rate = produce * per_offset
-        fill_s = np.fmin(
-            np.where(cfg["segment_ms"] > 0, cfg["segment_ms"] / 1000.0, np.nan),
-            cfg["segment_bytes"].to_numpy() / byte_rate,
-        )
-        fill_s = np.where(np.isfinite(fill_s), fill_s, np.inf)
-        by_time = deletes & (retention_s > 0) & (ageing > 0) & np.isfinite(age_now)
-        t_low = np.maximum(retention_s - age_now, 0.0) / ageing
-        t_high = np.maximum(retention_s + fill_s - age_now, 0.0) / ageing + check_s
-        for use, p, lo, hi, name in (
-            (by_bytes, b_point, b_low, b_high, "retention.bytes"),
-            (by_time, t_low, t_low, t_high, "retention.ms"),
-        ):
-            sooner = use & (p < point)
-            point = np.where(sooner, p, point)
-            limit = np.where(sooner, name, limit)
-            low = np.where(use, np.fmin(low, lo), low)
-            high = np.where(use, np.fmin(high, hi), high)
-        lost = gap < 0
-        limit = np.where(lost, "deleted", limit)
-        unknown = np.isnan(committed) | np.isnan(start)
-        point = np.where(unknown, np.nan, point)
-        low = np.where(unknown, np.nan, np.fmin(low, point))
-        high = np.where(unknown, np.nan, np.fmax(high, point))
-        limit = np.where(unknown, "unknown", limit)
-
+    rates = _current_rates(seconds_lag, last, window)
+    point, low, high, limit = _loss_forecast(_configs_for(latest, configs), last, rates)
     table = latest[
         [*_KEYS, "time", "committed_offset", "log_start_offset", "log_end_offset", "lag"]
     ]
     table = table.assign(
-        time_lag_s=age_now,
-        produce_rate=produce,
-        consume_rate=consume,
-        start_rate=start_rate,
+        time_lag_s=_number(last, "time_lag_s"),
+        produce_rate=rates.produce,
+        consume_rate=rates.consume,
+        start_rate=rates.start,
         loss_s=point,
         loss_low_s=low,
         loss_high_s=high,

@@ -37,15 +37,19 @@ Each rule, per partition, over its last ``window`` commits:
   exceeds the lag at its first commit by more than the in-flight lag.
 
 A **group** is ERR when a partition is STOP, STALL or REWIND; WARN when the
-group as a whole falls behind: its total lag grew by more than the partitions'
-in-flight lags together both across the group's window (from the median start
-of its partitions' windows) and across the last ``window`` snapshots, some
-partition was behind at every commit of its window, and the total is above
-what counts as caught up; else OK. ``partitions.group_falling_behind`` says
-which groups do. ``complete`` is how full a partition's window is (commits
-seen / ``window``); a group's is the share of its partitions with a full
-window. ``totallag`` sums current lags; ``maxlag_*`` names the partition with
-the largest current lag.
+group as a whole falls behind: Burrow's rules 1 and 3 applied to its *total*
+lag (summed over its partitions at each snapshot) over the group's window (from
+the median start of its partitions' windows to now), as if the group were one
+partition. The total never came down to caught up (the partitions' caught-up
+lags together) at any snapshot of the window, or some partition did not at any
+commit of its own window (Burrow's group is its worst partition); the total's
+least-squares trend over the window rises; and it is not draining now (over the
+last ``window`` snapshots, fallen by more than the partitions' in-flight lags
+together, or trending down by more than twice the trend's standard error); else OK.
+``partitions.group_falling_behind`` says which groups do. ``complete`` is how
+full a partition's window is (commits seen / ``window``); a group's is the share
+of its partitions with a full window. ``totallag`` sums current lags;
+``maxlag_*`` names the partition with the largest current lag.
 
 Where we differ from Burrow, and why
 ------------------------------------
@@ -84,6 +88,18 @@ Where we differ from Burrow, and why
   partition whose commits rose while its member worked elsewhere turns a
   group that drains fast into WARN. Our group WARN needs the group's total
   lag to grow; partition statuses still show such a partition.
+* **A build-up read in turns is WARN.** Per partition, a few slowed members
+  reading 24 partitions in turns, or members restarted every few seconds,
+  catch each partition up at some commit of its window, so Burrow's rule 1
+  calls every partition (and his group, the worst of them) OK at points of a
+  build-up whose total keeps growing. The group rule reads the total instead:
+  any point of the window where the *group* was caught up keeps it OK, none
+  makes it WARN while the total rises. The trend is fitted over the window
+  rather than read from its two ends, so that commit timing (which moves the
+  total by up to the in-flight lags together) does not flicker a build-up
+  back to OK, and it turns OK when draining is clear: the total fell by more
+  than that, or trends down beyond the scatter of its last ``window``
+  snapshots. The price: a group stays WARN for a few snapshots after its peak.
 * **"Now" is the last snapshot**, not the wall clock, so a status computed
   from a recording is reproducible and a post-mortem reads the same twice
   (``as_of``).
@@ -97,7 +113,7 @@ Where we differ from Burrow, and why
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -106,6 +122,7 @@ from kbp_notebook.analysis._result import Result
 from kbp_notebook.analysis._series import (
     Panel,
     build_panel,
+    concat_rows,
     ffill_index,
     int_column,
     key_codes,
@@ -190,20 +207,89 @@ def _take(array: np.ndarray, index: np.ndarray) -> np.ndarray:
     return out
 
 
-def _measure(
-    panel: Panel,
-    *,
-    window: int,
-    allowed_lag: float,
-    upto: np.ndarray,
-    last_progress: np.ndarray,
-) -> dict[str, np.ndarray]:
-    """Per-partition facts over each window; adds each member's latest progress time.
+@dataclass(frozen=True)
+class PartitionFacts:
+    """What :func:`_measure` finds per partition over its window (``(K,)`` arrays).
 
-    ``last_progress`` (one slot per member, see :func:`_owner_codes`) is updated in place
-    with the time of the newest commit event of each member, so that chunks of partitions
-    can be measured one after the other.
+    Attributes
+    ----------
+    none
+        No commit event at or before the evaluation snapshot.
+    complete
+        Share of the window's commits seen (1 = a full window).
+    current_lag
+        Lag at the evaluation snapshot (log end minus the last committed offset).
+    start_time_s, start_offset, start_lag, end_time_s, end_offset, end_lag
+        The window's first and last commit event (seconds from the panel's ``t0``).
+    owner_now, owned
+        The member owning the partition (NaN where none) and 1/0 whether one does
+        (NaN where ownership is not recorded).
+    in_flight_lag, caught
+        Lag a healthy consumer leaves between two commits, and the lag that counts
+        as caught up (the larger of it and ``allowed_lag``).
+    behind, stopped, recent_zero, rewind, ever_caught_up, warn
+        The inputs of Burrow's rules (see :func:`_decide`).
+    last_behind_s, now_s
+        Last time the partition was behind, and the evaluation time.
     """
+
+    none: np.ndarray
+    complete: np.ndarray
+    current_lag: np.ndarray
+    start_time_s: np.ndarray
+    start_offset: np.ndarray
+    start_lag: np.ndarray
+    end_time_s: np.ndarray
+    end_offset: np.ndarray
+    end_lag: np.ndarray
+    owner_now: np.ndarray
+    owned: np.ndarray
+    in_flight_lag: np.ndarray
+    caught: np.ndarray
+    behind: np.ndarray
+    stopped: np.ndarray
+    recent_zero: np.ndarray
+    rewind: np.ndarray
+    ever_caught_up: np.ndarray
+    last_behind_s: np.ndarray
+    now_s: np.ndarray
+    warn: np.ndarray
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """The rules applied to every partition, from :func:`evaluate` (``(K,)`` arrays).
+
+    ``status`` holds codes into :data:`STATUSES` (-1 where no commit),
+    ``busy_elsewhere`` whether the owner works through a backlog on other
+    partitions, ``group_behind`` whether the partition's group as a whole falls
+    behind; ``facts`` what the rules were applied to.
+    """
+
+    facts: PartitionFacts
+    status: np.ndarray
+    busy_elsewhere: np.ndarray
+    group_behind: np.ndarray
+
+
+class _CommitWindow(NamedTuple):
+    """Each partition's commit events up to its evaluation snapshot, and its window of them."""
+
+    inside: np.ndarray  # (K, T) samples at or before the evaluation snapshot
+    committed: np.ndarray  # (K, T)
+    leo: np.ndarray  # (K, T)
+    event: np.ndarray  # (K, T) the committed offset moved (or was first seen)
+    previous_offset: np.ndarray  # (K, T) the committed offset at the commit before
+    last_commit: np.ndarray  # (K, T) column of the latest commit at or before
+    in_window: np.ndarray  # (K, T) the newest ``window`` events
+    rank: np.ndarray  # (K, T) 1 = newest event
+    n_window: np.ndarray
+    start_index: np.ndarray  # -1 where none
+    end_index: np.ndarray
+
+
+def _commit_window(panel: Panel, upto: np.ndarray, window: int) -> _CommitWindow:
+    """Find the commit events and the newest ``window`` of them at or before ``upto``."""
     t = panel.time_s
     k, width = t.shape
     column = np.arange(width)[None, :]
@@ -222,69 +308,101 @@ def _measure(
     start_index = np.argmax(in_window & (rank == n_window[:, None]), axis=1)
     end_index = np.argmax(in_window & (rank == 1), axis=1)
     none = n_window == 0
-    start_index = np.where(none, -1, start_index)
-    end_index = np.where(none, -1, end_index)
+    return _CommitWindow(
+        inside, committed, leo, event, previous_offset, last_commit, in_window, rank, n_window,
+        np.where(none, -1, start_index), np.where(none, -1, end_index),
+    )
+
+
+def _at(array: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """``array[row, index[row]]`` per row, NaN where the index is negative."""
+    return _take(array, index[:, None])[:, 0]
+
+
+def _owner_now(
+    panel: Panel, cw: _CommitWindow, here: np.ndarray, last_progress: np.ndarray
+) -> np.ndarray:
+    """Each partition's owner at the evaluation snapshot; records members' latest progress.
+
+    ``last_progress`` (one slot per member) is raised in place to the time of
+    each member's newest commit event. NaN owners where ownership is not recorded.
+    """
+    if "owner" not in panel.arrays:
+        return np.full(panel.size, np.nan)
+    owner, t = panel["owner"], panel.time_s
+    who = np.where(cw.event & cw.inside & ~np.isnan(owner), owner, -1).astype(np.int64)
+    np.maximum.at(last_progress, who[who >= 0], t[who >= 0])
+    return _at(owner, here)
+
+
+def _measure(
+    panel: Panel,
+    *,
+    window: int,
+    allowed_lag: float,
+    upto: np.ndarray,
+    last_progress: np.ndarray,
+) -> PartitionFacts:
+    """Per-partition facts over each window; adds each member's latest progress time.
+
+    ``last_progress`` (one slot per member, see :func:`_owner_codes`) is updated in place
+    with the time of the newest commit event of each member, so that chunks of partitions
+    can be measured one after the other.
+    """
+    t = panel.time_s
+    cw = _commit_window(panel, upto, window)
+    committed, leo, in_window, n_window = cw.committed, cw.leo, cw.in_window, cw.n_window
+    none = n_window == 0
     here = np.where(upto >= 0, upto, -1)
-
-    def at(array: np.ndarray, index: np.ndarray) -> np.ndarray:
-        return _take(array, index[:, None])[:, 0]
-
-    now = at(t, here)
+    now = _at(t, here)
     lag_at = leo - committed
-    start_t, end_t = at(t, start_index), at(t, end_index)
-    start_offset, end_offset = at(committed, start_index), at(committed, end_index)
-    start_lag, end_lag = at(lag_at, start_index), at(lag_at, end_index)
-    at_last = np.take_along_axis(last_commit, np.clip(upto, 0, None)[:, None], axis=1)[:, 0]
-    current_lag = at(leo, here) - at(committed, np.where(upto >= 0, at_last, -1))
-    owner_known = "owner" in panel.arrays
-    if owner_known:
-        owner = panel["owner"]
-        owner_now = at(owner, here)
-        who = np.where(event & inside & ~np.isnan(owner), owner, -1).astype(np.int64)
-        np.maximum.at(last_progress, who[who >= 0], t[who >= 0])
-    else:
-        owner_now = np.full(k, np.nan)
+    start_t, end_t = _at(t, cw.start_index), _at(t, cw.end_index)
+    end_offset = _at(committed, cw.end_index)
+    start_lag, end_lag = _at(lag_at, cw.start_index), _at(lag_at, cw.end_index)
+    at_last = np.take_along_axis(cw.last_commit, np.clip(upto, 0, None)[:, None], axis=1)[:, 0]
+    current_lag = _at(leo, here) - _at(committed, np.where(upto >= 0, at_last, -1))
+    owner_now = _owner_now(panel, cw, here, last_progress)
     # In-flight lag: what a healthy consumer leaves between two commits at this produce rate.
     with np.errstate(invalid="ignore", divide="ignore"):
-        produce_rate = (at(leo, here) - at(leo, start_index)) / (now - start_t)
+        produce_rate = (_at(leo, here) - _at(leo, cw.start_index)) / (now - start_t)
         interval = np.where(n_window >= 2, (end_t - start_t) / (n_window - 1), np.nan)
     in_flight = np.clip(np.nan_to_num(produce_rate * interval), 0.0, None)
     caught = np.maximum(float(allowed_lag), in_flight)
-    recent = inside & (column > (upto - window)[:, None])
-    pair = in_window & (rank < n_window[:, None])
+    recent = cw.inside & (np.arange(t.shape[1])[None, :] > (upto - window)[:, None])
+    pair = in_window & (cw.rank < n_window[:, None])
     max_offset = np.nanmax(np.where(in_window, committed, -np.inf), axis=1)
-    return {
-        "none": none,
-        "complete": n_window / float(window),
-        "current_lag": current_lag,
-        "start_time_s": start_t,
-        "start_offset": start_offset,
-        "start_lag": start_lag,
-        "end_time_s": end_t,
-        "end_offset": end_offset,
-        "end_lag": end_lag,
-        "owner_now": owner_now,
-        "owned": np.where(np.isnan(owner_now), 0.0, 1.0) if owner_known else owner_now,
-        "owned_known": np.full(k, owner_known),
-        "in_flight_lag": in_flight,
-        "caught": caught,
-        "behind": (current_lag > caught) & ~none,
+    return PartitionFacts(
+        none=none,
+        complete=n_window / float(window),
+        current_lag=current_lag,
+        start_time_s=start_t,
+        start_offset=_at(committed, cw.start_index),
+        start_lag=start_lag,
+        end_time_s=end_t,
+        end_offset=end_offset,
+        end_lag=end_lag,
+        owner_now=owner_now,
+        owned=(np.where(np.isnan(owner_now), 0.0, 1.0) if "owner" in panel.arrays
+               else owner_now),
+        in_flight_lag=in_flight,
+        caught=caught,
+        behind=(current_lag > caught) & ~none,
         # Burrow's STOP test: silent for longer than the window spans ...
-        "stopped": (now - end_t) > (end_t - start_t),
+        stopped=(now - end_t) > (end_t - start_t),
         # ... unless the consumer caught up in the recent log-end history
-        "recent_zero": (recent & (leo <= end_offset[:, None])).any(axis=1),
-        "rewind": (pair & (committed < previous_offset)).any(axis=1) & (end_offset < max_offset),
-        "ever_caught_up": (in_window & (lag_at <= caught[:, None])).any(axis=1),
-        "last_behind_s": np.max(
+        recent_zero=np.asarray((recent & (leo <= end_offset[:, None])).any(axis=1)),
+        rewind=(pair & (committed < cw.previous_offset)).any(axis=1) & (end_offset < max_offset),
+        ever_caught_up=(in_window & (lag_at <= caught[:, None])).any(axis=1),
+        last_behind_s=np.max(
             np.where(lag_at > caught[:, None], t, -np.inf), axis=1, initial=-np.inf
         ),
-        "now_s": now,
+        now_s=now,
         # falling behind: the lag grew across the window by more than the in-flight lag
-        "warn": (n_window >= 2) & (end_lag - start_lag > in_flight),
-    }
+        warn=(n_window >= 2) & (end_lag - start_lag > in_flight),
+    )
 
 
-def _busy_elsewhere(facts: dict[str, np.ndarray], last_progress: np.ndarray) -> np.ndarray:
+def _busy_elsewhere(facts: PartitionFacts, last_progress: np.ndarray) -> np.ndarray:
     """Tell per partition whether its owner works through a backlog on other partitions.
 
     A consumer with a backlog on several partitions fetches them in turn, so one of them
@@ -294,14 +412,14 @@ def _busy_elsewhere(facts: dict[str, np.ndarray], last_progress: np.ndarray) -> 
     a member that has been caught up on its other partitions for longer than that and
     still leaves this one standing is stuck on it.
     """
-    owner_now = facts["owner_now"]
+    owner_now = facts.owner_now
     known = ~np.isnan(owner_now)
     if len(last_progress) == 0 or not known.any():
         return np.zeros(len(owner_now), dtype=bool)
     member = np.where(known, owner_now, -1).astype(np.int64)
     # the latest and second-latest time each member was behind on one of its partitions,
     # so that each partition can look at the member's *other* partitions
-    behind_t = np.where(known, facts["last_behind_s"], -np.inf)
+    behind_t = np.where(known, facts.last_behind_s, -np.inf)
     order = np.lexsort((-behind_t, member))
     ranked = member[order]
     first = np.ones(len(order), dtype=bool)
@@ -315,37 +433,44 @@ def _busy_elsewhere(facts: dict[str, np.ndarray], last_progress: np.ndarray) -> 
     runner_up[ranked[second & ok]] = behind_t[order[second & ok]]
     mine = np.clip(member, 0, None)
     others_behind_t = np.where(behind_t >= top[mine], runner_up[mine], top[mine])
-    span = facts["end_time_s"] - facts["start_time_s"]
-    recently_busy = others_behind_t >= facts["now_s"] - span
-    return np.asarray(known & (last_progress[mine] > facts["end_time_s"]) & recently_busy)
+    span = facts.end_time_s - facts.start_time_s
+    recently_busy = others_behind_t >= facts.now_s - span
+    return np.asarray(known & (last_progress[mine] > facts.end_time_s) & recently_busy)
 
 
-def _decide(facts: dict[str, np.ndarray], busy: np.ndarray) -> np.ndarray:
+def _decide(facts: PartitionFacts, busy: np.ndarray) -> np.ndarray:
     """Apply the rules in Burrow's order to measured facts: status codes, -1 = no commit."""
     status = np.full(len(busy), _OK, dtype=np.int64)
-    undecided = facts["behind"].copy()
-    stop_now = undecided & facts["stopped"] & ~facts["recent_zero"] & ~busy
-    status[stop_now & (facts["owned"] == 1)] = _STALL
-    status[stop_now & (facts["owned"] != 1)] = _STOP
+    undecided = facts.behind.copy()
+    stop_now = undecided & facts.stopped & ~facts.recent_zero & ~busy
+    status[stop_now & (facts.owned == 1)] = _STALL
+    status[stop_now & (facts.owned != 1)] = _STOP
     undecided &= ~stop_now
-    status[undecided & facts["rewind"]] = _REWIND
-    undecided &= ~facts["rewind"] & ~facts["ever_caught_up"]
-    status[undecided & facts["warn"]] = _WARN
-    status[facts["none"]] = -1
+    status[undecided & facts.rewind] = _REWIND
+    undecided &= ~facts.rewind & ~facts.ever_caught_up
+    status[undecided & facts.warn] = _WARN
+    status[facts.none] = -1
     return status
 
 
-def _lag_at(panel: Panel, upto: np.ndarray, seconds: np.ndarray) -> np.ndarray:
-    """Each partition's lag at its last snapshot at or before ``seconds`` (and ``upto``)."""
-    t = panel.time_s
-    column = np.arange(t.shape[1])[None, :]
-    inside = (column <= upto[:, None]) & (t <= seconds[:, None])
-    index = np.where(inside.any(axis=1), inside.sum(axis=1) - 1, -1)
+def _recent_lags(panel: Panel, upto: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+    """Each partition's lag and time at its last ``depth`` snapshots up to ``upto``.
+
+    Column ``j`` of the ``(K, depth)`` arrays is the ``j``-th snapshot back from the
+    evaluation snapshot (0 = it); NaN where the partition has no such snapshot, and lag
+    NaN before its first commit. One snapshot covers all partitions of a group, so
+    column ``j`` of a group's partitions is the same snapshot.
+    """
+    column = upto[:, None] - np.arange(depth)[None, :]
+    valid = column >= 0
+    index = np.where(valid, column, -1)
     committed = panel["committed_offset"]
     last = ffill_index(~np.isnan(committed))
-    commit_index = np.take_along_axis(last, np.clip(index, 0, None)[:, None], axis=1)[:, 0]
-    leo = _take(panel["log_end_offset"], index[:, None])[:, 0]
-    return np.asarray(leo - _take(committed, np.where(index >= 0, commit_index, -1)[:, None])[:, 0])
+    commit_index = np.take_along_axis(last, np.clip(index, 0, None), axis=1)
+    lag = _take(panel["log_end_offset"], index) - _take(
+        committed, np.where(valid, commit_index, -1)
+    )
+    return lag, _take(panel.time_s, index)
 
 
 def _parts(panel: Panel, chunk: int) -> list[tuple[slice, Panel]]:
@@ -364,7 +489,7 @@ def group_index(panel: Panel) -> np.ndarray:
 
 def _group_falling_behind(
     panel: Panel,
-    facts: dict[str, np.ndarray],
+    facts: PartitionFacts,
     upto: np.ndarray,
     *,
     window: int,
@@ -373,44 +498,95 @@ def _group_falling_behind(
 ) -> np.ndarray:
     """Per partition: whether its group as a whole falls behind.
 
-    The group's total lag must have grown across the group's window (from the
-    median start of its partitions' windows to now) by more than their in-flight
-    lags together, and some partition must have been behind at every commit of its
-    window (Burrow's first rule, for the group: a group whose partitions all caught
-    up at some commit of their windows is OK).
+    Burrow's rules 1 and 3 applied to the group's *total* lag, summed over its
+    partitions at each snapshot of the group's window (from the median start of its
+    partitions' windows to now), as if the group were one partition:
+
+    * the total is above caught up (the partitions' caught-up lags together) now and
+      never came down to it at any snapshot of the window, or a partition is behind
+      and was at every commit of its own window (rule 1, for the group as a whole and
+      for its worst partition, as Burrow's group is);
+    * the total rose over the window (least-squares slope above zero: rule 3,
+      offsets move and the lag does not decrease; the fit keeps commit timing from
+      flickering a build-up back to OK, as one lower commit does in Burrow's literal
+      rule);
+    * it is not draining now: over the last ``window`` snapshots it did not fall by
+      more than the partitions' in-flight lags together (what commit timing alone
+      moves it by), nor does its trend there fall by more than twice its standard
+      error (a fall that the scatter of the points does not explain), so that a
+      window reaching back across a peak does not call a group that drains now
+      "falling behind" (Burrow's rule 5: lag decreasing is OK).
+
+    Per partition, a consumer reading 24 partitions in turns, or restarted every few
+    seconds, catches each one up at some commit of its window, so no partition is
+    behind at every commit while the total keeps growing: the total tells the build-up.
     """
     groups = int(group.max(initial=-1)) + 1
-    use = ~facts["none"]
+    use = ~facts.none
     rows = np.flatnonzero(use)
-    order = rows[np.lexsort((facts["start_time_s"][rows], group[rows]))]
+    order = rows[np.lexsort((facts.start_time_s[rows], group[rows]))]
     count = np.bincount(group[rows], minlength=groups)
     first = np.concatenate([[0], np.cumsum(count)[:-1]])
     since = np.full(groups, np.nan)
     if len(order):
         middle = order[np.clip(first + (count - 1) // 2, 0, len(order) - 1)]
-        since = np.where(count > 0, facts["start_time_s"][middle], np.nan)
-    # ... and across the last `window` snapshots, so that a window reaching back across a
-    # stop or a peak does not call a group that is draining now "falling behind"
-    recent = np.where(upto >= window, upto - window, 0)
-    then, before = (
-        np.concatenate(
-            [_lag_at(part, upto[rows], seconds[rows]) for rows, part in _parts(panel, chunk)]
-        )
-        for seconds in (since[group], _take(panel.time_s, recent[:, None])[:, 0])
-    )
+        since = np.where(count > 0, facts.start_time_s[middle], np.nan)
+    start = np.where(use, since[group], np.inf)
+    t = panel.time_s
+    span = ((t >= start[:, None]) & (np.arange(t.shape[1])[None, :] <= upto[:, None])).sum(axis=1)
+    depth = max(int(span.max(initial=0)), window + 1)
+    totals = np.zeros((groups, depth))
+    seconds = np.zeros((groups, depth))
+    counted = np.zeros((groups, depth))
+    for part_rows, part in _parts(panel, chunk):
+        lag, when = _recent_lags(part, upto[part_rows], depth)
+        seen = use[part_rows][:, None] & ~np.isnan(when)
+        np.add.at(totals, group[part_rows], np.where(seen, np.nan_to_num(lag), 0.0))
+        np.add.at(seconds, group[part_rows], np.where(seen, when, 0.0))
+        np.add.at(counted, group[part_rows], seen.astype(np.float64))
+    # a snapshot of the group: every partition in use has one (the same poll)
+    full = (counted == count[:, None]) & (count[:, None] > 0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        seconds = seconds / counted
+    in_window = full & (seconds >= since[:, None])
+    caught = np.bincount(group[use], weights=facts.caught[use], minlength=groups)
+    never_caught_up = ((totals > caught[:, None]) | ~in_window).all(axis=1) & in_window.any(axis=1)
+    # ... or, as Burrow's group (its worst partition) says, a partition never caught up
+    # at a commit of its own window
+    never_caught_up |= np.bincount(
+        group[use], weights=(facts.behind & ~facts.ever_caught_up)[use], minlength=groups
+    ) > 0
+    # draining now: over the last `window` snapshots the total fell by more than the
+    # partitions' in-flight lags together (what commit timing alone can move it by), or
+    # its trend falls by more than twice its standard error (beyond the points' scatter)
+    margin = np.bincount(group[use], weights=facts.in_flight_lag[use], minlength=groups)
+    recent = full & (np.arange(depth)[None, :] <= window)
+    back = np.where(recent, np.arange(depth), -1).max(axis=1)
+    earlier = np.take_along_axis(totals, np.clip(back, 0, None)[:, None], axis=1)[:, 0]
+    slope, error = _trend(seconds, totals, recent)
+    draining = (totals[:, 0] < earlier - margin) | (slope < -2.0 * error)
+    rising = (_trend(seconds, totals, in_window)[0] > 0) & ~draining
+    behind_now = totals[:, 0] > caught
+    return np.asarray((never_caught_up & rising & behind_now)[group] & use)
 
-    def total(values: np.ndarray) -> np.ndarray:
-        return np.bincount(group[use], weights=np.nan_to_num(values[use]), minlength=groups)
 
-    now = total(facts["current_lag"])
-    margin = total(facts["in_flight_lag"])
-    sustained = total((facts["behind"] & ~facts["ever_caught_up"]).astype(np.float64)) > 0
-    grew = (
-        (now - total(then) > margin)
-        & (now - total(before) > margin)
-        & (now > total(facts["caught"]))
-    )
-    return np.asarray((grew & sustained)[group] & use)
+def _trend(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Least-squares slope of ``y`` over ``x`` per row, using the points in ``mask``.
+
+    Returns the slope (NaN where a row has fewer than two distinct ``x`` in the mask)
+    and its standard error (NaN with fewer than three points).
+    """
+    n = mask.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        x_mean = np.where(mask, x, 0.0).sum(axis=1) / n
+        y_mean = np.where(mask, y, 0.0).sum(axis=1) / n
+        dx = np.where(mask, x - x_mean[:, None], 0.0)
+        dy = np.where(mask, y - y_mean[:, None], 0.0)
+        spread = (dx * dx).sum(axis=1)
+        slope = np.where(spread > 0, (dx * dy).sum(axis=1) / spread, np.nan)
+        residual = np.where(mask, dy - slope[:, None] * dx, 0.0)
+        error = np.sqrt((residual * residual).sum(axis=1) / (n - 2) / spread)
+    return np.asarray(slope), np.asarray(np.where(n > 2, error, np.nan))
 
 
 def evaluate(
@@ -421,7 +597,7 @@ def evaluate(
     upto: np.ndarray | None = None,
     chunk: int = 8192,
     group: np.ndarray | None = None,
-) -> dict[str, np.ndarray]:
+) -> Evaluation:
     """Apply the rules to every partition of a per-partition panel.
 
     Parameters
@@ -444,11 +620,11 @@ def evaluate(
 
     Returns
     -------
-    dict
+    Evaluation
         ``status`` (int codes into :data:`STATUSES`, -1 where no commit),
-        ``group_behind`` (the group's total lag grew across its window),
-        ``complete``, ``current_lag``, ``start_*``/``end_*`` arrays, ``owned``,
-        ``in_flight_lag``, ``busy_elsewhere``.
+        ``group_behind`` (the group's total lag falls behind across its window),
+        ``busy_elsewhere`` and the measured ``facts`` (``complete``,
+        ``current_lag``, ``start_*``/``end_*`` arrays, ``owned``, ``in_flight_lag``).
     """
     if upto is None:
         upto = panel.n - 1
@@ -464,19 +640,21 @@ def evaluate(
         )
         for rows, part in _parts(panel, chunk)
     ]
-    facts = {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+    facts = concat_rows(parts)
     busy = _busy_elsewhere(facts, last_progress)
-    facts["busy_elsewhere"] = busy
-    facts["status"] = _decide(facts, busy)
-    facts["group_behind"] = _group_falling_behind(
-        panel,
-        facts,
-        upto,
-        window=window,
-        chunk=chunk,
-        group=group_index(panel) if group is None else group,
+    return Evaluation(
+        facts=facts,
+        status=_decide(facts, busy),
+        busy_elsewhere=busy,
+        group_behind=_group_falling_behind(
+            panel,
+            facts,
+            upto,
+            window=window,
+            chunk=chunk,
+            group=group_index(panel) if group is None else group,
+        ),
     )
-    return facts
 
 
 def _owner_codes(frame: pd.DataFrame) -> np.ndarray | None:
@@ -509,22 +687,28 @@ def _panel(lag: pd.DataFrame) -> Panel:
     )
 
 
-def _partition_table(panel: Panel, result: dict[str, np.ndarray]) -> pd.DataFrame:
-    keep = result["status"] >= 0
+def _partition_table(panel: Panel, result: Evaluation) -> pd.DataFrame:
+    """One row per partition with a commit: its status and the facts behind it."""
+    keep = result.status >= 0
+    facts = result.facts
     table = panel.keys.loc[keep].reset_index(drop=True)
-    codes = result["status"][keep]
+    codes = result.status[keep]
     table["status"] = pd.array(np.asarray(STATUSES, dtype=object)[codes], dtype="string")
-    table["complete"] = result["complete"][keep]
-    table["current_lag"] = int_column(result["current_lag"][keep]).array
-    owned = result["owned"][keep]
+    table["complete"] = facts.complete[keep]
+    table["current_lag"] = int_column(facts.current_lag[keep]).array
+    owned = facts.owned[keep]
     table["owned"] = pd.Series(owned == 1, dtype="boolean").mask(np.isnan(owned)).array
-    for side in ("start", "end"):
-        table[f"{side}_offset"] = int_column(result[f"{side}_offset"][keep]).array
-        table[f"{side}_time"] = to_timestamps(panel.t0, result[f"{side}_time_s"][keep])
-        table[f"{side}_lag"] = int_column(result[f"{side}_lag"][keep]).array
-    table["in_flight_lag"] = result["in_flight_lag"][keep]
-    table["busy_elsewhere"] = result["busy_elsewhere"][keep]
-    table["group_falling_behind"] = result["group_behind"][keep]
+    sides = {
+        "start": (facts.start_offset, facts.start_time_s, facts.start_lag),
+        "end": (facts.end_offset, facts.end_time_s, facts.end_lag),
+    }
+    for side, (offset, time_s, side_lag) in sides.items():
+        table[f"{side}_offset"] = int_column(offset[keep]).array
+        table[f"{side}_time"] = to_timestamps(panel.t0, time_s[keep])
+        table[f"{side}_lag"] = int_column(side_lag[keep]).array
+    table["in_flight_lag"] = facts.in_flight_lag[keep]
+    table["busy_elsewhere"] = result.busy_elsewhere[keep]
+    table["group_falling_behind"] = result.group_behind[keep]
     return table
 
 
@@ -595,12 +779,12 @@ def _timeline(
     for moment in times:
         upto = (panel.time_s <= moment).sum(axis=1) - 1
         result = evaluate(panel, window=window, allowed_lag=allowed_lag, upto=upto, group=group)
-        keep = np.flatnonzero(result["status"] >= 0)
+        keep = np.flatnonzero(result.status >= 0)
         parts["row"].append(keep)
         parts["time"].append(np.full(len(keep), moment))
-        parts["status"].append(result["status"][keep])
-        parts["lag"].append(result["current_lag"][keep])
-        parts["behind"].append(result["group_behind"][keep])
+        parts["status"].append(result.status[keep])
+        parts["lag"].append(result.facts.current_lag[keep])
+        parts["behind"].append(result.group_behind[keep])
     columns = {name: np.concatenate(values) for name, values in parts.items()}
     out = panel.keys.iloc[columns["row"]].reset_index(drop=True)
     out.insert(0, "time", to_timestamps(panel.t0, columns["time"]))
@@ -623,6 +807,9 @@ def group_timeline(timeline: pd.DataFrame) -> pd.DataFrame:
             timeline["status"], timeline["group_falling_behind"].to_numpy(dtype=bool)
         ),
         _error=np.where(severity.to_numpy() >= _ERR, severity.to_numpy(), -1),
+        # Burrow's totallag at each evaluation time: every evaluated partition's current lag
+        # (as of its own last commit), unknown = 0 -- a status report's figure, not the
+        # snapshot total of kbp_notebook.lagdata.lag_totals (NaN where a partition is missing)
         _lag=timeline["current_lag"].astype(np.float64).fillna(0.0),
     )
     keys = ["time", "cluster", "group"]

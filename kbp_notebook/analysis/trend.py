@@ -66,8 +66,8 @@ or when that run starts with the data (growth began before the recording).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, fields
+from typing import ClassVar, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -201,7 +201,21 @@ def _block_reduce(t: np.ndarray, y: np.ndarray, n: np.ndarray) -> tuple[np.ndarr
     return out[0], out[1]
 
 
-def _theil_sen_rows(t: np.ndarray, y: np.ndarray, n: np.ndarray, z: float) -> dict[str, np.ndarray]:
+class SlopeFit(NamedTuple):
+    """A trend per row (``(K,)`` arrays) from :func:`theil_sen` or :func:`ols_trend`."""
+
+    #: Lag change per second.
+    slope: np.ndarray
+    #: Interval of the slope.
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    #: Test of "no trend".
+    p_value: np.ndarray
+    #: Lag-1 autocorrelation of the residuals (clipped to 0..0.99).
+    rho: np.ndarray
+
+
+def _theil_sen_rows(t: np.ndarray, y: np.ndarray, n: np.ndarray, z: float) -> SlopeFit:
     """Theil--Sen, Sen interval and Mann--Kendall p on rows of at most EXACT_SAMPLES points.
 
     Works in chunks of ``CHUNK`` rows so the pairwise slopes never exceed
@@ -209,8 +223,7 @@ def _theil_sen_rows(t: np.ndarray, y: np.ndarray, n: np.ndarray, z: float) -> di
     """
     k, width = t.shape
     i, j = np.triu_indices(width, 1)
-    names = ("slope", "ci_low", "ci_high", "p_value", "rho")
-    out = {name: np.full(k, np.nan) for name in names}
+    out = SlopeFit(*(np.full(k, np.nan) for _ in SlopeFit._fields))
     if width < 2:  # one sample per row: no pair, no slope (the caller gives the reason)
         return out
     for lo in range(0, k, CHUNK):
@@ -242,11 +255,11 @@ def _theil_sen_rows(t: np.ndarray, y: np.ndarray, n: np.ndarray, z: float) -> di
         li = np.where(ok, lower, 0).astype(np.int64)
         with np.errstate(invalid="ignore", divide="ignore"):
             zscore = np.where(var_s > 0, (s - np.sign(s)) / sigma, 0.0)
-        out["slope"][lo:hi] = slope
-        out["ci_low"][lo:hi] = np.where(ok, slopes[rows, li], np.nan)
-        out["ci_high"][lo:hi] = np.where(ok, slopes[rows, ui], np.nan)
-        out["p_value"][lo:hi] = 2.0 * stats.norm.sf(np.abs(zscore))
-        out["rho"][lo:hi] = np.clip(np.nan_to_num(rho), 0.0, 0.99)
+        out.slope[lo:hi] = slope
+        out.ci_low[lo:hi] = np.where(ok, slopes[rows, li], np.nan)
+        out.ci_high[lo:hi] = np.where(ok, slopes[rows, ui], np.nan)
+        out.p_value[lo:hi] = 2.0 * stats.norm.sf(np.abs(zscore))
+        out.rho[lo:hi] = np.clip(np.nan_to_num(rho), 0.0, 0.99)
     return out
 
 
@@ -256,7 +269,7 @@ def theil_sen(
     n: np.ndarray,
     *,
     confidence: float,
-) -> dict[str, np.ndarray]:
+) -> SlopeFit:
     """Vectorised Theil--Sen with autocorrelation-inflated Sen interval and MK p-value.
 
     Parameters
@@ -270,7 +283,7 @@ def theil_sen(
 
     Returns
     -------
-    dict
+    SlopeFit
         ``slope``, ``ci_low``, ``ci_high``, ``p_value``, ``rho`` per row.
     """
     if t.shape[1] > EXACT_SAMPLES:
@@ -288,35 +301,35 @@ def ols_trend(
     y: np.ndarray,
     *,
     confidence: float,
-) -> dict[str, np.ndarray]:
+) -> SlopeFit:
     """OLS slope with an AR(1)-inflated t interval, per row."""
     fit = ols(t, y)
-    rho = lag1_autocorr(fit["resid"])
+    rho = lag1_autocorr(fit.resid)
     rho = np.clip(np.nan_to_num(rho), 0.0, 0.99)
-    n = fit["n"].astype(np.float64)
+    n = fit.n.astype(np.float64)
     n_eff = np.maximum(n * (1 - rho) / (1 + rho), 3.0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        se = np.sqrt(fit["sse"] / np.maximum(n - 2, 1) / fit["sxx"] * variance_inflation(rho))
+        se = np.sqrt(fit.sse / np.maximum(n - 2, 1) / fit.sxx * variance_inflation(rho))
         q = stats.t.ppf(0.5 + confidence / 2.0, n_eff - 2)
-        tstat = np.where(se > 0, fit["slope"] / se, np.where(fit["slope"] != 0, np.inf, 0.0))
+        tstat = np.where(se > 0, fit.slope / se, np.where(fit.slope != 0, np.inf, 0.0))
     p_value = 2.0 * stats.t.sf(np.abs(tstat), n_eff - 2)
-    return {
-        "slope": fit["slope"],
-        "ci_low": fit["slope"] - q * se,
-        "ci_high": fit["slope"] + q * se,
-        "p_value": p_value,
-        "rho": rho,
-    }
+    return SlopeFit(
+        slope=fit.slope,
+        ci_low=fit.slope - q * se,
+        ci_high=fit.slope + q * se,
+        p_value=p_value,
+        rho=rho,
+    )
 
 
 def _random_walk_floor(
-    fit: dict[str, np.ndarray],
+    fit: SlopeFit,
     t: np.ndarray,
     y: np.ndarray,
     n: np.ndarray,
     *,
     confidence: float,
-) -> dict[str, np.ndarray]:
+) -> SlopeFit:
     """Widen the interval to at least what a random walk plus measurement noise implies.
 
     Lag is a cumulative quantity: a random walk with drift, seen through
@@ -327,7 +340,7 @@ def _random_walk_floor(
     optimistic for a walk (it called ~40 % of driftless walks a trend in
     our tests); with this floor the rate is near the nominal level.
     """
-    slope = fit["slope"]
+    slope = fit.slope
     duration = np.nan_to_num(np.nanmax(t, axis=1) - t[:, 0]) if t.shape[1] else np.zeros(len(n))
     sigma_m2, sigma_w2 = noise_components(t, y, -np.nan_to_num(slope))
     mask = ~np.isnan(t)
@@ -339,11 +352,11 @@ def _random_walk_floor(
         q = stats.t.ppf(0.5 + confidence / 2.0, np.maximum((n - 2) / 3.0, 1.0))
         model_p = 2.0 * stats.t.sf(np.abs(slope) / se, np.maximum((n - 2) / 3.0, 1.0))
     half = np.where(np.isfinite(se), q * se, 0.0)
-    out = dict(fit)
-    out["ci_low"] = np.fmin(fit["ci_low"], slope - half)
-    out["ci_high"] = np.fmax(fit["ci_high"], slope + half)
-    out["p_value"] = np.fmax(fit["p_value"], np.where(np.isfinite(model_p), model_p, 0.0))
-    return out
+    return fit._replace(
+        ci_low=np.fmin(fit.ci_low, slope - half),
+        ci_high=np.fmax(fit.ci_high, slope + half),
+        p_value=np.fmax(fit.p_value, np.where(np.isfinite(model_p), model_p, 0.0)),
+    )
 
 
 def _increment_scale(d_t: np.ndarray, d_y: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -575,44 +588,133 @@ def _segment_panel(
     return key, first, ts, ys, count
 
 
+@dataclass(frozen=True)
+class SegmentFit:
+    """Trend of each segment row from :func:`_segment_stats` (``(S,)`` arrays).
+
+    ``slope``, ``ci_low``, ``ci_high``, ``p_value``, ``rho`` of the chosen
+    method (NaN where ``thin``), ``slope_ols``, ``status`` (``growing``,
+    ``draining``, ``stable``; ``""`` where thin), ``first_t``/``last_t``
+    (seconds from the panel's ``t0``) and the fitted lag there
+    (``fit_first``/``fit_last``).
+    """
+
+    slope: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    p_value: np.ndarray
+    rho: np.ndarray
+    slope_ols: np.ndarray
+    status: np.ndarray
+    thin: np.ndarray
+    first_t: np.ndarray
+    last_t: np.ndarray
+    fit_first: np.ndarray
+    fit_last: np.ndarray
+
+    def merged(self, keep: np.ndarray, new: SegmentFit, order: np.ndarray) -> SegmentFit:
+        """Rows ``keep`` of this fit followed by ``new``'s, then reordered by ``order``."""
+        return SegmentFit(**{
+            f.name: np.concatenate([getattr(self, f.name)[keep], getattr(new, f.name)])[order]
+            for f in fields(SegmentFit)
+        })
+
+
 def _segment_stats(
     ts: np.ndarray, ys: np.ndarray, count: np.ndarray, *, method: str, confidence: float
-) -> dict[str, np.ndarray]:
+) -> SegmentFit:
     """Slope, interval, p-value, status and fitted ends of each segment row."""
     if ts.shape[1] == 0:
         ts = np.full((len(count), 1), np.nan)
         ys = ts.copy()
     if method == "theil-sen":
         chosen = theil_sen(ts, ys, count, confidence=confidence)
-        linear = ols(ts, ys)["slope"]
+        linear = ols(ts, ys).slope
     else:
         chosen = ols_trend(ts, ys, confidence=confidence)
-        linear = chosen["slope"]
+        linear = chosen.slope
     chosen = _random_walk_floor(chosen, ts, ys, count, confidence=confidence)
     first_t = ts[:, 0]
     last_t = last_valid(ts, count)
     span = np.nan_to_num(last_t - first_t)
     thin = (count < MIN_SAMPLES) | (span <= 0)
-    slope = np.where(thin, np.nan, chosen["slope"])
-    low = np.where(thin, np.nan, chosen["ci_low"])
-    high = np.where(thin, np.nan, chosen["ci_high"])
+    slope = np.where(thin, np.nan, chosen.slope)
+    low = np.where(thin, np.nan, chosen.ci_low)
+    high = np.where(thin, np.nan, chosen.ci_high)
     # the line as Theil-Sen anchors it: the median residual at this slope, on the raw samples
     intercept = np.nanmedian(ys - slope[:, None] * ts, axis=1)
     status = np.where(low > 0, "growing", np.where(high < 0, "draining", "stable"))
-    return {
-        "slope": slope,
-        "ci_low": low,
-        "ci_high": high,
-        "p_value": np.where(thin, np.nan, chosen["p_value"]),
-        "rho": np.where(thin, np.nan, chosen["rho"]),
-        "slope_ols": np.where(thin, np.nan, linear),
-        "status": np.where(thin, "", status),
-        "thin": thin,
-        "first_t": first_t,
-        "last_t": last_t,
-        "fit_first": intercept + slope * first_t,
-        "fit_last": intercept + slope * last_t,
-    }
+    return SegmentFit(
+        slope=slope,
+        ci_low=low,
+        ci_high=high,
+        p_value=np.where(thin, np.nan, chosen.p_value),
+        rho=np.where(thin, np.nan, chosen.rho),
+        slope_ols=np.where(thin, np.nan, linear),
+        status=np.where(thin, "", status),
+        thin=thin,
+        first_t=first_t,
+        last_t=last_t,
+        fit_first=intercept + slope * first_t,
+        fit_last=intercept + slope * last_t,
+    )
+
+
+@dataclass(frozen=True)
+class _Segments:
+    """Every key's segments, one row each sorted by key and start: key row, first sample, n, fit."""
+
+    key: np.ndarray
+    first: np.ndarray
+    count: np.ndarray
+    fit: SegmentFit
+
+
+def _fit_segments(
+    t: np.ndarray, y: np.ndarray, n: np.ndarray, cut: np.ndarray, *, method: str, confidence: float
+) -> _Segments:
+    """Fit a trend to each segment between the cuts."""
+    key, first, ts, ys, count = _segment_panel(t, y, n, cut)
+    return _Segments(key, first, count,
+                     _segment_stats(ts, ys, count, method=method, confidence=confidence))
+
+
+def _split_floored(
+    t: np.ndarray,
+    y: np.ndarray,
+    n: np.ndarray,
+    cut: np.ndarray,
+    segments: _Segments,
+    *,
+    method: str,
+    confidence: float,
+) -> _Segments | None:
+    """Cut again where a drain provably ended inside a regime; None when none did.
+
+    Lag cannot drain below zero. Where even the shallowest drain in a regime's interval,
+    drawn through the regime's middle, is below zero at its end, the drain ended inside
+    the regime (caught up): split it there even if the noise hides the change. Only
+    those keys are cut again (``cut`` is updated in place) and refitted.
+    """
+    fit = segments.fit
+    middle = 0.5 * (fit.fit_first + fit.fit_last)
+    half = 0.5 * (fit.last_t - fit.first_t)
+    floored = (fit.status == "draining") & (middle + fit.ci_high * half < 0)
+    if not floored.any():
+        return None
+    key, first = segments.key, segments.first
+    rows = np.unique(key[floored])
+    force = np.zeros((len(rows), max(t.shape[1] - 1, 0)), dtype=bool)
+    force[np.searchsorted(rows, key[floored]), first[floored]] = True
+    cut[rows] = drift_segments(t[rows], y[rows], n[rows], cut=cut[rows], force=force)
+    new = _fit_segments(t[rows], y[rows], n[rows], cut[rows], method=method,
+                        confidence=confidence)
+    keep = ~np.isin(key, rows)
+    key = np.concatenate([key[keep], rows[new.key]])
+    first = np.concatenate([first[keep], new.first])
+    count = np.concatenate([segments.count[keep], new.count])
+    order = np.lexsort((first, key))
+    return _Segments(key[order], first[order], count[order], fit.merged(keep, new.fit, order))
 
 
 def trend_arrays(
@@ -623,34 +725,18 @@ def trend_arrays(
     panel = compact(panel, valid)
     t, y, n = panel.time_s, panel["lag"], panel.n
     cut = drift_segments(t, y, n)
-    key, first, ts, ys, count = _segment_panel(t, y, n, cut)
-    fit = _segment_stats(ts, ys, count, method=method, confidence=confidence)
+    segments = _fit_segments(t, y, n, cut, method=method, confidence=confidence)
     for _ in range(FLOOR_PASSES):
-        # Lag cannot drain below zero. Where even the shallowest drain in a regime's interval,
-        # drawn through the regime's middle, is below zero at its end, the drain ended inside
-        # the regime (caught up): split it there even if the noise hides the change.
-        middle = 0.5 * (fit["fit_first"] + fit["fit_last"])
-        half = 0.5 * (fit["last_t"] - fit["first_t"])
-        floored = (fit["status"] == "draining") & (middle + fit["ci_high"] * half < 0)
-        if not floored.any():
+        refit = _split_floored(t, y, n, cut, segments, method=method, confidence=confidence)
+        if refit is None:
             break
-        rows = np.unique(key[floored])  # only these keys are cut again and refitted
-        force = np.zeros((len(rows), max(t.shape[1] - 1, 0)), dtype=bool)
-        force[np.searchsorted(rows, key[floored]), first[floored]] = True
-        cut[rows] = drift_segments(t[rows], y[rows], n[rows], cut=cut[rows], force=force)
-        new_key, new_first, ts, ys, new_count = _segment_panel(t[rows], y[rows], n[rows], cut[rows])
-        new_fit = _segment_stats(ts, ys, new_count, method=method, confidence=confidence)
-        keep = ~np.isin(key, rows)
-        key = np.concatenate([key[keep], rows[new_key]])
-        first = np.concatenate([first[keep], new_first])
-        count = np.concatenate([count[keep], new_count])
-        order = np.lexsort((first, key))
-        key, first, count = key[order], first[order], count[order]
-        fit = {
-            name: np.concatenate([values[keep], new_fit[name]])[order]
-            for name, values in fit.items()
-        }
-    n_keys = len(n)
+        segments = refit
+    return _trend_tables(panel, segments)
+
+
+def _trend_tables(panel: Panel, segments: _Segments) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build the per-key table (its current regime) and the per-segment table."""
+    key, count, fit, n = segments.key, segments.count, segments.fit, panel.n
     position = np.arange(len(key))
     last_of_key = np.ones(len(key), dtype=bool)
     last_of_key[:-1] = key[1:] != key[:-1]
@@ -658,52 +744,48 @@ def trend_arrays(
     first_of_key[1:] = key[1:] != key[:-1]
     # Growth "began" at the first of the run of growing segments that ends now; a run that
     # starts with the data began before the recording (no onset inside the data).
-    growing = fit["status"] == "growing"
+    growing = fit.status == "growing"
     run_begins = growing & (first_of_key | ~np.roll(growing, 1))
     run_first = np.maximum.accumulate(np.where(run_begins, position, -1))
     current = position[last_of_key]  # one per key, in key order
-    began = run_first[current]
-    onset_s = np.where(
-        growing[current] & ~first_of_key[np.clip(began, 0, None)],
-        fit["first_t"][np.clip(began, 0, None)],
-        np.nan,
-    )
+    began = np.clip(run_first[current], 0, None)
+    onset_s = np.where(growing[current] & ~first_of_key[began], fit.first_t[began], np.nan)
     reason = np.where(
         n < MIN_SAMPLES,
         np.char.add(
             np.char.add("only ", n.astype(str)),
             f" sample(s) with a committed offset; need at least {MIN_SAMPLES}",
         ),
-        np.where(fit["thin"][current], "all samples at one time; need samples over time", ""),
+        np.where(fit.thin[current], "all samples at one time; need samples over time", ""),
     )
-    status = pd.Series(fit["status"], dtype="string").replace("", pd.NA)
+    status = pd.Series(fit.status, dtype="string").replace("", pd.NA)
     table = panel.keys.copy()
-    table["slope_per_s"] = fit["slope"][current]
-    table["ci_low"] = fit["ci_low"][current]
-    table["ci_high"] = fit["ci_high"][current]
-    table["p_value"] = fit["p_value"][current]
+    table["slope_per_s"] = fit.slope[current]
+    table["ci_low"] = fit.ci_low[current]
+    table["ci_high"] = fit.ci_high[current]
+    table["p_value"] = fit.p_value[current]
     table["n"] = count[current].astype(np.int64)
     table["status"] = status.iloc[current].array
     table["onset"] = to_timestamps(panel.t0, onset_s)
-    table["regime_start"] = to_timestamps(panel.t0, fit["first_t"][current])
-    table["segments"] = np.bincount(key, minlength=n_keys).astype(np.int64)
-    table["slope_ols_per_s"] = fit["slope_ols"][current]
-    table["rho"] = fit["rho"][current]
+    table["regime_start"] = to_timestamps(panel.t0, fit.first_t[current])
+    table["segments"] = np.bincount(key, minlength=len(n)).astype(np.int64)
+    table["slope_ols_per_s"] = fit.slope_ols[current]
+    table["rho"] = fit.rho[current]
     table["reason"] = pd.array(reason, dtype="string")
-    segments = panel.keys.iloc[key].reset_index(drop=True)
-    segments["segment"] = position - np.flatnonzero(first_of_key)[np.cumsum(first_of_key) - 1]
-    segments["start"] = to_timestamps(panel.t0, fit["first_t"])
-    segments["end"] = to_timestamps(panel.t0, fit["last_t"])
-    segments["slope_per_s"] = fit["slope"]
-    segments["ci_low"] = fit["ci_low"]
-    segments["ci_high"] = fit["ci_high"]
-    segments["p_value"] = fit["p_value"]
-    segments["n"] = count.astype(np.int64)
-    segments["status"] = status.array
-    segments["fitted_lag_start"] = fit["fit_first"]
-    segments["fitted_lag_end"] = fit["fit_last"]
-    segments["current"] = last_of_key
-    return table, segments
+    frame = panel.keys.iloc[key].reset_index(drop=True)
+    frame["segment"] = position - np.flatnonzero(first_of_key)[np.cumsum(first_of_key) - 1]
+    frame["start"] = to_timestamps(panel.t0, fit.first_t)
+    frame["end"] = to_timestamps(panel.t0, fit.last_t)
+    frame["slope_per_s"] = fit.slope
+    frame["ci_low"] = fit.ci_low
+    frame["ci_high"] = fit.ci_high
+    frame["p_value"] = fit.p_value
+    frame["n"] = count.astype(np.int64)
+    frame["status"] = status.array
+    frame["fitted_lag_start"] = fit.fit_first
+    frame["fitted_lag_end"] = fit.fit_last
+    frame["current"] = last_of_key
+    return table, frame
 
 
 def lag_trend(

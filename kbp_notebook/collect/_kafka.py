@@ -9,8 +9,8 @@ scrubs secret values out of any text we build from a third-party message.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
 
@@ -91,6 +91,38 @@ def describe_exception(exc: BaseException, secrets: Iterable[str] = ()) -> str:
     return redact(text, secrets)
 
 
+_T = TypeVar("_T")
+
+
+def kafka_error_types(*names: str) -> tuple[type[BaseException], ...]:
+    """Return the classes of ``kafka.errors`` with these names that this kafka-python has."""
+    import kafka.errors as kerr
+
+    found = (getattr(kerr, name, None) for name in names)
+    return tuple(cls for cls in found if isinstance(cls, type) and issubclass(cls, BaseException))
+
+
+def admin_request(
+    bootstrap_servers: str | list[str],
+    kafka_config: Mapping[str, Any],
+    action: str,
+    request: Callable[[Any], _T],
+) -> _T:
+    """Connect an admin client, run ``request(admin)``, close it; errors become KbpErrors.
+
+    ``action`` names what was being done in messages (``"reading topic configs"``).
+    """
+    admin = connect_admin(bootstrap_servers, kafka_config)
+    try:
+        return request(admin)
+    except Exception as exc:
+        raise translate_kafka_error(
+            exc, _address(bootstrap_servers), action, secret_values(kafka_config)
+        ) from None
+    finally:
+        admin.close()
+
+
 def translate_kafka_error(
     exc: BaseException, address: str, action: str, secrets: Iterable[str] = ()
 ) -> KbpError:
@@ -104,38 +136,34 @@ def translate_kafka_error(
             f"Check the keyword arguments (kafka-python names, e.g. security_protocol=).",
             address=address,
         )
-    auth_errors: tuple[type[BaseException], ...] = tuple(
-        cls
-        for cls in (
-            getattr(kerr, "AuthenticationFailedError", None),
-            getattr(kerr, "SaslAuthenticationFailedError", None),
-            getattr(kerr, "AuthenticationMethodNotSupported", None),
-            getattr(kerr, "IllegalSaslStateError", None),
-            getattr(kerr, "UnsupportedSaslMechanismError", None),
-        )
-        if isinstance(cls, type)
+    refusals = (
+        (
+            kafka_error_types(
+                "AuthenticationFailedError",
+                "SaslAuthenticationFailedError",
+                "AuthenticationMethodNotSupported",
+                "IllegalSaslStateError",
+                "UnsupportedSaslMechanismError",
+            ),
+            "rejected the credentials while {action} ({detail}). Check the user name, "
+            "password and sasl_mechanism (e.g. SCRAM-SHA-512).",
+        ),
+        (
+            kafka_error_types(
+                "GroupAuthorizationFailedError",
+                "TopicAuthorizationFailedError",
+                "ClusterAuthorizationFailedError",
+            ),
+            "denied access while {action} ({detail}). The principal needs DESCRIBE on the "
+            "groups and topics (and on the cluster to list groups).",
+        ),
     )
-    if auth_errors and isinstance(exc, auth_errors):
-        return KbpConnectionError(
-            f"Kafka at {address} rejected the credentials while {action} ({detail}). "
-            f"Check the user name, password and sasl_mechanism (e.g. SCRAM-SHA-512).",
-            address=address,
-        )
-    authz = tuple(
-        cls
-        for cls in (
-            getattr(kerr, "GroupAuthorizationFailedError", None),
-            getattr(kerr, "TopicAuthorizationFailedError", None),
-            getattr(kerr, "ClusterAuthorizationFailedError", None),
-        )
-        if isinstance(cls, type)
-    )
-    if authz and isinstance(exc, authz):
-        return KbpConnectionError(
-            f"Kafka at {address} denied access while {action} ({detail}). The principal "
-            f"needs DESCRIBE on the groups and topics (and on the cluster to list groups).",
-            address=address,
-        )
+    for types, text in refusals:
+        if types and isinstance(exc, types):
+            return KbpConnectionError(
+                f"Kafka at {address} " + text.format(action=action, detail=detail),
+                address=address,
+            )
     return KbpConnectionError(
         f"Cannot reach Kafka at {address} while {action} ({detail}). Check that the "
         f"brokers are running, the address and port, the listener's security protocol, "
@@ -178,6 +206,21 @@ def _guard_logs(secrets: Iterable[str]) -> None:
         logger = logging.getLogger(name)
         if _REDACTOR not in logger.filters:
             logger.addFilter(_REDACTOR)
+
+
+def check_client_config(bootstrap_servers: str | list[str], config: Mapping[str, Any]) -> None:
+    """Raise the KbpInputError :func:`connect_admin` would for unknown settings, offline.
+
+    kafka-python checks the names of its settings in ``KafkaAdminClient()``,
+    which also connects; this check needs no broker.
+    """
+    import kafka.errors as kerr
+    from kafka import KafkaAdminClient
+
+    unknown = set(config) - set(KafkaAdminClient.DEFAULT_CONFIG)
+    if unknown:
+        error = kerr.KafkaConfigurationError(f"Unrecognized configs: {unknown}")
+        raise translate_kafka_error(error, _address(bootstrap_servers), "connecting") from None
 
 
 def connect_admin(bootstrap_servers: str | list[str], config: Mapping[str, Any]) -> Any:

@@ -227,6 +227,9 @@ def read_record_times(
     return found, stats
 
 
+_Targets = dict[str, list[tuple[int, int]]]  # topic -> [(partition, offset)] for one leader
+
+
 def _fetch_round(
     admin: Any,
     wanted: Mapping[tuple[str, int, int], int],
@@ -240,54 +243,75 @@ def _fetch_round(
     Returns the targets the broker answered with no bytes although records are
     there (their batch is larger than their share).
     """
-    from kafka.protocol.consumer import FetchRequest
-
-    by_leader: dict[int, dict[str, list[tuple[int, int]]]] = defaultdict(lambda: defaultdict(list))
+    by_leader: dict[int, _Targets] = defaultdict(lambda: defaultdict(list))
     for (topic, partition, offset), leader in wanted.items():
         by_leader[leader][topic].append((partition, offset))
+    answers = _send_to_leaders(admin, by_leader, share, timeout_s)
+    stats.requests += len(by_leader)
+    empty: set[tuple[str, int, int]] = set()
+    for leader, response in answers:
+        if isinstance(response, BaseException):
+            count = sum(len(parts) for parts in by_leader[leader].values())
+            stats.problems.append(
+                f"broker {leader} did not return records for {count} partition(s) "
+                f"({type(response).__name__}: {response})"
+            )
+            continue
+        empty |= _read_answer(response, by_leader[leader], stats, found)
+    return empty
+
+
+def _fetch_request(topics: Mapping[str, list[tuple[int, int]]], share: Mapping[Any, int]) -> Any:
+    """Build a Fetch for these (partition, offset)s, each allowed its share of bytes."""
+    from kafka.protocol.consumer import FetchRequest
+
     fetch_topic = FetchRequest.FetchTopic
     fetch_partition = fetch_topic.FetchPartition
-    timeout_ms = max(1, int(timeout_s * 1000))
+    total = sum(share[(topic, p, offset)] for topic, parts in topics.items() for p, offset in parts)
+    return FetchRequest(
+        replica_id=-1,
+        max_wait_ms=0,
+        min_bytes=0,
+        max_bytes=total,
+        isolation_level=0,
+        session_id=0,
+        session_epoch=-1,
+        topics=[
+            fetch_topic(
+                topic=topic,
+                partitions=[
+                    fetch_partition(
+                        partition=p,
+                        current_leader_epoch=-1,
+                        fetch_offset=offset,
+                        last_fetched_epoch=-1,
+                        log_start_offset=-1,
+                        partition_max_bytes=share[(topic, p, offset)],
+                    )
+                    for p, offset in sorted(parts)
+                ],
+            )
+            for topic, parts in sorted(topics.items())
+        ],
+        forgotten_topics_data=[],
+        rack_id="",
+        max_version=_FETCH_MAX_VERSION,
+    )
 
-    def request(topics: Mapping[str, list[tuple[int, int]]]) -> Any:
-        total = sum(
-            share[(topic, p, offset)] for topic, parts in topics.items() for p, offset in parts
-        )
-        return FetchRequest(
-            replica_id=-1,
-            max_wait_ms=0,
-            min_bytes=0,
-            max_bytes=total,
-            isolation_level=0,
-            session_id=0,
-            session_epoch=-1,
-            topics=[
-                fetch_topic(
-                    topic=topic,
-                    partitions=[
-                        fetch_partition(
-                            partition=p,
-                            current_leader_epoch=-1,
-                            fetch_offset=offset,
-                            last_fetched_epoch=-1,
-                            log_start_offset=-1,
-                            partition_max_bytes=share[(topic, p, offset)],
-                        )
-                        for p, offset in sorted(parts)
-                    ],
-                )
-                for topic, parts in sorted(topics.items())
-            ],
-            forgotten_topics_data=[],
-            rack_id="",
-            max_version=_FETCH_MAX_VERSION,
-        )
+
+def _send_to_leaders(
+    admin: Any, by_leader: Mapping[int, _Targets], share: Mapping[Any, int], timeout_s: float
+) -> list[tuple[int, Any]]:
+    """Send every leader its Fetch at once; return (leader, response or the exception)."""
+    timeout_ms = max(1, int(timeout_s * 1000))
 
     async def fetch_all() -> list[tuple[int, Any]]:
         futures = [
             (
                 leader,
-                admin._manager.send(request(topics), node_id=leader, request_timeout_ms=timeout_ms),
+                admin._manager.send(
+                    _fetch_request(topics, share), node_id=leader, request_timeout_ms=timeout_ms
+                ),
             )
             for leader, topics in sorted(by_leader.items())
         ]
@@ -300,30 +324,29 @@ def _fetch_round(
         return answers
 
     answers: list[tuple[int, Any]] = admin._manager.run(fetch_all)
-    stats.requests += len(by_leader)
+    return answers
+
+
+def _read_answer(
+    response: Any,
+    targets: _Targets,
+    stats: FetchStats,
+    found: dict[tuple[str, int, int], RecordTime],
+) -> set[tuple[str, int, int]]:
+    """Put the record times of one leader's answer into ``found``; return the empty targets."""
+    asked = {(topic, p): offset for topic, parts in targets.items() for p, offset in parts}
     empty: set[tuple[str, int, int]] = set()
-    for leader, response in answers:
-        if isinstance(response, BaseException):
-            count = sum(len(parts) for parts in by_leader[leader].values())
-            stats.problems.append(
-                f"broker {leader} did not return records for {count} partition(s) "
-                f"({type(response).__name__}: {response})"
-            )
-            continue
-        asked = {
-            (topic, p): offset for topic, parts in by_leader[leader].items() for p, offset in parts
-        }
-        for topic_data in response.responses:
-            for part in topic_data.partitions:
-                tp = (str(topic_data.topic), int(part.partition_index))
-                if part.error_code or tp not in asked:
-                    continue
-                records = bytes(part.records or b"")
-                stats.bytes += len(records)
-                if not records and int(part.high_watermark) > asked[tp]:
-                    empty.add((*tp, asked[tp]))
-                    continue
-                got = record_time_from_bytes(records, asked[tp], int(part.high_watermark))
-                if got is not None:
-                    found[(*tp, asked[tp])] = got
+    for topic_data in response.responses:
+        for part in topic_data.partitions:
+            tp = (str(topic_data.topic), int(part.partition_index))
+            if part.error_code or tp not in asked:
+                continue
+            records = bytes(part.records or b"")
+            stats.bytes += len(records)
+            if not records and int(part.high_watermark) > asked[tp]:
+                empty.add((*tp, asked[tp]))
+                continue
+            got = record_time_from_bytes(records, asked[tp], int(part.high_watermark))
+            if got is not None:
+                found[(*tp, asked[tp])] = got
     return empty

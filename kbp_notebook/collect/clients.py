@@ -35,11 +35,7 @@ from typing import Any
 
 import pandas as pd
 
-from kbp_notebook.collect._kafka import (
-    connect_admin,
-    secret_values,
-    translate_kafka_error,
-)
+from kbp_notebook.collect._kafka import admin_request
 from kbp_notebook.errors import KbpInputError
 from kbp_notebook.frames import empty_metrics_frame, validate_metrics_frame
 
@@ -173,19 +169,10 @@ def log_dir_usage(
     KbpConnectionError
         The cluster cannot be reached.
     """
-    address = (
-        bootstrap_servers if isinstance(bootstrap_servers, str) else ",".join(bootstrap_servers)
-    )
-    admin = connect_admin(bootstrap_servers, kafka_config)
-    try:
-        now = pd.Timestamp.now(tz="UTC")
-        responses = admin.describe_log_dirs()
-    except Exception as exc:
-        raise translate_kafka_error(
-            exc, address, "describing log dirs", secret_values(kafka_config)
-        ) from None
-    finally:
-        admin.close()
+    def describe(admin: Any) -> tuple[pd.Timestamp, Any]:
+        return pd.Timestamp.now(tz="UTC"), admin.describe_log_dirs()
+
+    now, responses = admin_request(bootstrap_servers, kafka_config, "describing log dirs", describe)
     entities: list[str] = []
     metrics: list[str] = []
     values: list[float] = []

@@ -31,7 +31,8 @@ import math
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -44,8 +45,10 @@ from kbp_notebook.collect._groups import (
     share_group_start_offsets,
 )
 from kbp_notebook.collect._kafka import (
+    check_client_config,
     connect_admin,
     describe_exception,
+    kafka_error_types,
     public_config,
     secret_values,
     translate_kafka_error,
@@ -93,6 +96,10 @@ class LagCollector:
     max_groups
         When listing, track at most this many groups (the first in id order, so
         the same ones every snapshot); the rest are named in ``last_problems``.
+    connect
+        Connect now, so an unreachable cluster or rejected credentials raise here
+        (default). ``False``: connect at the first request (:meth:`snapshot`,
+        :meth:`record`); the arguments are still checked here, without a broker.
     **kafka_config
         kafka-python client settings, e.g. ``security_protocol="SASL_SSL"``,
         ``sasl_mechanism="SCRAM-SHA-512"``, ``sasl_plain_username=...``,
@@ -104,9 +111,9 @@ class LagCollector:
     ------
     KbpConnectionError
         No broker at ``bootstrap_servers`` answered (the message names the
-        address), or the credentials were rejected.
+        address), or the credentials were rejected (with ``connect=True``).
     KbpInputError
-        An unknown client setting.
+        An unknown client setting, an empty address or a bad group option.
 
     Examples
     --------
@@ -125,6 +132,7 @@ class LagCollector:
         group_pattern: str | None = None,
         skip_empty_groups: bool = False,
         max_groups: int | None = None,
+        connect: bool = True,
         **kafka_config: Any,
     ) -> None:
         if not bootstrap_servers:
@@ -145,7 +153,12 @@ class LagCollector:
         self._kafka_config = dict(kafka_config)
         self._secrets = secret_values(self._kafka_config)
         self._lock = threading.Lock()
-        self._admin: Any = connect_admin(bootstrap_servers, self._kafka_config)
+        # Every argument is checked above and here without a broker; then connect
+        # (fail fast), or at the first request when connect=False.
+        check_client_config(bootstrap_servers, self._kafka_config)
+        self._admin: Any = None
+        if connect:
+            self._admin_client()
         #: Problems met by the last snapshot (partitions without a leader, a broker
         #: that did not answer): ``(kind, text)`` pairs; rows are NA where affected.
         self.last_problems: list[tuple[str, str]] = []
@@ -175,7 +188,7 @@ class LagCollector:
         self.close()
 
     def __repr__(self) -> str:
-        state = "open" if self._admin is not None else "closed"
+        state = "open" if self._admin is not None else "not connected"
         return f"LagCollector({self.address!r}, cluster={self.cluster!r}, {state})"
 
     @property
@@ -382,24 +395,22 @@ class LagCollector:
         committed = self._committed(admin, [g for g in group_ids if g not in set(share)])
         committed.update(share_group_start_offsets(admin, share))
 
-        owners: dict[tuple[str, str, int], tuple[str, str, str]] = {}
-        wanted: dict[str, set[tuple[str, int]]] = {}
-        for group in group_ids:
-            description = described[group]
-            parts = set(committed.get(group, {}))
-            owners.update(_owners(group, description.members))
-            for member in description.members:
-                parts.update(member.partitions)
-            if not parts and groups is not None and description.group_state in ("Dead", ""):
-                problems.append(("collector_notice", f"Consumer group {group!r} does not exist."))
-            wanted[group] = parts
-
+        owners, wanted = _wanted_partitions(group_ids, described, committed, groups, problems)
         all_tps = sorted({tp for parts in wanted.values() for tp in parts})
+        led = self._led_partitions(admin, all_tps, problems)
+        self._last_leaders = led
+        log_end = self._offsets(admin, led, -1, problems)
+        log_start = self._offsets(admin, led, -2, problems) if self.log_start_offsets else None
+        rows = _SnapshotRows(group_ids, wanted, committed, owners, described, log_end, log_start)
+        return validate_lag_frame(rows.frame(time, self.cluster)), problems
+
+    def _led_partitions(
+        self, admin: Any, all_tps: list[tuple[str, int]], problems: list[tuple[str, str]]
+    ) -> dict[tuple[str, int], int]:
+        """Leader per partition that has one; metadata and leaderless problems are noted."""
         leaders, metadata_problems = self._leaders(admin, sorted({t for t, _ in all_tps}))
         for text in metadata_problems:
             problems.append(("collector_error", f"Kafka at {self.address}: {text}."))
-        led = {tp: leaders[tp] for tp in all_tps if leaders.get(tp, -1) >= 0}
-        self._last_leaders = led
         leaderless = [tp for tp in all_tps if tp in leaders and leaders[tp] < 0]
         if leaderless:
             shown = ", ".join(f"{t}-{p}" for t, p in leaderless[:10])
@@ -411,54 +422,7 @@ class LagCollector:
                     f"({shown}{more}); their log-end offsets are NA in this snapshot.",
                 )
             )
-        log_end = self._offsets(admin, led, -1, problems)
-        log_start = self._offsets(admin, led, -2, problems) if self.log_start_offsets else {}
-
-        columns: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "group",
-                "topic",
-                "partition",
-                "committed_offset",
-                "log_end_offset",
-                "log_start_offset",
-                *_OWNER_COLUMNS,
-                *_GROUP_COLUMNS,
-            )
-        }
-        for group in group_ids:
-            group_committed = committed.get(group, {})
-            for topic, partition in sorted(wanted[group]):
-                key = (topic, partition)
-                found = owners.get((group, topic, partition))
-                columns["group"].append(group)
-                columns["topic"].append(topic)
-                columns["partition"].append(partition)
-                columns["committed_offset"].append(group_committed.get(key))
-                columns["log_end_offset"].append(log_end.get(key))
-                columns["log_start_offset"].append(log_start.get(key))
-                for index, name in enumerate(_OWNER_COLUMNS):
-                    columns[name].append(found[index] if found else None)
-                columns["group_type"].append(described[group].group_type or None)
-                columns["group_state"].append(described[group].group_state or None)
-        frame = pd.DataFrame(
-            {
-                "time": pd.Series([time] * len(columns["group"]), dtype="datetime64[ns, UTC]"),
-                "cluster": pd.Series([self.cluster] * len(columns["group"]), dtype="string"),
-                "group": pd.Series(columns["group"], dtype="string"),
-                "topic": pd.Series(columns["topic"], dtype="string"),
-                "partition": pd.Series(columns["partition"], dtype="int32"),
-                "committed_offset": pd.Series(columns["committed_offset"], dtype="Int64"),
-                "log_end_offset": pd.Series(columns["log_end_offset"], dtype="Int64"),
-            }
-        )
-        frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
-        if self.log_start_offsets:
-            frame["log_start_offset"] = pd.Series(columns["log_start_offset"], dtype="Int64")
-        for name in (*_OWNER_COLUMNS, *_GROUP_COLUMNS):
-            frame[name] = pd.Series(columns[name], dtype="string")
-        return validate_lag_frame(frame), problems
+        return {tp: leaders[tp] for tp in all_tps if leaders.get(tp, -1) >= 0}
 
     def _add_record_time_lag(
         self,
@@ -668,6 +632,85 @@ class LagCollector:
         return read_dataset(path)
 
 
+def _wanted_partitions(
+    group_ids: list[str],
+    described: Mapping[str, Any],
+    committed: Mapping[str, Mapping[tuple[str, int], int]],
+    groups: Iterable[str] | str | None,
+    problems: list[tuple[str, str]],
+) -> tuple[dict[tuple[str, str, int], tuple[str, str, str]], dict[str, set[tuple[str, int]]]]:
+    """Owners per (group, topic, partition), and each group's partitions (committed or assigned).
+
+    A group asked for by name that has neither is noted as not existing.
+    """
+    owners: dict[tuple[str, str, int], tuple[str, str, str]] = {}
+    wanted: dict[str, set[tuple[str, int]]] = {}
+    for group in group_ids:
+        description = described[group]
+        parts = set(committed.get(group, {}))
+        owners.update(_owners(group, description.members))
+        for member in description.members:
+            parts.update(member.partitions)
+        if not parts and groups is not None and description.group_state in ("Dead", ""):
+            problems.append(("collector_notice", f"Consumer group {group!r} does not exist."))
+        wanted[group] = parts
+    return owners, wanted
+
+
+@dataclass(frozen=True)
+class _SnapshotRows:
+    """What one snapshot read, to be laid out as LAG rows (one per group and partition)."""
+
+    group_ids: list[str]
+    wanted: Mapping[str, set[tuple[str, int]]]
+    committed: Mapping[str, Mapping[tuple[str, int], int]]
+    owners: Mapping[tuple[str, str, int], tuple[str, str, str]]
+    described: Mapping[str, Any]
+    log_end: Mapping[tuple[str, int], int]
+    log_start: Mapping[tuple[str, int], int] | None  # None: not read
+
+    def frame(self, time: pd.Timestamp, cluster: str) -> pd.DataFrame:
+        """Lay the rows out as a LAG frame (not yet validated) with owner and group columns."""
+        log_start = self.log_start or {}
+        names = ("group", "topic", "partition", "committed_offset", "log_end_offset",
+                 "log_start_offset", *_OWNER_COLUMNS, *_GROUP_COLUMNS)  # fmt: skip
+        columns: dict[str, list[Any]] = {name: [] for name in names}
+        for group in self.group_ids:
+            group_committed = self.committed.get(group, {})
+            description = self.described[group]
+            for topic, partition in sorted(self.wanted[group]):
+                key = (topic, partition)
+                found = self.owners.get((group, topic, partition))
+                columns["group"].append(group)
+                columns["topic"].append(topic)
+                columns["partition"].append(partition)
+                columns["committed_offset"].append(group_committed.get(key))
+                columns["log_end_offset"].append(self.log_end.get(key))
+                columns["log_start_offset"].append(log_start.get(key))
+                for index, name in enumerate(_OWNER_COLUMNS):
+                    columns[name].append(found[index] if found else None)
+                columns["group_type"].append(description.group_type or None)
+                columns["group_state"].append(description.group_state or None)
+        n = len(columns["group"])
+        frame = pd.DataFrame(
+            {
+                "time": pd.Series([time] * n, dtype="datetime64[ns, UTC]"),
+                "cluster": pd.Series([cluster] * n, dtype="string"),
+                "group": pd.Series(columns["group"], dtype="string"),
+                "topic": pd.Series(columns["topic"], dtype="string"),
+                "partition": pd.Series(columns["partition"], dtype="int32"),
+                "committed_offset": pd.Series(columns["committed_offset"], dtype="Int64"),
+                "log_end_offset": pd.Series(columns["log_end_offset"], dtype="Int64"),
+            }
+        )
+        frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
+        if self.log_start is not None:
+            frame["log_start_offset"] = pd.Series(columns["log_start_offset"], dtype="Int64")
+        for name in (*_OWNER_COLUMNS, *_GROUP_COLUMNS):
+            frame[name] = pd.Series(columns[name], dtype="string")
+        return frame
+
+
 def _owners(
     group: str, members: Iterable[GroupMember]
 ) -> dict[tuple[str, str, int], tuple[str, str, str]]:
@@ -697,25 +740,18 @@ def _empty_lag() -> pd.DataFrame:
 
 
 def _is_connection_error(exc: BaseException) -> bool:
-    import kafka.errors as kerr
-
-    connection_types = tuple(
-        cls
-        for cls in (
-            getattr(kerr, "KafkaConnectionError", None),
-            getattr(kerr, "NoBrokersAvailable", None),
-            getattr(kerr, "NodeNotReadyError", None),
-            getattr(kerr, "KafkaTimeoutError", None),
-            getattr(kerr, "RequestTimedOutError", None),
-        )
-        if isinstance(cls, type)
+    connection_types = kafka_error_types(
+        "KafkaConnectionError",
+        "NoBrokersAvailable",
+        "NodeNotReadyError",
+        "KafkaTimeoutError",
+        "RequestTimedOutError",
     )
     return isinstance(exc, connection_types + (OSError, TimeoutError))
 
 
 def _is_fatal(exc: BaseException) -> bool:
     """Errors that mean the whole snapshot failed (not one leader)."""
-    import kafka.errors as kerr
-
-    auth = getattr(kerr, "AuthenticationFailedError", None)
-    return isinstance(exc, KbpConnectionError) or (isinstance(auth, type) and isinstance(exc, auth))
+    # kafka-python 3 raises SaslAuthenticationFailedError; older names kept for 2.x.
+    auth = kafka_error_types("AuthenticationFailedError", "SaslAuthenticationFailedError")
+    return isinstance(exc, (KbpConnectionError, *auth))

@@ -4,31 +4,29 @@
 ``sum by``) so only what a plot needs comes back, and splits long ranges so
 no query asks for more than Prometheus's 11,000 points per series.
 
-It speaks the HTTP API with the standard library (``urllib``): basic auth,
-bearer tokens, custom headers and TLS (CA file or ``verify=False``) are
-supported. Credentials are sent in headers and never appear in messages.
+It speaks the HTTP API through ``kbp_notebook._prometheus_http`` (standard
+library ``urllib``): basic auth, bearer tokens, custom headers and TLS (CA
+file or ``verify=False``) are supported. Credentials are sent in headers and
+never appear in messages.
 """
 
 from __future__ import annotations
 
-import base64
 import datetime as _dt
-import http.client
-import json
 import math
 import re
-import ssl
-import time as _time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from kbp_notebook.collect.remote_write import LAG_EXPORTER_SCHEMES, ExporterScheme
+from kbp_notebook._metric_queries import (
+    BROKER_METRIC_QUERIES,
+    LAG_EXPORTER_SCHEMES,
+    ExporterScheme,
+)
+from kbp_notebook._prometheus_http import PrometheusHttp
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
 from kbp_notebook.frames import (
     empty_lag_frame,
@@ -48,96 +46,6 @@ __all__ = [
 
 #: Prometheus refuses range queries over 11,000 points per series; stay below it.
 MAX_POINTS_PER_QUERY = 10_000
-#: Largest answer read from the server (a runaway or hostile server cannot exhaust memory).
-MAX_RESPONSE_BYTES = 512 * 2**20
-
-# Series names accepted with and without the ``_total`` suffix the 1.x JMX exporter adds.
-_C = "(_total)?"
-
-#: canonical metric -> PromQL candidates, tried in order until one returns data.
-#: ``{w}`` is the rate window, ``{by}`` the label(s) naming the broker.
-BROKER_METRIC_QUERIES: dict[str, tuple[str, ...]] = {
-    "messages_in_per_s": (
-        # JMX exporter 1.x with counter rules (the sandbox): ..._messagesin_total
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_messagesin(_total)?",'
-        'topic=""}}[{w}]))',
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_messagesinpersec_count'
-        + _C
-        + '",topic=""}}[{w}]))',
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_messagesinpersec_count'
-        + _C
-        + '"}}[{w}]))',
-        "sum by ({by}) (messages_in_per_s)",
-    ),
-    "bytes_in_per_s": (
-        # JMX exporter 1.x with counter rules (the sandbox): ..._bytesin_total
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesin(_total)?",'
-        'topic=""}}[{w}]))',
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesinpersec_count'
-        + _C
-        + '",topic=""}}[{w}]))',
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesinpersec_count'
-        + _C
-        + '"}}[{w}]))',
-    ),
-    "bytes_out_per_s": (
-        # JMX exporter 1.x with counter rules (the sandbox): ..._bytesout_total
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesout(_total)?",'
-        'topic=""}}[{w}]))',
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesoutpersec_count'
-        + _C
-        + '",topic=""}}[{w}]))',
-        'sum by ({by}) (rate({{__name__=~"kafka_server_brokertopicmetrics_bytesoutpersec_count'
-        + _C
-        + '"}}[{w}]))',
-    ),
-    "log_flush_rate": (
-        'sum by ({by}) (rate({{__name__=~"kafka_log_logflushstats_logflushrateandtimems_count'
-        + _C
-        + '"}}[{w}]))',
-    ),
-    "log_flush_time_ms_mean": (
-        # mean over the window from the timer's running sum and count
-        'sum by ({by}) (rate({{__name__=~"kafka_log_logflushstats_logflushrateandtimems_sum'
-        + _C
-        + '"}}[{w}])) / sum by ({by}) (rate({{__name__=~'
-        '"kafka_log_logflushstats_logflushrateandtimems_count' + _C + '"}}[{w}]))',
-        "max by ({by}) (kafka_log_logflushstats_logflushrateandtimems_mean)",
-        'max by ({by}) (kafka_log_logflushstats_logflushrateandtimems{{quantile=~"0.50?"}})',
-    ),
-    "log_flush_time_ms_p99": (
-        'max by ({by}) (kafka_log_logflushstats_logflushrateandtimems{{quantile="0.99"}})',
-    ),
-    "under_replicated_partitions": (
-        "sum by ({by}) (kafka_server_replicamanager_underreplicatedpartitions)",
-        "sum by ({by}) (kafka_server_replicamanager_underreplicatedpartitions_value)",
-    ),
-    "produce_total_time_ms_p99": (
-        "max by ({by}) (kafka_network_requestmetrics_totaltimems"
-        '{{request="Produce",quantile="0.99"}})',
-    ),
-    "fetch_consumer_total_time_ms_p99": (
-        "max by ({by}) (kafka_network_requestmetrics_totaltimems"
-        '{{request="FetchConsumer",quantile="0.99"}})',
-    ),
-    "produce_request_queue_time_ms_p99": (
-        "max by ({by}) (kafka_network_requestmetrics_requestqueuetimems"
-        '{{request="Produce",quantile="0.99"}})',
-    ),
-    "request_handler_idle_ratio": (
-        # The gauge is an average since start; its _count is idle nanoseconds.
-        "sum by ({by}) (rate({{__name__=~"
-        '"kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_count'
-        + _C
-        + '"}}[{w}])) / 1e9',
-        "max by ({by}) "
-        "(kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_oneminuterate)",
-    ),
-    "network_processor_idle_ratio": (
-        "max by ({by}) (kafka_network_socketserver_networkprocessoravgidlepercent)",
-        "max by ({by}) (kafka_network_socketserver_networkprocessoravgidlepercent_value)",
-    ),
-}
 
 #: Prometheus's default ``--query.max-samples``: samples one query may load.
 DEFAULT_MAX_SAMPLES = 50_000_000
@@ -148,13 +56,18 @@ _SAMPLE_LIMIT_WORDS = ("too many samples", "maxsamplesperquery", "max_samples", 
 _BROKER_LABELS = ("broker_id", "broker", "kafka_broker_id", "node_id", "instance")
 
 
-def _public_url(url: str) -> str:
-    """Return the URL without any user:password@ part."""
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc = f"{netloc}:{parts.port}"
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+class _Counter:
+    """A count kept by the HTTP client (one owner), read and reset through the source."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, source: PrometheusSource, owner: type | None = None) -> int:
+        count: int = getattr(source._http, self.name)
+        return count
+
+    def __set__(self, source: PrometheusSource, value: int) -> None:
+        setattr(source._http, self.name, int(value))
 
 
 class PrometheusSource:
@@ -209,164 +122,33 @@ class PrometheusSource:
         broker_label: str | None = None,
         max_samples: int = DEFAULT_MAX_SAMPLES,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise KbpInputError(
-                f"Prometheus url {url!r} must start with http:// or https://, e.g. "
-                f"'http://127.0.0.1:9090'.",
-                column="url",
-            )
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.username and basic_auth is None:
-            basic_auth = (
-                urllib.parse.unquote(parsed.username),
-                urllib.parse.unquote(parsed.password or ""),
-            )
-        self.url = _public_url(url).rstrip("/")
+        self._http = PrometheusHttp(
+            url,
+            timeout_s=timeout_s,
+            basic_auth=basic_auth,
+            bearer_token=bearer_token,
+            verify=verify,
+            ca_file=ca_file,
+            headers=headers,
+        )
+        self.url = self._http.url
         self.cluster = str(cluster)
         self.timeout_s = float(timeout_s)
         self.broker_label = broker_label
         self.max_samples = int(max_samples)
-        #: Bytes of answers read and requests sent so far (reset them to measure a call).
-        self.bytes_received = 0
-        self.requests = 0
-        self._headers = {"Accept": "application/json", "User-Agent": "kbp-notebook"}
-        self._headers.update(dict(headers or {}))
-        if basic_auth is not None:
-            user, password = basic_auth
-            token = base64.b64encode(f"{user}:{password}".encode()).decode("ascii")
-            self._headers["Authorization"] = f"Basic {token}"
-        if bearer_token is not None:
-            self._headers["Authorization"] = f"Bearer {bearer_token}"
-        self._ssl: ssl.SSLContext | None = None
-        if self.url.startswith("https://"):
-            self._ssl = ssl.create_default_context(cafile=ca_file)
-            if not verify:
-                self._ssl.check_hostname = False
-                self._ssl.verify_mode = ssl.CERT_NONE
 
     def __repr__(self) -> str:
         return f"PrometheusSource({self.url!r}, cluster={self.cluster!r})"
 
     # -- HTTP -----------------------------------------------------------------
 
+    #: Bytes of answers read and requests sent so far (set them to 0 to measure a call).
+    bytes_received = _Counter()
+    requests = _Counter()
+
     def _get(self, endpoint: str, params: Mapping[str, str], query: str) -> Any:
         """POST a form to the API and return its ``data`` (errors become KbpErrors)."""
-        status, payload = self._post(endpoint, params, query)
-        return self._api_data(endpoint, status, payload, query)
-
-    def _post(self, endpoint: str, params: Mapping[str, str], query: str) -> tuple[int, bytes]:
-        """POST a form to ``/api/v1/<endpoint>``; return HTTP status and body.
-
-        Refused (401/403), missing (404), unreachable and oversized answers raise;
-        other HTTP errors return their body for :meth:`_api_data` to explain.
-        """
-        body = urllib.parse.urlencode(params).encode("utf-8")
-        request = urllib.request.Request(
-            f"{self.url}/api/v1/{endpoint}",
-            data=body,
-            headers={**self._headers, "Content-Type": "application/x-www-form-urlencoded"},
-            method="POST",
-        )
-        # timeout_s bounds the whole request: a server that trickles bytes or
-        # never ends its answer must not hold a notebook (or the memory) hostage.
-        deadline = _time.monotonic() + self.timeout_s
-        self.requests += 1
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s, context=self._ssl) as resp:
-                payload = _read_body(resp, deadline)
-                status = resp.status
-            self.bytes_received += len(payload)
-        except urllib.error.HTTPError as exc:
-            status = exc.code
-            try:
-                payload = _read_body(exc, deadline) if exc.fp is not None else b""
-            except (_TooLarge, OSError, http.client.HTTPException):
-                payload = b""
-            if status in (401, 403):
-                raise KbpConnectionError(
-                    f"Prometheus at {self.url} refused the request (HTTP {status}); check "
-                    f"basic_auth / bearer_token and the permissions of that account.",
-                    address=self.url,
-                    status=status,
-                ) from None
-            if status == 404:
-                raise KbpConnectionError(
-                    f"Prometheus at {self.url} has no /api/v1/{endpoint} (HTTP 404); check the "
-                    f"URL and any path prefix (e.g. http://host:9090/prometheus).",
-                    address=self.url,
-                    status=status,
-                ) from None
-        except _TooLarge:
-            raise KbpInputError(
-                f"Prometheus at {self.url} answered with more than "
-                f"{MAX_RESPONSE_BYTES // 2**20} MiB for query {query!r}; narrow the time range, "
-                f"raise the step, or aggregate in PromQL (sum by ...).",
-                address=self.url,
-                query=query,
-            ) from None
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            reason = getattr(exc, "reason", exc)
-            if isinstance(exc, http.client.HTTPException) and not isinstance(exc, OSError):
-                reason = f"{type(exc).__name__}: the answer was cut short or is not HTTP"
-            raise KbpConnectionError(
-                f"Cannot reach Prometheus at {self.url} ({type(reason).__name__}: {reason}); "
-                f"check that it runs, the URL and port, and TLS settings (ca_file/verify).",
-                address=self.url,
-            ) from None
-        return status, payload
-
-    def _api_data(self, endpoint: str, status: int, payload: bytes, query: str) -> Any:
-        """Return the ``data`` of an API answer; raise on non-JSON, errors or wrong shapes."""
-        try:
-            document = json.loads(payload.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            raise KbpInputError(
-                f"Prometheus at {self.url} answered HTTP {status} with something that is not "
-                f"JSON ({exc}) for query {query!r}; is the URL a Prometheus API "
-                f"(not a proxy login page)?",
-                address=self.url,
-                query=query,
-            ) from None
-        if not isinstance(document, dict) or "status" not in document:
-            raise KbpInputError(
-                f"Prometheus at {self.url} answered with JSON that is not an API response "
-                f"(no 'status') for query {query!r}.",
-                address=self.url,
-                query=query,
-            )
-        if document.get("status") != "success":
-            message = document.get("error") or "unknown error"
-            error_type = document.get("errorType") or ""
-            if error_type in ("bad_data", "execution") or status in (400, 422):
-                raise KbpInputError(
-                    f"Prometheus at {self.url} rejected the query {query!r}: {message}"
-                    f" ({error_type or 'HTTP ' + str(status)}). Fix the PromQL.",
-                    address=self.url,
-                    query=query,
-                    prometheus_error=message,
-                )
-            raise KbpConnectionError(
-                f"Prometheus at {self.url} failed on query {query!r}: {message} "
-                f"({error_type or 'HTTP ' + str(status)}); retry or narrow the time range.",
-                address=self.url,
-                query=query,
-            )
-        data = document.get("data")
-        if endpoint == "series":
-            if not isinstance(data, list):
-                raise KbpInputError(
-                    f"Prometheus at {self.url} answered /series without a list of series.",
-                    address=self.url,
-                    query=query,
-                )
-            return data
-        if not isinstance(data, dict) or not isinstance(data.get("result"), list):
-            raise KbpInputError(
-                f"Prometheus at {self.url} answered without data.result for query {query!r}.",
-                address=self.url,
-                query=query,
-            )
-        return data
+        return self._http.api(endpoint, params, query=query)
 
     def check(self) -> None:
         """Ask the server one trivial instant query (``1``): raise if it cannot answer.
@@ -771,30 +553,6 @@ def _matchers(
 def _is_sample_limit(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(word in text for word in _SAMPLE_LIMIT_WORDS)
-
-
-class _TooLarge(Exception):
-    """An answer larger than MAX_RESPONSE_BYTES."""
-
-
-def _read_body(resp: Any, deadline: float) -> bytes:
-    """Read an HTTP body in chunks, giving up at ``deadline`` or beyond MAX_RESPONSE_BYTES."""
-    chunks: list[bytes] = []
-    size = 0
-    read = getattr(resp, "read1", None) or resp.read
-    while True:
-        if _time.monotonic() > deadline:
-            raise TimeoutError("timed out while reading the answer")
-        chunk = read(1 << 20)
-        if not chunk:
-            missing = getattr(resp, "length", None)
-            if isinstance(missing, int) and missing > 0:  # read1 does not raise this itself
-                raise http.client.IncompleteRead(b"".join(chunks), missing)
-            return b"".join(chunks)
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            raise _TooLarge
-        chunks.append(chunk)
 
 
 def _regex_literal(text: str) -> str:

@@ -23,59 +23,19 @@ Every sample keeps the snapshot's own time.
 from __future__ import annotations
 
 import struct
-import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from kbp_notebook._metric_queries import LAG_EXPORTER_SCHEMES, ExporterScheme
+from kbp_notebook._prometheus_http import PrometheusHttp
 from kbp_notebook.errors import KbpConnectionError, KbpInputError
 
 __all__ = ["LAG_EXPORTER_SCHEMES", "RemoteWriter", "encode_write_request", "lag_series"]
 
 
-@dataclass(frozen=True)
-class ExporterScheme:
-    """Metric and label names of one lag exporter."""
-
-    committed: str | None
-    log_end: str
-    lag: str
-    group_label: str
-    topic_label: str
-    partition_label: str
-    cluster_label: str | None = None
-
-
-LAG_EXPORTER_SCHEMES: dict[str, ExporterScheme] = {
-    "kafka_exporter": ExporterScheme(
-        committed="kafka_consumergroup_current_offset",
-        log_end="kafka_topic_partition_current_offset",
-        lag="kafka_consumergroup_lag",
-        group_label="consumergroup",
-        topic_label="topic",
-        partition_label="partition",
-    ),
-    "kafka-lag-exporter": ExporterScheme(
-        committed="kafka_consumergroup_group_offset",
-        log_end="kafka_partition_latest_offset",
-        lag="kafka_consumergroup_group_lag",
-        group_label="group",
-        topic_label="topic",
-        partition_label="partition",
-        cluster_label="cluster_name",
-    ),
-    "kminion": ExporterScheme(
-        committed=None,  # kminion exports lag and high water marks, not committed offsets
-        log_end="kminion_kafka_topic_partition_high_water_mark",
-        lag="kminion_kafka_consumer_group_topic_partition_lag",
-        group_label="group_id",
-        topic_label="topic_name",
-        partition_label="partition_id",
-    ),
-}
+_CHECK_RECEIVER = "check the URL (Prometheus needs --web.enable-remote-write-receiver)"
 
 Series = tuple[tuple[tuple[str, str], ...], np.ndarray, np.ndarray]
 
@@ -278,14 +238,15 @@ class RemoteWriter:
         max_samples_per_request: int = 50_000,
         extra_labels: Mapping[str, str] | None = None,
     ) -> None:
-        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-            raise KbpInputError(
-                f"remote-write url {url!r} must start with http:// or https://, e.g. "
-                f"'http://127.0.0.1:8428/api/v1/write'.",
-                column="url",
-            )
+        self._http = PrometheusHttp(
+            url,
+            service="the remote-write endpoint",
+            hint="check that the store runs and the URL",
+            missing_hint=_CHECK_RECEIVER,
+            timeout_s=timeout_s,
+        )
         _scheme(scheme)
-        self.url = url
+        self.url = self._http.url
         self.scheme = scheme
         self.timeout_s = float(timeout_s)
         self.max_samples_per_request = int(max_samples_per_request)
@@ -294,7 +255,6 @@ class RemoteWriter:
             "Content-Type": "application/x-protobuf",
             "Content-Encoding": "snappy",
             "X-Prometheus-Remote-Write-Version": "0.1.0",
-            "User-Agent": "kbp-notebook",
             **dict(headers or {}),
         }
         #: Compressed bytes and samples sent so far.
@@ -331,26 +291,15 @@ class RemoteWriter:
         import cramjam
 
         body = bytes(cramjam.snappy.compress_raw(encode_write_request(batch)))
-        request = urllib.request.Request(self.url, data=body, headers=self._headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
-            detail = exc.read(2000).decode("utf-8", "replace").strip() if exc.fp else ""
+        status, answer = self._http.send(body=body, headers=self._headers, what="remote write")
+        if not 200 <= status < 300:
+            detail = answer[:2000].decode("utf-8", "replace").strip()
             raise KbpConnectionError(
-                f"Remote write to {self.url} was refused (HTTP {exc.code}: {detail or exc.reason})"
-                f"; check the URL (Prometheus needs --web.enable-remote-write-receiver) and "
-                f"that samples are not older than the store accepts.",
+                f"Remote write to {self.url} was refused (HTTP {status}: {detail or 'no detail'})"
+                f"; {_CHECK_RECEIVER} and that samples are not older than the store accepts.",
                 address=self.url,
-                status=exc.code,
-            ) from None
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise KbpConnectionError(
-                f"Cannot reach the remote-write endpoint {self.url} ({reason}); check that "
-                f"the store runs and the URL.",
-                address=self.url,
-            ) from None
+                status=status,
+            )
         self.bytes_sent += len(body)
         self.samples_sent += samples
         return samples

@@ -13,10 +13,10 @@ import json
 import os
 import shutil
 import time as _time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pandas as pd
 
@@ -56,16 +56,25 @@ def _unreadable(part: Path, exc: BaseException) -> KbpInputError:
     )
 
 
+_T = TypeVar("_T")
+
+
+def _read_each(parts: list[Path], read: Callable[[Path], _T]) -> list[_T]:
+    """``read`` every part; a part that cannot be read is a KbpInputError naming it."""
+    out = []
+    for part in parts:
+        try:
+            out.append(read(part))
+        except Exception as exc:  # pyarrow raises several unrelated types
+            raise _unreadable(part, exc) from None
+    return out
+
+
 def _read_parts(folder: Path, name: str) -> pd.DataFrame:
     parts = _part_files(folder)
     if not parts:
         return _EMPTY[name]()
-    frames = []
-    for part in parts:
-        try:
-            frames.append(pd.read_parquet(part))
-        except Exception as exc:  # pyarrow raises several unrelated types
-            raise _unreadable(part, exc) from None
+    frames = _read_each(parts, pd.read_parquet)
     frames = [frame for frame in frames if len(frame)] or frames[:1]
     return pd.concat(frames, ignore_index=True)
 
@@ -78,6 +87,22 @@ class _Filters:
     topics: tuple[str, ...] | None = None
     start: pd.Timestamp | None = None
     end: pd.Timestamp | None = None
+
+    @classmethod
+    def of(
+        cls,
+        groups: Iterable[str] | str | None,
+        topics: Iterable[str] | str | None,
+        start: Any,
+        end: Any,
+    ) -> _Filters:
+        """Check and normalise the filters a caller passed (KbpInputError names a bad one)."""
+        return cls(
+            _names(groups, "groups"),
+            _names(topics, "topics"),
+            _bound(start, "start"),
+            _bound(end, "end"),
+        )
 
     @property
     def empty(self) -> bool:
@@ -117,12 +142,7 @@ def _arrow_dataset(folder: Path, name: str) -> Any:
     parts = _part_files(folder)
     if not parts:
         return None
-    schemas = []
-    for part in parts:
-        try:
-            schemas.append(pq.read_schema(part))
-        except Exception as exc:  # pyarrow raises several unrelated types
-            raise _unreadable(part, exc) from None
+    schemas = _read_each(parts, pq.read_schema)
     try:
         schema = pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
@@ -208,12 +228,7 @@ def lag_key_counts(
     if by not in ("group", "topic", "cluster"):
         raise KbpInputError(f"by={by!r}: count rows by 'group', 'topic' or 'cluster'.", column="by")
     root = _dataset_root(path)
-    filters = _Filters(
-        _names(groups, "groups"),
-        _names(topics, "topics"),
-        _bound(start, "start"),
-        _bound(end, "end"),
-    )
+    filters = _Filters.of(groups, topics, start, end)
     dataset = _arrow_dataset(root / "lag", "lag")
     totals: dict[str, int] = {}
     if dataset is not None:
@@ -288,12 +303,7 @@ def read_dataset(
     >>> one = kbp.read_dataset(kbp.sample_path("producer-burst"), groups=["sessionizer"])
     """
     root = _dataset_root(path)
-    filters = _Filters(
-        _names(groups, "groups"),
-        _names(topics, "topics"),
-        _bound(start, "start"),
-        _bound(end, "end"),
-    )
+    filters = _Filters.of(groups, topics, start, end)
     lag_columns: list[str] | None = None
     if columns is not None:
         extra = [str(c) for c in ([columns] if isinstance(columns, str) else columns)]

@@ -10,16 +10,11 @@ request per broker) and ListOffsets (the offsets those bytes span).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 
-from kbp_notebook.collect._kafka import (
-    _address,
-    connect_admin,
-    secret_values,
-    translate_kafka_error,
-)
+from kbp_notebook.collect._kafka import admin_request
 
 __all__ = ["topic_configs"]
 
@@ -78,48 +73,57 @@ def topic_configs(
     KbpConnectionError
         The cluster cannot be reached.
     """
+    answers = admin_request(
+        bootstrap_servers, kafka_config, "reading topic configs", lambda a: _read(a, topics)
+    )
+    return _frame(answers, cluster)
+
+
+class _Answers(NamedTuple):
+    """What the brokers said, as kafka-python returns it."""
+
+    leaders: dict[tuple[str, int], int]  # (topic, partition) -> leader broker id, -1 if none
+    configs: dict[str, Any]  # describe_configs: {"topic": {...}, "broker": {...}}
+    log_dirs: list[Any]  # describe_log_dirs, one answer per broker
+    starts: dict[Any, Any]  # TopicPartition -> log start offset (ListOffsets -2)
+    ends: dict[Any, Any]  # TopicPartition -> log end offset (ListOffsets -1)
+
+
+def _read(admin: Any, topics: Iterable[str] | None) -> _Answers:
+    """Ask Metadata, DescribeConfigs, DescribeLogDirs and ListOffsets (the only I/O here)."""
     from kafka import TopicPartition
     from kafka.admin import ConfigResource, ConfigResourceType
 
-    address = _address(bootstrap_servers)
-    admin = connect_admin(bootstrap_servers, kafka_config)
-    try:
-        names = (
-            sorted(t for t in admin.list_topics() if not t.startswith("__"))
-            if topics is None
-            else list(dict.fromkeys(str(t) for t in topics))
-        )
-        described = admin.describe_topics(names) if names else []
-        leaders = {
-            (str(t["name"]), int(p["partition_index"])): int(p.get("leader_id", -1))
-            for t in described
-            if not t.get("error_code")
-            for p in t.get("partitions", ())
-        }
-        brokers = sorted({b for b in leaders.values() if b >= 0})
-        resources = [
-            ConfigResource(ConfigResourceType.TOPIC, t, dict.fromkeys(_TOPIC_KEYS)) for t in names
-        ]
-        resources += [
-            ConfigResource(ConfigResourceType.BROKER, str(b), {_CHECK_KEY: None}) for b in brokers
-        ]
-        configs = admin.describe_configs(resources, config_filter="all") if resources else {}
-        log_dirs = admin.describe_log_dirs(names) if names else []
-        # the offsets the sizes cover, read right after them: bytes per offset
-        led = [TopicPartition(t, p) for (t, p), leader in leaders.items() if leader >= 0]
-        ends = admin.list_partition_offsets(dict.fromkeys(led, -1)) if led else {}
-        starts = admin.list_partition_offsets(dict.fromkeys(led, -2)) if led else {}
-    except Exception as exc:
-        raise translate_kafka_error(
-            exc, address, "reading topic configs", secret_values(kafka_config)
-        ) from None
-    finally:
-        admin.close()
-    topic_values = configs.get("topic", {})
-    check = {
-        int(broker): _number(values.get(_CHECK_KEY, {}).get("value"))
-        for broker, values in configs.get("broker", {}).items()
+    names = (
+        sorted(t for t in admin.list_topics() if not t.startswith("__"))
+        if topics is None
+        else list(dict.fromkeys(str(t) for t in topics))
+    )
+    described = admin.describe_topics(names) if names else []
+    leaders = {
+        (str(t["name"]), int(p["partition_index"])): int(p.get("leader_id", -1))
+        for t in described
+        if not t.get("error_code")
+        for p in t.get("partitions", ())
     }
+    brokers = sorted({b for b in leaders.values() if b >= 0})
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, t, dict.fromkeys(_TOPIC_KEYS)) for t in names
+    ]
+    resources += [
+        ConfigResource(ConfigResourceType.BROKER, str(b), {_CHECK_KEY: None}) for b in brokers
+    ]
+    configs = admin.describe_configs(resources, config_filter="all") if resources else {}
+    log_dirs = admin.describe_log_dirs(names) if names else []
+    # the offsets the sizes cover, read right after them: bytes per offset
+    led = [TopicPartition(t, p) for (t, p), leader in leaders.items() if leader >= 0]
+    ends = admin.list_partition_offsets(dict.fromkeys(led, -1)) if led else {}
+    starts = admin.list_partition_offsets(dict.fromkeys(led, -2)) if led else {}
+    return _Answers(leaders, configs, log_dirs, starts, ends)
+
+
+def _partition_sizes(log_dirs: list[Any]) -> dict[tuple[int, str, int], int]:
+    """(broker, topic, partition) -> bytes on that broker's disk (future replicas left out)."""
     sizes: dict[tuple[int, str, int], int] = {}
     for response in log_dirs:
         for log_dir in response.get("log_dirs", ()):
@@ -132,8 +136,22 @@ def topic_configs(
                             int(part["partition_index"]),
                         )
                         sizes[key] = int(part.get("partition_size", 0))
+    return sizes
+
+
+def _frame(answers: _Answers, cluster: str) -> pd.DataFrame:
+    """One row per (topic, partition) from the brokers' answers."""
+    from kafka import TopicPartition
+
+    topic_values = answers.configs.get("topic", {})
+    check = {
+        int(broker): _number(values.get(_CHECK_KEY, {}).get("value"))
+        for broker, values in answers.configs.get("broker", {}).items()
+    }
+    sizes = _partition_sizes(answers.log_dirs)
+    starts, ends = answers.starts, answers.ends
     rows = []
-    for (topic, partition), leader in sorted(leaders.items()):
+    for (topic, partition), leader in sorted(answers.leaders.items()):
         values = topic_values.get(topic, {})
         row: dict[str, Any] = {"cluster": cluster, "topic": topic, "partition": partition}
         for name, column in _TOPIC_KEYS.items():

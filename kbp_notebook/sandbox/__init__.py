@@ -27,36 +27,15 @@ and replication factor ``min(3, brokers)``, min ISR ``min(2, brokers)``;
 Prometheus series (exact names as stored, every one has ``job="kafka"``,
 ``broker="<id>"`` and ``instance`` labels)
 -----------------------------------------------------------------------------
-Canonical metric (DESIGN.md) and where it comes from:
-
-``log_flush_rate``
-    ``rate(kafka_log_logflushstats_logflushrateandtimems_count_total[1m])``
-``log_flush_time_ms_mean``
-    ``kafka_log_logflushstats_logflushrateandtimems_mean``
-    (ms, mean since the broker started)
-``log_flush_time_ms_p99``
-    ``kafka_log_logflushstats_logflushrateandtimems{quantile="0.99"}`` (ms)
-``under_replicated_partitions``
-    ``kafka_server_replicamanager_underreplicatedpartitions``
-``produce_total_time_ms_p99``
-    ``kafka_network_requestmetrics_totaltimems{request="Produce",quantile="0.99"}`` (ms)
-``fetch_consumer_total_time_ms_p99``
-    ``kafka_network_requestmetrics_totaltimems{request="FetchConsumer",quantile="0.99"}``
-    (ms)
-``produce_request_queue_time_ms_p99``
-    ``kafka_network_requestmetrics_requestqueuetimems{request="Produce",quantile="0.99"}``
-    (ms)
-``request_handler_idle_ratio``
-    ``rate(kafka_server_kafkarequesthandlerpool_requesthandleravgidlepercent_count_total[1m])``
-    divided by 1e9 (the counter is idle nanoseconds per handler thread)
-``network_processor_idle_ratio``
-    ``kafka_network_socketserver_networkprocessoravgidlepercent`` (a gauge in 0..1)
-``bytes_in_per_s``
-    ``rate(kafka_server_brokertopicmetrics_bytesin_total{topic=""}[1m])``
-``bytes_out_per_s``
-    ``rate(kafka_server_brokertopicmetrics_bytesout_total{topic=""}[1m])``
-``messages_in_per_s``
-    ``rate(kafka_server_brokertopicmetrics_messagesin_total{topic=""}[1m])``
+The canonical broker metrics of DESIGN.md (``log_flush_time_ms_p99``, ...) are
+read from these series with the PromQL in
+``kbp_notebook._metric_queries.BROKER_METRIC_QUERIES`` (its first candidate for
+each metric is the one that matches here). Two things to know when reading the
+raw series: ``RequestHandlerAvgIdlePercent`` is exported as a counter of idle
+nanoseconds (``..._requesthandleravgidlepercent_count_total``; its rate / 1e9 is
+the ratio, and a combined broker + controller node has two pools marking it, see
+``Sandbox.request_handler_pools``), and the flush timer's ``..._mean`` is the
+mean since the broker started.
 
 Details:
 
@@ -90,9 +69,9 @@ Orphans: processes started by a :class:`Sandbox` in the main thread get
 every running sandbox is also stopped at interpreter exit. ``kbp sandbox up``
 starts detached processes instead and ``kbp sandbox down`` stops them.
 
-Layout of this sub-package: ``_jars`` (Maven resolution of the jars, the
-cache directory, Java checks, bundled assets), ``_process`` (spawning and
-stopping child processes, free ports, log tails, work directories),
+Layout of this sub-package: ``_jars`` (Maven resolution of the jars, Java
+checks, bundled assets; the cache folder's rule is ``kbp_notebook._cache``),
+``_process`` (spawning and stopping child processes, free ports, log tails, work directories),
 ``_prometheus`` (its scrape configuration, process and instant queries),
 ``_cluster`` (the :class:`Sandbox` class: brokers and Prometheus) and ``cli``
 (``kbp sandbox fetch|up|status|down``). Everything is imported from here.
@@ -101,6 +80,7 @@ stopping child processes, free ports, log tails, work directories),
 from __future__ import annotations
 
 # The private names are re-exported for tests and kbp_notebook.history_sandbox.
+from kbp_notebook._cache import cache_dir
 from kbp_notebook.sandbox._cluster import Sandbox
 from kbp_notebook.sandbox._jars import (
     DEFAULT_KAFKA_VERSION,
@@ -108,7 +88,6 @@ from kbp_notebook.sandbox._jars import (
     _asset,  # noqa: F401
     _kafka_version,  # noqa: F401
     _pom,  # noqa: F401
-    cache_dir,
     fetch_jars,
 )
 from kbp_notebook.sandbox._process import (

@@ -11,9 +11,6 @@ import socket
 import subprocess
 import tempfile
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,8 +18,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from kbp_notebook._cache import cache_dir
+from kbp_notebook._prometheus_http import PrometheusHttp
 from kbp_notebook.errors import KbpConnectionError, KbpError, KbpInputError
-from kbp_notebook.sandbox._jars import _asset, _check_java, _java, cache_dir, fetch_jars
+from kbp_notebook.sandbox._jars import _asset, _check_java, _java, fetch_jars
 from kbp_notebook.sandbox._process import (
     _LOG_TAIL_LINES,
     _OWNER_FILE,
@@ -669,7 +668,7 @@ class Sandbox:
                     f"{self._prometheus.log_path}:\n{_tail(self._prometheus.log_path)}",
                     address=self.prometheus_url,
                 )
-            with contextlib.suppress(KbpConnectionError):
+            with contextlib.suppress(KbpError):  # 503 or not JSON while it starts
                 if self.query_prometheus(query):
                     return
             if time.monotonic() > deadline:
@@ -731,17 +730,11 @@ class Sandbox:
 
     def exporter_text(self, broker_id: int) -> str:
         """Return the current Prometheus text exposition of one broker's JMX exporter."""
-        url = self.exporter_urls[broker_id]
-        try:
-            with urllib.request.urlopen(url, timeout=10) as resp:
-                body: bytes = resp.read()
-            return body.decode("utf-8", "replace")
-        except OSError as exc:
-            raise KbpConnectionError(
-                f"JMX exporter of broker {broker_id} at {url} did not answer ({exc}); "
-                "is the broker running?",
-                address=url,
-            ) from exc
+        return PrometheusHttp(
+            self.exporter_urls[broker_id],
+            service=f"JMX exporter of broker {broker_id}",
+            hint="is the broker running?",
+        ).text()
 
     # ---------------------------------------------------------------- tools
 

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
+from kbp_notebook._cache import cache_dir
 from kbp_notebook.errors import KbpError, KbpInputError
 
 DEFAULT_KAFKA_VERSION = "4.1.2"
@@ -26,20 +27,6 @@ _LOG4J_SLF4J_BINDING = ("org.apache.logging.log4j", "log4j-slf4j-impl", "2.25.3"
 _MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 
 # --------------------------------------------------------------------------- jars
-
-
-def cache_dir() -> Path:
-    """Return the cache directory of kbp_notebook (``KBP_CACHE_DIR`` overrides).
-
-    Returns
-    -------
-    Path
-        ``$KBP_CACHE_DIR`` if set, else ``~/.cache/kbp_notebook``; created if missing.
-    """
-    root = os.environ.get("KBP_CACHE_DIR")
-    path = Path(root).expanduser() if root else Path.home() / ".cache" / "kbp_notebook"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
 
 
 def _kafka_version(version: str | None = None) -> str:

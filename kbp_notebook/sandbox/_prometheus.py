@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kbp_notebook._prometheus_http import PrometheusHttp
 from kbp_notebook.errors import KbpConnectionError, KbpError
 from kbp_notebook.sandbox._process import _spawn
 
@@ -74,28 +71,16 @@ def _start_prometheus(prom: _Prometheus, *, detached: bool) -> None:
 
 def _query(url: str, promql: str, *, time_s: float | None = None) -> list[dict[str, Any]]:
     """Run an instant PromQL query at ``url``; see ``Sandbox.query_prometheus``."""
-    params = {"query": promql}
-    if time_s is not None:
-        params["time"] = f"{time_s:.3f}"
-    query_url = f"{url}/api/v1/query?{urllib.parse.urlencode(params)}"
-    try:
-        with urllib.request.urlopen(query_url, timeout=10) as resp:
-            payload = json.load(resp)
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode("utf-8", "replace")[:500]
-        raise KbpConnectionError(
-            f"Prometheus at {url} rejected query {promql!r}: {body}",
-            address=url,
-            query=promql,
-        ) from exc
-    except (OSError, ValueError) as exc:
-        raise KbpConnectionError(
-            f"Prometheus at {url} did not answer ({exc}); is the sandbox running?",
-            address=url,
-            query=promql,
-        ) from exc
-    result: list[dict[str, Any]] = payload.get("data", {}).get("result", [])
-    return result
+    return _client(url).instant(promql, time_s=time_s)
+
+
+def _client(url: str, *, timeout_s: float = 10.0) -> PrometheusHttp:
+    return PrometheusHttp(
+        url,
+        service="the sandbox's Prometheus",
+        hint="is the sandbox running?",
+        timeout_s=timeout_s,
+    )
 
 
 def _wait_for_series(
@@ -103,13 +88,13 @@ def _wait_for_series(
 ) -> list[dict[str, Any]]:
     """Poll ``url`` until ``promql`` has data; see ``Sandbox.wait_for_prometheus_series``."""
     deadline = time.monotonic() + timeout_s
-    last_error: KbpConnectionError | None = None
+    last_error: KbpError | None = None
     while True:
         try:
             result = _query(url, promql)
             if result:
                 return result
-        except KbpConnectionError as exc:
+        except KbpError as exc:  # not started yet answers 503 / not JSON
             last_error = exc
         if time.monotonic() > deadline:
             why = f" (last error: {last_error})" if last_error else ""
@@ -125,9 +110,8 @@ def _wait_for_series(
 def _targets_summary(url: str) -> str:
     """One line per scrape target: URL, health and last error (for error messages)."""
     try:
-        with urllib.request.urlopen(f"{url}/api/v1/targets", timeout=5) as r:
-            targets = json.load(r)["data"]["activeTargets"]
-    except (OSError, ValueError, KeyError) as exc:
+        targets = _client(url, timeout_s=5).api("targets", {}, query="targets")["activeTargets"]
+    except (KbpError, KeyError, TypeError) as exc:
         return f"unavailable ({exc})"
     return "; ".join(
         f"{t['scrapeUrl']} {t['health']} {t.get('lastError') or ''}".strip() for t in targets

@@ -61,6 +61,87 @@ def _curve(lag0: float, eta_s: float, net_rate: float, t_s: np.ndarray) -> np.nd
     return lag0 + rate * t_s
 
 
+def _recorded(totals: pd.DataFrame, keys: list[str], row: pd.Series) -> pd.DataFrame:
+    """Select the recorded total lag of ``row``'s key."""
+    mask = np.ones(len(totals), dtype=bool)
+    for k in keys:
+        mask &= (totals[k].astype(str) == str(row[k])).to_numpy()
+    return totals[mask]
+
+
+def _drain_horizon(
+    rows: pd.DataFrame, history: pd.DataFrame | None, now: pd.Timestamp, horizon_s: float | None
+) -> np.ndarray:
+    """Seconds after "now" to draw: past the slowest ETA, or as far as the record looks back.
+
+    Without a finite ETA, look ahead as far as the record looks back (at least 10 min),
+    and always far enough to show recorded history after "now".
+    """
+    etas = np.concatenate([rows[c].astype(float).to_numpy() for c in
+                           ("eta_s", "eta_high_s", "retention_loss_s") if c in rows.columns])
+    finite = etas[np.isfinite(etas) & (etas > 0)]
+    span_s = 600.0
+    if isinstance(history, pd.DataFrame) and len(history):
+        span_s = max(span_s, (now - history["time"].min()).total_seconds(),
+                     (history["time"].max() - now).total_seconds() * 1.1)
+    horizon = float(horizon_s or (finite.max() * 1.15 if finite.size else span_s))
+    return np.linspace(0.0, horizon, 121)
+
+
+def _add_fan(fig: go.Figure, row: pd.Series, label: str, colour: str, now: pd.Timestamp,
+             t_s: np.ndarray) -> None:
+    """Draw a draining key: the interval as a shaded fan, the median line and its end."""
+    x = now + pd.to_timedelta(t_s, unit="s")
+    lag0 = row["_lag"]
+    eta, low, high = (_float(row, c) for c in ("eta_s", "eta_low_s", "eta_high_s"))
+    net = _float(row, "produce_rate") - _float(row, "consume_rate")
+    fast = _curve(lag0, low if np.isfinite(low) else eta, net, t_s)
+    slow = _curve(lag0, high, net, t_s)
+    fig.add_trace(go.Scatter(x=x, y=fast, mode="lines", line={"width": 0},
+                             showlegend=False, legendgroup=label, hoverinfo="skip"))
+    fig.add_trace(go.Scatter(
+        x=x, y=slow, mode="lines", line={"width": 0}, fill="tonexty",
+        fillcolor=_rgba(colour, 0.18), name=f"{label} interval",
+        legendgroup=label, showlegend=False, hoverinfo="skip",
+    ))
+    median = _curve(lag0, eta, net, t_s)
+    text = (f"drains in {format_duration(eta)} (between {format_duration(low)} and "
+            f"{format_duration(high)})")
+    fig.add_trace(go.Scatter(
+        x=x, y=median, mode="lines", name=f"{label}: {text}", legendgroup=label,
+        line={"color": colour, "width": 2.5},
+        hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
+    ))
+    if np.isfinite(eta):
+        done = now + pd.to_timedelta(eta, unit="s")
+        fig.add_trace(go.Scatter(
+            x=[done], y=[0], mode="markers", showlegend=False, legendgroup=label,
+            marker={"symbol": "circle", "size": 10, "color": colour},
+            hovertemplate=f"drained at {done:%Y-%m-%d %H:%M:%S} UTC (median)"
+                          f"<extra>{label}</extra>",
+        ))
+
+
+def _add_data_loss(fig: go.Figure, row: pd.Series, label: str, now: pd.Timestamp,
+                   drains: bool) -> None:
+    """Mark when the key's consumer would fall off retention, where known."""
+    loss_s = _float(row, "retention_loss_s")
+    if not (np.isfinite(loss_s) and loss_s >= 0):
+        return
+    net = _float(row, "produce_rate") - _float(row, "consume_rate")
+    eta = _float(row, "eta_s")
+    curve = _curve(row["_lag"], eta if drains else np.inf, net, np.array([loss_s]))
+    at = now + pd.to_timedelta(loss_s, unit="s")
+    fig.add_trace(go.Scatter(
+        x=[at], y=curve, mode="markers+text", text=["data loss"],
+        textposition="top center", legendgroup=label,
+        name=f"{label}: falls off retention in {format_duration(loss_s)}",
+        marker={"symbol": "x", "size": 13, "color": "#b00020"},
+        hovertemplate=f"unread messages start to be deleted at {at:%Y-%m-%d %H:%M} UTC"
+                      f"<extra>{label}</extra>",
+    ))
+
+
 def plot_drain(
     result: Any,
     *,
@@ -77,8 +158,8 @@ def plot_drain(
     that does not drain at current rates is a rising dashed line. A red
     cross marks when the consumer would fall off retention (data loss), where
     known. With ``lag`` (a LAG frame) the recorded history is drawn first, and
-    "now" is its last snapshot (without it, "now" is derived from ``drain_time``;
-    pass ``lag`` when nothing drains). ``as_of`` sets "now" explicitly: for a
+    "now" is its last snapshot (without it, "now" is the result's ``as_of``).
+    ``as_of`` sets "now" explicitly: for a
     post-mortem, forecast from a slice of the recording and pass the whole
     ``lag`` to see the forecast against what happened next.
     """
@@ -90,20 +171,7 @@ def plot_drain(
     keys = [c for c in ("group", "topic") if c in table.columns]
     rows = table.assign(_lag=pd.to_numeric(table["lag"], errors="coerce").astype(float))
     rows = rows.sort_values("_lag", ascending=False).head(max_keys)
-
-    etas = np.concatenate([rows[c].astype(float).to_numpy() for c in
-                           ("eta_s", "eta_high_s", "retention_loss_s") if c in rows.columns])
-    finite = etas[np.isfinite(etas) & (etas > 0)]
-    # Without a finite ETA, look ahead as far as the record looks back (at least 10 min),
-    # and always far enough to show recorded history after "now".
-    span_s = 600.0
-    if isinstance(history, pd.DataFrame) and len(history):
-        span_s = max(span_s, (now - history["time"].min()).total_seconds(),
-                     (history["time"].max() - now).total_seconds() * 1.1)
-    horizon = float(horizon_s or (finite.max() * 1.15 if finite.size else span_s))
-    t_s = np.linspace(0.0, horizon, 121)
-    x = now + pd.to_timedelta(t_s, unit="s")
-
+    t_s = _drain_horizon(rows, history, now, horizon_s)
     fig = new_figure(esc(title or "When will the backlog drain? (median ETA and interval)"),
                      height=480)
     fig.update_yaxes(title_text="lag (messages)", rangemode="tozero")
@@ -115,68 +183,28 @@ def plot_drain(
     for index, (_, row) in enumerate(rows.iterrows()):
         colour = colour_for(index)
         label = key_label(*(row[k] for k in keys))
-        lag0 = row["_lag"]
-        eta, low, high = (_float(row, c) for c in ("eta_s", "eta_low_s", "eta_high_s"))
-        net = _float(row, "produce_rate") - _float(row, "consume_rate")
-        drains = bool(row.get("drains", np.isfinite(eta)))
+        drains = bool(row.get("drains", np.isfinite(_float(row, "eta_s"))))
         if totals is not None:
-            mask = np.ones(len(totals), dtype=bool)
-            for k in keys:
-                mask &= (totals[k].astype(str) == str(row[k])).to_numpy()
-            past = totals[mask]
+            past = _recorded(totals, keys, row)
             fig.add_trace(go.Scatter(
                 x=past["time"], y=past["lag"], mode="lines", name=f"{label} (recorded)",
                 line={"color": colour, "width": 1.5}, legendgroup=label, showlegend=False,
                 hovertemplate="%{y:,.0f} messages<extra>" + label + "</extra>",
             ))
-        if not np.isfinite(lag0):
+        if not np.isfinite(row["_lag"]):
             continue
         if drains:
-            fast = _curve(lag0, low if np.isfinite(low) else eta, net, t_s)
-            slow = _curve(lag0, high, net, t_s)
-            fig.add_trace(go.Scatter(x=x, y=fast, mode="lines", line={"width": 0},
-                                     showlegend=False, legendgroup=label, hoverinfo="skip"))
-            fig.add_trace(go.Scatter(
-                x=x, y=slow, mode="lines", line={"width": 0}, fill="tonexty",
-                fillcolor=_rgba(colour, 0.18), name=f"{label} interval",
-                legendgroup=label, showlegend=False, hoverinfo="skip",
-            ))
-            median = _curve(lag0, eta, net, t_s)
-            text = (f"drains in {format_duration(eta)} (between {format_duration(low)} and "
-                    f"{format_duration(high)})")
-            fig.add_trace(go.Scatter(
-                x=x, y=median, mode="lines", name=f"{label}: {text}", legendgroup=label,
-                line={"color": colour, "width": 2.5},
-                hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
-            ))
-            if np.isfinite(eta):
-                done = now + pd.to_timedelta(eta, unit="s")
-                fig.add_trace(go.Scatter(
-                    x=[done], y=[0], mode="markers", showlegend=False, legendgroup=label,
-                    marker={"symbol": "circle", "size": 10, "color": colour},
-                    hovertemplate=f"drained at {done:%Y-%m-%d %H:%M:%S} UTC (median)"
-                                  f"<extra>{label}</extra>",
-                ))
+            _add_fan(fig, row, label, colour, now, t_s)
         else:
-            growing = _curve(lag0, np.inf, net, t_s)
+            net = _float(row, "produce_rate") - _float(row, "consume_rate")
             fig.add_trace(go.Scatter(
-                x=x, y=growing, mode="lines", legendgroup=label,
+                x=now + pd.to_timedelta(t_s, unit="s"), y=_curve(row["_lag"], np.inf, net, t_s),
+                mode="lines", legendgroup=label,
                 name=f"{label}: does not drain at current rates ({format_rate(net, signed=True)})",
                 line={"color": colour, "dash": "dash", "width": 2.5},
                 hovertemplate="%{y:,.0f} messages projected<extra>" + label + "</extra>",
             ))
-        loss_s = _float(row, "retention_loss_s")
-        if np.isfinite(loss_s) and loss_s >= 0:
-            curve = _curve(lag0, eta if drains else np.inf, net, np.array([loss_s]))
-            at = now + pd.to_timedelta(loss_s, unit="s")
-            fig.add_trace(go.Scatter(
-                x=[at], y=curve, mode="markers+text", text=["data loss"],
-                textposition="top center", legendgroup=label,
-                name=f"{label}: falls off retention in {format_duration(loss_s)}",
-                marker={"symbol": "x", "size": 13, "color": "#b00020"},
-                hovertemplate=f"unread messages start to be deleted at {at:%Y-%m-%d %H:%M} UTC"
-                              f"<extra>{label}</extra>",
-            ))
+        _add_data_loss(fig, row, label, now, drains)
     fig.add_vline(x=now, line={"color": "#888888", "dash": "dot", "width": 1},
                   annotation_text="now" if as_of is None else "forecast from here",
                   annotation_position="top")
@@ -267,10 +295,7 @@ def plot_what_if(
         colour = colour_for(index)
         label = key_label(*(row[k] for k in keys))
         if totals is not None:
-            mask = np.ones(len(totals), dtype=bool)
-            for k in keys:
-                mask &= (totals[k].astype(str) == str(row[k])).to_numpy()
-            past = totals[mask]
+            past = _recorded(totals, keys, row)
             fig.add_trace(go.Scatter(x=past["time"], y=past["lag"], mode="lines",
                                      line={"color": colour, "width": 1.5}, showlegend=False,
                                      hovertemplate="%{y:,.0f} messages<extra>" + label

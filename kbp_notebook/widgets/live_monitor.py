@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -13,24 +12,29 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from kbp_notebook import analysis, viz
+from kbp_notebook.collect._recorder import Recorder, events_frame
+from kbp_notebook.collect.replay import ReplayCollector
 from kbp_notebook.errors import KbpError
 from kbp_notebook.frames import Dataset, empty_lag_frame
 from kbp_notebook.units import format_count, format_duration, format_time
 from kbp_notebook.widgets._base import Explorer, message
 
-__all__ = ["LiveMonitor", "ReplayCollector"]
+__all__ = ["LiveMonitor", "ReplayCollector"]  # ReplayCollector lives in collect.replay
 
 
 class LiveMonitor(Explorer):
     """Watch consumer lag live: trend and ETA to drain, start/stop, optional recording.
 
-    Every ``every_s`` seconds a background thread takes a read-only
-    ``LagCollector.snapshot()`` (it never joins a group or commits), keeps the
-    last ``window_s`` seconds, and redraws: lag per group/topic with the
+    A background thread runs the recording loop that ``LagCollector.record``
+    uses (``collect._recorder.Recorder``): every ``every_s`` seconds, on a
+    fixed grid that does not drift, a read-only ``LagCollector.snapshot()``
+    (it never joins a group or commits); the monitor keeps the last
+    ``window_s`` seconds and redraws: lag per group/topic with the
     ``lag_trend`` line and the ``time_to_drain`` ETA in the readout. With
     ``record_to`` every snapshot is also appended to a Dataset folder
     (crash-safe parts). When the cluster cannot be reached the readout says
-    "cluster unreachable since …" and polling continues.
+    "cluster unreachable since …", a ``collector_error`` event is kept in
+    :meth:`dataset` (and the recording), and polling continues every interval.
 
     Parameters
     ----------
@@ -80,7 +84,12 @@ class LiveMonitor(Explorer):
         self.polls = 0
         self.trend: Any = None
         self.forecast: Any = None
+        self.events = events_frame([])
         self._stop = threading.Event()
+        # The same loop as LagCollector.record: grid schedule, error events, stop event.
+        # While unreachable it retries every interval (max_backoff_s = every_s).
+        self._recorder = Recorder(self._take, self, every_s=float(every_s),
+                                  max_backoff_s=float(every_s), source="the cluster")
         self._thread: threading.Thread | None = None
         self.start_button = widgets.Button(description="▶ start",
                                            button_style="success")
@@ -109,39 +118,61 @@ class LiveMonitor(Explorer):
                                            **self._kafka_config)
         return self._collector
 
-    def poll_once(self) -> bool:
-        """Take one snapshot and redraw; return False when the cluster was unreachable."""
+    def _take(self) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+        collector = self._get_collector()
+        snapshot = collector.snapshot(self.groups)
+        return snapshot, list(getattr(collector, "last_problems", []) or [])
+
+    def append(
+        self, *, lag: pd.DataFrame | None = None, events: pd.DataFrame | None = None
+    ) -> None:
+        """Take one interval from the recording loop (the loop's sink; not for callers).
+
+        A snapshot extends the history (and the recording, when on) and redraws;
+        a ``collector_error`` event without a snapshot marks the cluster
+        unreachable. Events go into :meth:`dataset` and the recording.
+        """
         now = pd.Timestamp.now(tz="UTC")
-        try:
-            snapshot = self._get_collector().snapshot(self.groups)
-        except KbpError as exc:
-            if self.unreachable_since is None:
-                self.unreachable_since = now
-            self.last_error = str(exc)
-            self.polls += 1
-            self.readout.value = message(
-                f"cluster unreachable since {self.unreachable_since:%Y-%m-%d %H:%M:%S} UTC "
-                f"({format_duration((now - self.unreachable_since).total_seconds())}); still "
-                f"trying every {self.every.value:g} s. Last error: {exc}",
-                tone="error",
-            )
-            return False
-        self.unreachable_since = None
-        self.last_error = None
-        if self.record.value and self.record_to is not None and len(snapshot):
+        folder = self.record_to if self.record.value else None
+        if events is not None and len(events):
+            self.events = pd.concat([self.events, events], ignore_index=True)
+        if folder is not None and (
+            (lag is not None and len(lag)) or (events is not None and len(events))
+        ):
             if self._appender is None:
                 from kbp_notebook.collect.storage import DatasetAppender
 
                 self._appender = DatasetAppender(
-                    self.record_to, meta={"cluster": self.cluster_name, "source": "LiveMonitor"})
-            self._appender.append(lag=snapshot)
-        history = pd.concat([self.history, snapshot], ignore_index=True) if len(self.history) \
-            else snapshot
+                    folder, meta={"cluster": self.cluster_name, "source": "LiveMonitor"})
+            self._appender.append(lag=lag, events=events)
+        self.polls += 1
+        if lag is None:
+            if self.unreachable_since is None:
+                self.unreachable_since = now
+            error = self._recorder.last_error
+            self.last_error = str(error) if error is not None else None
+            self.readout.value = message(
+                f"cluster unreachable since {self.unreachable_since:%Y-%m-%d %H:%M:%S} UTC "
+                f"({format_duration((now - self.unreachable_since).total_seconds())}); still "
+                f"trying every {self._recorder.every_s:g} s. Last error: {self.last_error}",
+                tone="error",
+            )
+            return
+        self.unreachable_since = None
+        self.last_error = None
+        history = pd.concat([self.history, lag], ignore_index=True) if len(self.history) \
+            else lag
         cutoff = history["time"].max() - pd.Timedelta(seconds=self.window_s)
         self.history = history[history["time"] >= cutoff].reset_index(drop=True)
-        self.polls += 1
-        self.refresh()
-        return True
+        try:
+            self.refresh()
+        except Exception as exc:  # noqa: BLE001 - keep the monitor alive, say what broke
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.readout.value = message(f"monitor error: {self.last_error}", tone="error")
+
+    def poll_once(self) -> bool:
+        """Take one snapshot now and redraw; return False when the cluster was unreachable."""
+        return self._recorder.tick()
 
     def _build_figure(self) -> tuple[go.Figure, str]:
         history = self.history
@@ -190,6 +221,7 @@ class LiveMonitor(Explorer):
         if self.running:
             return
         self._stop.clear()
+        self._recorder.every_s = self._recorder.max_backoff_s = float(self.every.value)
         self._thread = threading.Thread(target=self._loop, name="kbp-live-monitor", daemon=True)
         self.start_button.disabled = True
         self.stop_button.disabled = False
@@ -212,42 +244,15 @@ class LiveMonitor(Explorer):
             close()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
-            started = time.monotonic()
-            try:
-                self.poll_once()
-            except Exception as exc:  # noqa: BLE001 - keep the monitor alive, say what broke
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                self.readout.value = message(f"monitor error: {self.last_error}", tone="error")
-            self._stop.wait(max(0.0, float(self.every.value) - (time.monotonic() - started)))
+        try:
+            self._recorder.run(stop=self._stop)
+        except Exception as exc:  # noqa: BLE001 - a thread has nobody to raise to: say it
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.readout.value = message(
+                f"monitor error (stopped; press start to retry): {self.last_error}", tone="error"
+            )
 
     def dataset(self) -> Dataset:
         """Return the history kept in memory as a Dataset."""
-        return Dataset(lag=self.history, meta={"cluster": self.cluster_name,
-                                               "source": "LiveMonitor"})
-
-
-class ReplayCollector:
-    """Replay a recorded Dataset one snapshot per ``snapshot()`` call (a stand-in cluster).
-
-    Lets the live monitor notebook run on a bundled sample; once the
-    recording is exhausted, further calls return no rows.
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self._lag = dataset.lag
-        self._times = list(pd.Series(dataset.lag["time"].unique()).sort_values())
-        self._next = 0
-
-    def snapshot(self, groups: Iterable[str] | str | None = None) -> pd.DataFrame:
-        """Return the next recorded snapshot (optionally only some groups)."""
-        if self._next >= len(self._times):
-            return self._lag.iloc[0:0]
-        at = self._times[self._next]
-        self._next += 1
-        rows = self._lag[self._lag["time"] == at]
-        if groups is not None:
-            wanted = [groups] if isinstance(groups, str) else list(groups)
-            rows = rows[rows["group"].isin(wanted)]
-        out: pd.DataFrame = rows.reset_index(drop=True)
-        return out
+        return Dataset(lag=self.history, events=self.events,
+                       meta={"cluster": self.cluster_name, "source": "LiveMonitor"})

@@ -19,7 +19,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
-from synthetic_dataset import HOSTILE_GROUP, SLOW_GROUP
+
+from tests.helpers.synthetic_dataset import HOSTILE_GROUP, SLOW_GROUP
 
 VOILA = Path(sys.executable).with_name("voila")
 

@@ -18,8 +18,8 @@ lag, consumer id, host, client id) for the first two; ``kafka-share-groups
 """
 
 import subprocess
-import time
 import uuid
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -28,6 +28,7 @@ from kafka.admin import NewTopic
 from kafka.structs import OffsetAndMetadata
 
 from kbp_notebook import LagCollector, parse_consumer_groups
+from tests.helpers import waiting
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +39,8 @@ COMPARED = [
 SHARE_COMMAND = "org.apache.kafka.tools.consumer.group.ShareGroupCommand"
 
 
-def wait_until(predicate, timeout_s=90, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+#: how long this file waits for the cluster at most
+wait_until = partial(waiting.wait_until, timeout_s=90)
 
 
 def rows(frame):

@@ -8,6 +8,7 @@ run from Kafka's own jars; the rows must be equal, value for value.
 import threading
 import time
 import uuid
+from functools import partial
 
 import pandas as pd
 import pytest
@@ -17,6 +18,7 @@ from kafka.structs import OffsetAndMetadata
 
 from kbp_notebook import LagCollector, client_metrics, log_dir_usage, parse_consumer_groups
 from kbp_notebook.errors import KbpInputError
+from tests.helpers import waiting
 
 pytestmark = pytest.mark.integration
 
@@ -82,13 +84,8 @@ class LiveConsumer:
         self.thread.join(30)
 
 
-def wait_until(predicate, timeout_s=60, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+#: how long this file waits for the cluster at most
+wait_until = partial(waiting.wait_until, timeout_s=60, poll_s=0.2)
 
 
 def rows(frame, groups):

@@ -15,8 +15,8 @@ snapshot with ``StreamsGroupCommand --describe --offsets``, ``--members`` and
 import os
 import shutil
 import subprocess
-import time
 import uuid
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -26,6 +26,7 @@ from kafka.errors import KafkaError
 
 from kbp_notebook import LagCollector
 from kbp_notebook.sandbox import DEFAULT_KAFKA_VERSION, Sandbox
+from tests.helpers import waiting
 
 pytestmark = pytest.mark.integration
 
@@ -33,13 +34,8 @@ STREAMS_COMMAND = "org.apache.kafka.tools.streams.StreamsGroupCommand"
 APP = Path(__file__).parent / "streams_app" / "PassThrough.java"
 
 
-def wait_until(predicate, timeout_s=120, what="condition"):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}")
+#: how long this file waits for the cluster at most
+wait_until = partial(waiting.wait_until, timeout_s=120)
 
 
 def streams_jar(version):

@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "unit" / "viz"))
-
-from synthetic_dataset import write_synthetic  # noqa: E402
+from tests.helpers.synthetic_dataset import write_synthetic
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from reliability_support import FIGURES, ROOT, TRIED
+
+from tests.helpers.reliability import FIGURES, ROOT, TRIED
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -23,16 +23,16 @@ import time
 
 import pandas as pd
 import pytest
-from reliability_support import (
+
+from kbp_notebook.collect.kafka_lag import LagCollector
+from kbp_notebook.collect.storage import read_dataset
+from tests.helpers.reliability import (
     FIGURES,
     GroupWorkload,
     create_topic,
     produce_and_commit,
     unique,
 )
-
-from kbp_notebook.collect.kafka_lag import LagCollector
-from kbp_notebook.collect.storage import read_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -3,7 +3,7 @@
 Property-based (hypothesis) over the text parser, the frame validators,
 Dataset folders on disk, Prometheus answers served by a real local HTTP
 server, and every analysis function. Each test counts the inputs it really
-tried into ``reliability_support.TRIED`` (printed at the end of the run).
+tried into ``tests.helpers.reliability.TRIED`` (printed at the end of the run).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from reliability_support import ROOT, TRIED
 
 from kbp_notebook.collect.consumer_groups_text import parse_consumer_groups
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset, write_dataset
@@ -33,6 +32,7 @@ from kbp_notebook.frames import (
     validate_lag_frame,
     validate_metrics_frame,
 )
+from tests.helpers.reliability import ROOT, TRIED
 
 SETTINGS = settings(
     deadline=None,

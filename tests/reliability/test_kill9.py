@@ -29,9 +29,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from reliability_support import FIGURES, ROOT, GroupWorkload, create_topic, unique
 
 from kbp_notebook.collect.storage import DatasetAppender, read_dataset
+from tests.helpers.reliability import FIGURES, ROOT, GroupWorkload, create_topic, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -8,15 +8,12 @@ after warm-up does not grow with the number of snapshots taken.
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
-from reliability_support import FIGURES, ROOT, unique
 
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-from long_run import long_run, produce, setup_cluster  # noqa: E402
+from benchmarks.long_run import long_run, produce, setup_cluster
+from tests.helpers.reliability import FIGURES, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -16,15 +16,15 @@ from __future__ import annotations
 import time
 
 import pytest
-from reliability_support import (
+
+from kbp_notebook.collect.kafka_lag import LagCollector
+from kbp_notebook.collect.storage import read_dataset
+from tests.helpers.reliability import (
     GroupWorkload,
     create_topic,
     list_topics_and_groups,
     unique,
 )
-
-from kbp_notebook.collect.kafka_lag import LagCollector
-from kbp_notebook.collect.storage import read_dataset
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -18,10 +18,10 @@ import concurrent.futures
 import time
 
 import pytest
-from reliability_support import CHROMIUM_ARGS, commit_offset, create_topic, unique
 
 from kbp_notebook.collect.kafka_lag import LagCollector
 from kbp_notebook.collect.storage import read_dataset
+from tests.helpers.reliability import CHROMIUM_ARGS, commit_offset, create_topic, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.slow]
 

@@ -31,11 +31,11 @@ import urllib.parse
 from pathlib import Path
 
 import pytest
-from reliability_support import ROOT, create_topic, produce_and_commit, unique
 
 from kbp_notebook.collect.kafka_lag import LagCollector
 from kbp_notebook.collect.storage import read_dataset
 from kbp_notebook.errors import KbpError
+from tests.helpers.reliability import ROOT, create_topic, produce_and_commit, unique
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -21,9 +21,9 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from reliability_support import FIGURES, ROOT
 
 from kbp_notebook.errors import KbpConnectionError
+from tests.helpers.reliability import FIGURES, ROOT
 
 TIMEOUT_S = 2.0
 

@@ -170,3 +170,20 @@ def test_cli_rejects_a_scram_user_without_password(monkeypatch, tmp_path: Path) 
     monkeypatch.setenv("KBP_SANDBOX_STATE", str(tmp_path / "none.json"))
     with pytest.raises(KbpInputError, match="NAME:PASSWORD"):
         cli_main(["up", "--scram-user", "alice"])
+
+
+def test_sandbox_cli_checks_its_options_and_reports_no_sandbox(tmp_path, monkeypatch, capsys):
+    import pytest
+
+    from kbp_notebook.errors import KbpInputError
+    from kbp_notebook.sandbox import cli_main
+
+    monkeypatch.setenv("KBP_SANDBOX_STATE", str(tmp_path / "state.json"))
+    with pytest.raises(KbpInputError, match="--set 'novalue': expected KEY=VALUE"):
+        cli_main(["up", "--set", "novalue"])
+    with pytest.raises(KbpInputError, match="--scram-user 'alice': expected NAME:PASSWORD"):
+        cli_main(["up", "--scram-user", "alice"])
+    assert cli_main(["status"]) == 1
+    assert cli_main(["down"]) == 0
+    out = capsys.readouterr().out
+    assert "no sandbox is up (start one" in out and out.rstrip().endswith("no sandbox is up.")

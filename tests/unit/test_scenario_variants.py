@@ -50,3 +50,17 @@ def test_every_scenario_takes_a_seed(name: str) -> None:
     import inspect
 
     assert "seed" in inspect.signature(scenario(name).run).parameters
+
+
+def test_scenario_meta_puts_the_shared_facts_around_the_scenarios_own() -> None:
+    from scenarios._recording import scenario_meta
+
+    variant = Variant(None, "x")
+    phases = variant.phases({"healthy": 60, "drain_max": 100})
+    meta = scenario_meta(name="x", short=True, variant=variant, phases=phases, topic="t",
+                         group="g", partitions=6, produce_rate_per_s=300.0)
+    assert list(meta) == ["scenario", "short", "topic", "group", "partitions",
+                          "produce_rate_per_s", "phases_s", "variant"]
+    assert meta["scenario"] == "x" and meta["short"] is True and meta["partitions"] == 6
+    assert meta["phases_s"] == {"healthy": 60, "drain_max": 100}
+    assert meta["variant"] == {"seed": None, "drawn": {"phases_s": phases}}

@@ -29,6 +29,15 @@ def test_parse_duration_bare_number_is_seconds(value, seconds):
     assert parse_duration_s(value) == pytest.approx(seconds)
 
 
+def test_parse_duration_reads_pandas_spellings_and_zero_when_allowed():
+    assert parse_duration_s("00:05:00") == 300.0
+    assert parse_duration_s("1 days 00:00:01") == 86401.0
+    assert parse_duration_s(0, name="max_shift", allow_zero=True) == 0.0
+    assert parse_duration_s("0s", name="max_shift", allow_zero=True) == 0.0
+    with pytest.raises(KbpInputError, match="non-negative"):
+        parse_duration_s("-1s", name="max_shift", allow_zero=True)
+
+
 @pytest.mark.parametrize("bad", ["soon", "-5s", 0, True, None, math.inf, "5 parsecs"])
 def test_parse_duration_rejects_and_names_the_option(bad):
     with pytest.raises(KbpInputError, match="every="):

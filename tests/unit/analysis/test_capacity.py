@@ -1,9 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import make_lag
 
 from kbp_notebook.analysis import CapacityPlan, capacity_plan, incidents
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 
@@ -150,7 +150,7 @@ def test_a_hot_partition_bounds_what_more_consumers_can_do():
 
 
 def test_a_burst_that_drained_on_its_own_is_not_planned_as_steady_state():
-    from incident_cases import incident_case
+    from kbp_notebook.datasets.incidents import incident_case
 
     ds = incident_case("producer_surge")
     episode = incidents(ds).episodes.iloc[0]
@@ -164,7 +164,7 @@ def test_a_burst_that_drained_on_its_own_is_not_planned_as_steady_state():
 
 
 def test_rates_are_never_negative_after_a_rewind():
-    from incident_cases import START, incident_case
+    from kbp_notebook.datasets.incidents import START, incident_case
 
     ds = incident_case("offset_rewind")
     # a few snapshots into the replay after the rewind at 120 s

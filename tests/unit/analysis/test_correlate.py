@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from synthetic import make_lag
 
 from kbp_notebook.analysis.correlation import Correlation, correlate, flush_latency_vs_lag
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import Dataset
 

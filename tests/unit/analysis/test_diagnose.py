@@ -1,10 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import make_lag
 
-from kbp_notebook.analysis.diagnosis import SEVERITIES, Diagnosis, diagnose
+from kbp_notebook.analysis import diagnosis
+from kbp_notebook.analysis.diagnosis import SEVERITIES, Diagnosis, Signal, diagnose
 from kbp_notebook.collect import load_sample
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpInputError
 from kbp_notebook.frames import Dataset
 
@@ -82,10 +83,17 @@ def test_result_shape_and_every_signal_reported():
         "partition_skew",
         "retention_risk",
     }
+    assert signals == set(Signal)  # one owner of the names
     assert set(result.findings["severity"]) <= set(SEVERITIES)
     ranks = result.findings["severity"].map({s: i for i, s in enumerate(SEVERITIES)})
     assert ranks.is_monotonic_increasing  # worst first
     assert str(result.findings["time_start"].dtype) == "datetime64[ns, UTC]"
+
+
+def test_every_signal_is_in_the_documented_table():
+    doc = diagnosis.__doc__ or ""
+    missing = [str(s) for s in Signal if f"``{s}``" not in doc]
+    assert not missing
 
 
 def test_signals_without_data_say_so():

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from incident_cases import KINDS, ONSET_S, START, incident_case
 
 import kbp_notebook as kbp
 from kbp_notebook.analysis.incident_model import CAUSES
+from kbp_notebook.datasets.incidents import KINDS, ONSET_S, START, incident_case
 from kbp_notebook.errors import KbpDataError, KbpInputError
 from kbp_notebook.frames import Dataset
 

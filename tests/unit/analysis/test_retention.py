@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic import make_lag
 
 import kbp_notebook as kbp
 from kbp_notebook.analysis import RetentionRisk, retention_risk
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpInputError
 
 

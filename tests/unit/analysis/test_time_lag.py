@@ -3,9 +3,9 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from synthetic import make_lag
 
 from kbp_notebook.analysis import TimeLag, time_lag
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpDataError
 
 

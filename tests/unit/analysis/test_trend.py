@@ -4,9 +4,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy import stats
-from synthetic import make_lag
 
 from kbp_notebook.analysis import LagTrend, lag_trend
+from kbp_notebook.datasets import make_lag
 from kbp_notebook.errors import KbpDataError, KbpInputError
 
 

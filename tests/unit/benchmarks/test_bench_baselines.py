@@ -7,14 +7,15 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from baselines import (
+
+from benchmarks.baselines import (
     LagExporterTable,
     burrow_status,
     exporter_time_lag,
     naive_eta,
     predict_linear_eta,
 )
-from synthetic import make_lag
+from kbp_notebook.datasets import make_lag
 
 
 def test_naive_eta_uses_only_the_last_interval():

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from backtest_drain import (
+
+from benchmarks.backtest_drain import (
     Case,
     abs_errors,
     backtest_case,
@@ -19,8 +20,8 @@ from backtest_drain import (
     moments,
     summarise,
 )
-from synthetic import make_lag
-from time_lag_accuracy import score
+from benchmarks.time_lag_accuracy import score
+from kbp_notebook.datasets import make_lag
 
 
 def test_abs_errors_count_missing_etas_as_infinitely_wrong():
@@ -73,7 +74,7 @@ def test_baseline_ceiling_is_twice_the_healthy_p90_unless_given():
 
 
 def test_moments_cover_growth_and_drain_without_the_end():
-    from backtest_drain import Episode
+    from benchmarks.backtest_drain import Episode
 
     picks = moments(Episode(onset=2, peak=6, end=12, ceiling=10.0), limit=100)
     assert picks == [("growth", 3), ("growth", 4), ("growth", 5)] + [

@@ -3,7 +3,8 @@
 import numpy as np
 import pandas as pd
 import pytest
-from time_lag_records import SCHEDULE, ScheduledProducer, score
+
+from benchmarks.time_lag_records import SCHEDULE, ScheduledProducer, score
 
 
 def test_schedule_integral_has_bursts_and_an_idle_gap():

@@ -237,3 +237,41 @@ def test_ipywidgets_is_not_imported_by_the_collectors():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_collector_arguments_are_checked_without_a_broker():
+    from kbp_notebook import LagCollector
+
+    address = f"127.0.0.1:{free_port()}"  # nothing listens: any connection attempt would fail
+    with pytest.raises(KbpInputError, match="Unrecognized configs"):
+        LagCollector(address, connect=False, bogus_setting=1)
+    with pytest.raises(KbpInputError, match="bootstrap_servers is empty"):
+        LagCollector("", connect=False)
+    collector = LagCollector(address, connect=False, bootstrap_timeout_ms=1500)
+    assert "not connected" in repr(collector)
+    with pytest.raises(KbpInputError, match="every"):
+        collector.record("unused-folder", every="soon", progress=False)
+    # the first request connects, and fails as the constructor would have
+    with pytest.raises(KbpConnectionError) as info:
+        collector.snapshot()
+    assert address in str(info.value)
+
+
+def test_kafka_errors_become_kbp_errors_that_say_what_to_check():
+    import kafka.errors as kerr
+
+    from kbp_notebook.collect._kafka import kafka_error_types, translate_kafka_error
+
+    sasl = kerr.SaslAuthenticationFailedError("bad {x}")
+    login = translate_kafka_error(sasl, "h:1", "connecting")
+    assert isinstance(login, KbpConnectionError)
+    assert str(login).startswith("Kafka at h:1 rejected the credentials while connecting (")
+    assert "bad {x}" in str(login) and "sasl_mechanism" in str(login)
+    denied = translate_kafka_error(kerr.GroupAuthorizationFailedError("no"), "h:1", "listing")
+    assert "denied access while listing" in str(denied) and "DESCRIBE" in str(denied)
+    down = translate_kafka_error(OSError("refused"), "h:1", "listing")
+    assert str(down).startswith("Cannot reach Kafka at h:1 while listing (OSError: refused)")
+    assert isinstance(translate_kafka_error(TypeError("x"), "h:1", "connecting"), KbpInputError)
+    assert kafka_error_types("KafkaConnectionError", "NoSuchErrorClass") == (
+        kerr.KafkaConnectionError,
+    )

@@ -156,3 +156,45 @@ def test_a_lasting_partial_problem_is_one_event(tmp_path):
     kinds = list(ds.events["kind"])
     assert kinds == ["collector_error", "collector_recovered"]
     assert ds.lag["time"].nunique() == 5
+
+
+def test_stop_event_ends_the_loop_between_ticks_on_the_grid(tmp_path):
+    import threading
+
+    from kbp_notebook.collect._recorder import Recorder
+
+    stop = threading.Event()
+    calls = []
+
+    def take():
+        if len(calls) == 6:
+            raise KeyboardInterrupt  # the stop was ignored: end the loop, the asserts fail
+        calls.append(time.monotonic())
+        if len(calls) == 3:
+            stop.set()  # as the monitor's stop button does, from another thread
+        return lag_row(len(calls)), []
+
+    appender = DatasetAppender(tmp_path / "rec")
+    recorder = Recorder(take, appender, every_s=0.2, max_backoff_s=0.2, source="test")
+    started = time.monotonic()
+    stats = recorder.run(stop=stop)
+    assert stats.snapshots == 3 and len(calls) == 3
+    assert time.monotonic() - started < 2.0  # ended at the stop, not at a total
+    # on the grid start + k * every_s, not drifting by the snapshot time
+    offsets = [c - calls[0] for c in calls]
+    assert offsets[2] == pytest.approx(0.4, abs=0.15)
+    assert read_dataset(tmp_path / "rec").lag["committed_offset"].tolist() == [1, 2, 3]
+
+
+def test_one_tick_writes_the_error_event_and_remembers_the_error(tmp_path):
+    from kbp_notebook.collect._recorder import Recorder
+
+    appender = DatasetAppender(tmp_path / "rec")
+    script = Script(["down", 5])
+    recorder = Recorder(script, appender, every_s=1, max_backoff_s=1, source="Kafka at x")
+    assert recorder.tick() is False
+    assert isinstance(recorder.last_error, KbpConnectionError) and recorder.failures == 1
+    assert recorder.tick() is True
+    assert recorder.last_error is None and recorder.failures == 0
+    events = read_dataset(tmp_path / "rec").events
+    assert events["kind"].tolist() == ["collector_error", "collector_recovered"]

@@ -1,13 +1,8 @@
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from synthetic_dataset import make_dataset  # noqa: E402
+from tests.helpers.synthetic_dataset import make_dataset
 
 
 @pytest.fixture(scope="session")

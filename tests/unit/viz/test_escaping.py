@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from synthetic_dataset import HOSTILE_GROUP, all_strings
 
 import kbp_notebook as kbp
 from kbp_notebook import viz
 from kbp_notebook.analysis.correlation import correlate
+from tests.helpers.synthetic_dataset import HOSTILE_GROUP, all_strings
 
 BUILDERS = {
     "plot_lag": lambda ds: viz.plot_lag(ds.lag, events=ds.events, trend=kbp.lag_trend(ds.lag),

@@ -4,10 +4,10 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import pytest
-from synthetic_dataset import SLOW_GROUP, START
 
 import kbp_notebook as kbp
 from kbp_notebook import viz
+from tests.helpers.synthetic_dataset import SLOW_GROUP, START
 
 
 def _utc(value):

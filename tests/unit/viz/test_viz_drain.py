@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_dataset import SLOW_GROUP, START
 
 import kbp_notebook as kbp
 from kbp_notebook import viz
+from tests.helpers.synthetic_dataset import SLOW_GROUP, START
 
 
 def _frame(*, produce: float, consume: float, start_lag: int, n: int = 60, step_s: float = 10.0,

@@ -2,10 +2,10 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from synthetic_dataset import START
 
 import kbp_notebook as kbp
 from kbp_notebook import viz
+from tests.helpers.synthetic_dataset import START
 
 
 def _stalled_frame():

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from synthetic_dataset import SLOW_GROUP, START
 
 import kbp_notebook as kbp
 from kbp_notebook.widgets import DrainPlanner
+from tests.helpers.synthetic_dataset import SLOW_GROUP, START
 
 
 @pytest.fixture(scope="module")

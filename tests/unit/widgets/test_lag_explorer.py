@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from synthetic_dataset import HOSTILE_GROUP, SLOW_GROUP
 
 from kbp_notebook.widgets import LagExplorer
+from tests.helpers.synthetic_dataset import HOSTILE_GROUP, SLOW_GROUP
 
 
 def _lines(fig):

@@ -85,3 +85,34 @@ def test_unreachable_cluster_is_reported_with_the_time_it_started():
     assert f"127.0.0.1:{port}" in monitor.last_error
     assert monitor.poll_once() is False
     assert monitor.unreachable_since == first  # since the first failure, not the latest
+
+
+def test_replay_collector_lives_in_collect_and_the_old_name_still_works():
+    from kbp_notebook.collect.replay import ReplayCollector as moved
+
+    assert ReplayCollector is moved
+
+
+def test_unreachable_polls_become_error_events_in_the_dataset_and_the_recording(dataset, tmp_path):
+    from kbp_notebook.errors import KbpConnectionError
+
+    class Flaky:
+        def __init__(self, inner):
+            self.inner, self.calls = inner, 0
+
+        def snapshot(self, groups=None):
+            self.calls += 1
+            if self.calls == 2:
+                raise KbpConnectionError("Cannot reach Kafka at 127.0.0.1:1", address="x")
+            return self.inner.snapshot(groups)
+
+    folder = tmp_path / "recording"
+    replay = ReplayCollector(dataset)
+    monitor = LiveMonitor(collector=Flaky(replay), record_to=folder, every_s=1)
+    assert monitor.poll_once() and not monitor.poll_once() and monitor.poll_once()
+    kinds = monitor.dataset().events["kind"].tolist()
+    assert kinds == ["collector_error", "collector_recovered"]
+    assert "127.0.0.1:1" in monitor.dataset().events["text"].iloc[0]
+    recorded = kbp.read_dataset(folder)
+    assert recorded.events["kind"].tolist() == kinds
+    assert recorded.lag["time"].nunique() == 2

@@ -13,10 +13,10 @@ import json
 import pandas as pd
 import plotly.io as pio
 import pytest
-from synthetic_dataset import HOSTILE_GROUP, SLOW_GROUP, START
 
 from kbp_notebook import viz
 from kbp_notebook.widgets import CorrelationExplorer, DrainPlanner, LagExplorer
+from tests.helpers.synthetic_dataset import HOSTILE_GROUP, SLOW_GROUP, START
 
 PLOTLY = "application/vnd.plotly.v1+json"
 

@@ -5,6 +5,10 @@ partition at its own rate; each member owns partitions round-robin and reads the
 up to its capacity (shared evenly, capped per partition by what one consumer can do on
 one partition); members commit every ``COMMIT_S`` seconds; snapshots every ``STEP_S``
 seconds land between commits, so healthy lag is a sawtooth as in a real recording.
+
+The incident runs from ``ONSET_S`` for two minutes (``consumer_stopped``: two and a
+half, then the members come back; ``offset_rewind``: one jump back of 4,000 messages
+per partition at ``ONSET_S``) in a recording of ``DURATION_S`` seconds.
 """
 
 from __future__ import annotations
@@ -12,7 +16,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from kbp_notebook.analysis.incident_model import CAUSES
+from kbp_notebook.errors import KbpInputError
 from kbp_notebook.frames import Dataset
+
+__all__ = [
+    "COMMIT_S", "DURATION_S", "KINDS", "ONSET_S", "PARTITIONS", "START", "STEP_S",
+    "incident_case",
+]  # fmt: skip
 
 ONSET_S = 120.0
 DURATION_S = 420.0
@@ -20,14 +31,44 @@ STEP_S = 5.0
 COMMIT_S = 5.0
 START = pd.Timestamp("2026-03-01T10:00:00Z")
 PARTITIONS = 6
-KINDS = (
-    "none", "producer_surge", "consumer_slowdown", "consumer_stopped", "consumer_stalled",
-    "partition_skew", "rebalance_churn", "broker_slow", "offset_rewind",
-)
+#: Every cause of the incident model's vocabulary, ``none`` (a healthy group) first.
+KINDS: tuple[str, ...] = ("none", *(cause for cause in CAUSES if cause != "none"))
 
 
 def incident_case(kind: str, *, seed: int = 0, owners: bool = True) -> Dataset:
-    """Return a Dataset whose group ``g`` suffers ``kind`` from ``ONSET_S`` on."""
+    """Return a Dataset whose group ``g`` (topic ``t``) suffers ``kind`` from ``ONSET_S`` on.
+
+    Parameters
+    ----------
+    kind : str
+        One of ``KINDS``.
+    seed : int
+        Seed of the produce-rate noise and the broker metrics.
+    owners : bool
+        Whether the LAG frame has ``consumer_id`` (member ids carry the group
+        generation, so a rebalance shows as new owners).
+
+    Returns
+    -------
+    Dataset
+        ``lag`` (6 partitions, a snapshot every 5 s) and broker ``metrics``
+        (``log_flush_time_ms_p99``, ``produce_total_time_ms_p99``).
+
+    Raises
+    ------
+    KbpInputError
+        If ``kind`` is not one of ``KINDS``.
+
+    Examples
+    --------
+    >>> ds = incident_case("consumer_stopped")
+    >>> sorted(ds.lag["group"].unique().tolist())
+    ['g']
+    """
+    if kind not in KINDS:
+        raise KbpInputError(
+            f"unknown incident kind {kind!r}: pass one of {', '.join(KINDS)}"
+        )
     rng = np.random.default_rng(seed)
     seconds = np.arange(int(DURATION_S) + 1, dtype=np.float64)
     in_incident = (seconds >= ONSET_S) & (seconds < ONSET_S + 120)
@@ -85,7 +126,7 @@ def incident_case(kind: str, *, seed: int = 0, owners: bool = True) -> Dataset:
         committed[:, j] = last_commit
     snap = np.arange(2, len(seconds), int(STEP_S))
     rows = []
-    for j in snap:
+    for j in snap.tolist():
         for p in range(PARTITIONS):
             if owners and members[j] > 0:
                 owner = f"g-member-{owner_of[p]}-gen{generation[j]}"

@@ -1,4 +1,4 @@
-"""Helpers shared by the reliability tests (imported by name: pytest puts this folder on sys.path).
+"""Helpers shared by the reliability tests (``from tests.helpers.reliability import ...``).
 
 ``TRIED`` counts the generated inputs each property test actually ran (keyed
 by target); ``FIGURES`` holds measured figures (long run, fault timings). The

@@ -1,4 +1,4 @@
-"""Synthetic LAG frames with known answers, shared by tests, benchmarks and docs.
+"""Synthetic LAG frames with known answers: a producer and a consumer per partition.
 
 ``make_lag`` simulates, for every (group, topic, partition), a producer
 appending at ``produce_rate`` messages/s and a consumer able to commit at
@@ -28,12 +28,39 @@ Knobs (all optional):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+__all__ = ["Rate", "Simulation", "drain_case", "make_lag", "simulate"]
+
 Rate = float | Sequence[tuple[float, float]]
+
+
+@dataclass(frozen=True)
+class Simulation:
+    """Offsets of ``P`` partitions at ``T`` sample times, from :func:`simulate`.
+
+    Attributes
+    ----------
+    t_s : numpy.ndarray
+        Sample times in seconds from the start, shape ``(T,)``.
+    log_end : numpy.ndarray
+        Log end offsets, int64, shape ``(P, T)``.
+    committed : numpy.ndarray
+        Committed offsets as a collector would observe them (measurement
+        noise and spikes included), int64, shape ``(P, T)``.
+    committed_true : numpy.ndarray
+        The consumer's real position (before noise and spikes), int64,
+        shape ``(P, T)``.
+    """
+
+    t_s: np.ndarray
+    log_end: np.ndarray
+    committed: np.ndarray
+    committed_true: np.ndarray
 
 
 def _rate_at(rate: Rate, t: np.ndarray) -> np.ndarray:
@@ -62,11 +89,41 @@ def simulate(
     spikes: Sequence[tuple[float, float]] = (),
     start_offset: float = 1_000_000.0,
     seed: int = 0,
-) -> dict[str, np.ndarray]:
-    """Return ``t_s`` (T,), ``log_end`` and ``committed`` (P, T) int64 arrays.
+) -> Simulation:
+    """Simulate the offsets of ``partitions`` partitions read by one consumer each.
 
-    The *latent* committed offset (before measurement noise and spikes) is
-    returned too, as ``committed_true``.
+    Parameters
+    ----------
+    partitions, n, step_s : int, int, float
+        How many partitions, how many samples, seconds between samples.
+    produce_rate, consume_rate : float or sequence of (t_s, rate)
+        Messages per second appended, and the most the consumer can commit,
+        per partition; a sequence gives steps (each rate from its ``t_s`` on).
+    start_lag : float
+        Backlog at the first sample, messages.
+    skew : sequence of float, optional
+        Per-partition multipliers of the produce rate.
+    rw_noise, noise : float
+        Rate fluctuation (random walk, messages/s sd) and measurement noise
+        on the committed offset (messages sd); see the module docstring.
+    stalls, rewinds, spikes : sequence of pairs
+        Consumer stalls ``(from_s, to_s)``, committed-offset rewinds and
+        one-sample spikes ``(t_s, messages)``.
+    start_offset : float
+        Committed offset of every partition at the first sample.
+    seed : int
+        Seed of the random generator: equal arguments give equal offsets.
+
+    Returns
+    -------
+    Simulation
+        Sample times and the (P, T) offset arrays.
+
+    Examples
+    --------
+    >>> sim = simulate(partitions=2, n=3, produce_rate=10.0, consume_rate=0.0)
+    >>> (sim.log_end - sim.committed)[:, -1].tolist()
+    [100, 100]
     """
     rng = np.random.default_rng(seed)
     t = np.arange(n, dtype=np.float64) * step_s
@@ -90,6 +147,7 @@ def simulate(
     for begin, end in stalls:
         stalled |= (t >= begin) & (t < end)
     rewind_at = dict(rewinds)
+    # A loop over samples (not partitions): each step depends on the previous position.
     for j in range(n):
         if j > 0 and not stalled[j]:
             current = np.minimum(log_end[:, j], current + consumable[:, j])
@@ -97,21 +155,18 @@ def simulate(
             if t[j] - step_s < when <= t[j]:
                 current = np.maximum(current - amount, 0.0)
         committed[:, j] = current
-    log_end = np.round(log_end).astype(np.int64)
-    committed_true = np.minimum(np.round(committed).astype(np.int64), log_end)
+    log_end_i = np.round(log_end).astype(np.int64)
+    committed_true = np.minimum(np.round(committed).astype(np.int64), log_end_i)
     observed = committed.copy()
     if noise > 0:
         observed = observed + rng.normal(0.0, noise, size=observed.shape)
     for when, amount in spikes:
         j = int(np.argmin(np.abs(t - when)))
         observed[:, j] -= amount
-    observed = np.clip(np.round(observed), 0, log_end).astype(np.int64)
-    return {
-        "t_s": t,
-        "log_end": log_end,
-        "committed": observed,
-        "committed_true": committed_true,
-    }
+    observed_i = np.clip(np.round(observed), 0, log_end_i).astype(np.int64)
+    return Simulation(
+        t_s=t, log_end=log_end_i, committed=observed_i, committed_true=committed_true
+    )
 
 
 def make_lag(
@@ -128,9 +183,41 @@ def make_lag(
     seed: int = 0,
     **simulate_options: Any,
 ) -> pd.DataFrame:
-    """Build a LAG frame: every group reads every topic; see the module docstring.
+    """Build a LAG frame in which every group reads every topic.
 
-    Each (group, topic) gets its own random stream (seed derived from ``seed``).
+    Parameters
+    ----------
+    groups, topics : sequence of str
+        Consumer group ids and topic names; each (group, topic) pair is
+        simulated with its own random stream (seed derived from ``seed``).
+    partitions, n, step_s : int, int, float
+        Partitions per topic, samples, seconds between samples.
+    start : str
+        Time of the first sample (UTC).
+    cluster : str
+        Value of the ``cluster`` column.
+    owners : int or "none", optional
+        Adds ``consumer_id``: that many members round-robin over the
+        partitions, or ``"none"`` for a column of NA (no owner).
+    retention_msgs : float, optional
+        Adds ``log_start_offset = max(0, log_end_offset - retention_msgs)``.
+    seed : int
+        Seed: equal arguments give equal frames.
+    **simulate_options
+        The simulation's other knobs (``produce_rate``, ``consume_rate``,
+        ``start_lag``, ``skew``, ``rw_noise``, ``noise``, ``stalls``,
+        ``rewinds``, ``spikes``, ``start_offset``), as in :func:`simulate`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        A LAG frame (``time`` UTC, string keys, Int64 offsets and lag).
+
+    Examples
+    --------
+    >>> lag = make_lag(partitions=2, n=3, produce_rate=10.0, consume_rate=0.0)
+    >>> lag.groupby("time")["lag"].sum().tolist()
+    [0, 100, 200]
     """
     frames = []
     t0 = pd.Timestamp(start)
@@ -138,26 +225,11 @@ def make_lag(
     for group in groups:
         for topic in topics:
             sim = simulate(
-                partitions=partitions,
-                n=n,
-                step_s=step_s,
-                seed=seed * 1009 + index,
+                partitions=partitions, n=n, step_s=step_s, seed=seed * 1009 + index,
                 **simulate_options,
             )
             index += 1
-            p, width = sim["log_end"].shape
-            frame = pd.DataFrame(
-                {
-                    "time": np.tile(t0 + pd.to_timedelta(sim["t_s"], unit="s"), p),
-                    "cluster": cluster,
-                    "group": group,
-                    "topic": topic,
-                    "partition": np.repeat(np.arange(p, dtype=np.int32), width),
-                    "committed_offset": sim["committed"].ravel(),
-                    "log_end_offset": sim["log_end"].ravel(),
-                }
-            )
-            frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
+            frame = _frame(sim, samples=n, start=t0, cluster=cluster, group=group, topic=topic)
             if retention_msgs is not None:
                 frame["log_start_offset"] = np.maximum(
                     0, frame["log_end_offset"] - int(retention_msgs)
@@ -195,13 +267,34 @@ def drain_case(
     noise: float = 0.0,
     seed: int = 0,
 ) -> tuple[pd.DataFrame, np.ndarray]:
-    """A recorded history and the true future drain time of each partition.
+    """Return a recorded history and the true future drain time of each partition.
 
     The process is simulated past the recording with the same rates and
     noise; the truth is when the *latent* backlog (log end minus the
     consumer's real position, before measurement noise) first reaches zero,
     interpolated between samples, in seconds after the last recorded
     snapshot (inf if not within ``future`` samples).
+
+    Parameters
+    ----------
+    partitions, history, future, step_s : int, int, int, float
+        Partitions (group ``g``, topic ``t``), recorded samples, samples
+        simulated past the recording, seconds between samples.
+    produce_rate, consume_rate, start_lag, rw_noise, noise, seed
+        As in :func:`simulate`.
+
+    Returns
+    -------
+    tuple of (pandas.DataFrame, numpy.ndarray)
+        The LAG frame of the ``history`` samples, and the true drain time in
+        seconds per partition (shape ``(partitions,)``).
+
+    Examples
+    --------
+    >>> _, truth = drain_case(partitions=1, start_lag=2_000.0, produce_rate=100.0,
+    ...                       consume_rate=120.0, history=2)
+    >>> float(truth[0])
+    95.0
     """
     sim = simulate(
         partitions=partitions,
@@ -214,25 +307,35 @@ def drain_case(
         noise=noise,
         seed=seed,
     )
-    backlog = (sim["log_end"] - sim["committed_true"])[:, history - 1 :]
+    backlog = (sim.log_end - sim.committed_true)[:, history - 1 :]
     done = backlog <= 0
     hit = np.argmax(done, axis=1)
     before = np.take_along_axis(backlog, np.clip(hit - 1, 0, None)[:, None], axis=1)[:, 0]
     at = np.take_along_axis(backlog, hit[:, None], axis=1)[:, 0]
     fraction = np.where(before > at, before / np.maximum(before - at, 1e-12), 1.0)
     truth = np.where(done.any(axis=1), (hit - 1 + np.clip(fraction, 0, 1)) * step_s, np.inf)
-    truth = np.where(hit == 0, 0.0, truth)
-    t0 = pd.Timestamp("2026-01-01T00:00:00Z")
+    # already drained at the last recorded snapshot (argmax is 0 also where it never drains)
+    truth = np.where(done[:, 0], 0.0, truth)
+    start = pd.Timestamp("2026-01-01T00:00:00Z")
+    frame = _frame(sim, samples=history, start=start, cluster="test", group="g", topic="t")
+    return frame, truth
+
+
+def _frame(
+    sim: Simulation, *, samples: int, start: pd.Timestamp, cluster: str, group: str, topic: str
+) -> pd.DataFrame:
+    """Return the first ``samples`` samples of ``sim`` as LAG rows (numpy dtypes, by partition)."""
+    partitions = sim.log_end.shape[0]
     frame = pd.DataFrame(
         {
-            "time": np.tile(t0 + pd.to_timedelta(sim["t_s"][:history], unit="s"), partitions),
-            "cluster": "test",
-            "group": "g",
-            "topic": "t",
-            "partition": np.repeat(np.arange(partitions, dtype=np.int32), history),
-            "committed_offset": sim["committed"][:, :history].ravel(),
-            "log_end_offset": sim["log_end"][:, :history].ravel(),
+            "time": np.tile(start + pd.to_timedelta(sim.t_s[:samples], unit="s"), partitions),
+            "cluster": cluster,
+            "group": group,
+            "topic": topic,
+            "partition": np.repeat(np.arange(partitions, dtype=np.int32), samples),
+            "committed_offset": sim.committed[:, :samples].ravel(),
+            "log_end_offset": sim.log_end[:, :samples].ravel(),
         }
     )
     frame["lag"] = frame["log_end_offset"] - frame["committed_offset"]
-    return frame, truth
+    return frame
