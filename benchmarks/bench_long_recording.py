@@ -39,6 +39,7 @@ if table is None:
 print(json.dumps({
     "analysis": name, "seconds": seconds, "chunks": chunks[0] if chunks else 0,
     "rows_out": int(len(table)),
+    "groups_out": sorted(map(str, table["group"].unique())) if "group" in table else [],
     "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
 }))
 """
@@ -96,7 +97,12 @@ def main() -> int:
         print(
             f"  {name:<14} {figures['seconds']:7.0f} s  peak RSS "
             f"{figures['peak_rss_mib'] / 1024:5.2f} GiB  ({figures['chunks']} chunks, "
-            f"{figures['rows_out']} result rows)",
+            f"{figures['rows_out']} result rows)"
+            + (
+                f"; groups of the episodes: {', '.join(figures['groups_out'])}"
+                if name == "incidents"
+                else ""
+            ),
             flush=True,
         )
     return 0
