@@ -22,6 +22,16 @@ from kbp_notebook.frames import Dataset
 #: Margin for an effect to show after the event that causes it (one or two snapshots).
 SETTLE = pd.Timedelta(seconds=4)
 
+
+def in_flight(ds: Dataset) -> pd.Timedelta:
+    """Return one LAG snapshot interval of the recording.
+
+    The recorder runs beside the scenario's own steps, so a snapshot stamped up to
+    this long before an event may read the group after it.
+    """
+    return pd.Timedelta(seconds=float(ds.meta.get("lag_every_s", 1.5)))
+
+
 REQUIRED_EVENTS: dict[str, list[str]] = {
     "slow-consumer-then-scale-out": [
         "steady_start", "slowdown_start", "consumers_added", "lag_baseline_reached",
@@ -310,7 +320,7 @@ def check_stuck_consumer(ds: Dataset) -> None:
     reached = event_time(ds, "lag_baseline_reached")
     group = ds.lag[ds.lag["group"] == group_of(ds)]
 
-    stalled = group[(group["time"] > stall + SETTLE) & (group["time"] < left)]
+    stalled = group[(group["time"] > stall + SETTLE) & (group["time"] < left - in_flight(ds))]
     assert stalled["time"].nunique() >= 3, "too few snapshots in the stall"
     moves = stalled.groupby("partition")["committed_offset"].nunique()
     assert (moves == 1).all(), f"committed offsets moved during the stall: {moves.to_dict()}"
@@ -359,7 +369,8 @@ def check_consumers_gone(ds: Dataset) -> None:
     ceiling = healthy_ceiling(ds)
     before = between(lag, lag.index[0], stopped)
     assert before.median() <= ceiling, f"lag before the stop ({before.median()}) > {ceiling}"
-    assert group.loc[group["time"] < stopped, "consumer_id"].notna().all(), "no member before"
+    before_stop = group["time"] < stopped - in_flight(ds)
+    assert group.loc[before_stop, "consumer_id"].notna().all(), "no member before"
 
     gone = group[group["time"] > empty + SETTLE]
     assert gone["time"].nunique() >= 10, "too few snapshots after the group emptied"
