@@ -16,7 +16,7 @@ onset, or, for ``none``, when it has no episode at all.
 
 from __future__ import annotations
 
-import sys
+import argparse
 from pathlib import Path
 
 import pandas as pd
@@ -66,4 +66,9 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "datasets", nargs="*", metavar="DATASET_DIR",
+        help="recording folders with ground truth in meta.json (default: the bundled samples)",
+    )  # fmt: skip
+    main(parser.parse_args().datasets)
