@@ -15,6 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import pandas as pd
 import pytest
 from kafka import KafkaConsumer
 
@@ -26,6 +27,7 @@ from kbp_notebook.errors import KbpInputError
 from kbp_notebook.history_sandbox import HistoryStore
 from kbp_notebook.sandbox import Sandbox
 from scenarios.many_groups import ManyGroups, make_many_groups
+from tests.helpers.waiting import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -179,21 +181,22 @@ def test_recording_memory_is_flat(
     assert late - early < 6 * 2**20, f"RSS grew {(late - early) / 2**20:.1f} MiB"
 
 
-def _stored_totals(
-    source: kbp.PrometheusSource, when: object, timeout_s: float = 30.0
-) -> dict[str, int]:
+def _stored_totals(source: kbp.PrometheusSource, when: object) -> dict[str, int]:
     """Total lag per group the store holds at ``when``.
 
     VictoriaMetrics makes samples searchable about a second after a write, even
-    after ``force_flush`` (longer on a loaded machine), so the newest ticks are
-    read again until they appear or ``timeout_s`` passes.
+    after ``force_flush`` (longer on a loaded machine), so the tick is read again
+    until it appears.
     """
-    deadline = time.monotonic() + timeout_s
-    while True:
-        stored = source.lag_totals(when, when, "1s", by="group", scheme="kminion")
-        if len(stored) or time.monotonic() > deadline:
-            return dict(zip(stored["group"], stored["lag"].astype(int), strict=True))
-        time.sleep(0.5)
+    found: list[pd.DataFrame] = []
+
+    def arrived() -> bool:
+        found[:] = [source.lag_totals(when, when, "1s", by="group", scheme="kminion")]
+        return bool(len(found[0]))
+
+    wait_until(arrived, timeout_s=30.0, what=f"the store to show the tick at {when}")
+    stored = found[0]
+    return dict(zip(stored["group"], stored["lag"].astype(int), strict=True))
 
 
 def test_kbp_collect_remote_writes_what_it_records(
