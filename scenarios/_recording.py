@@ -46,6 +46,7 @@ from scenarios.expectations import ground_truth
 log = logging.getLogger("scenarios")
 
 CLUSTER = "sandbox"
+CAUGHT_UP_S = 3.0  # a group within 3 s of its topic's production has caught up
 
 
 class Recording:
@@ -106,6 +107,36 @@ class Recording:
         self._uptime: list[str] = []
 
     # ------------------------------------------------------------------ sampling
+
+    def settle(
+        self, produce_rates: Mapping[str, float], *, min_s: float, timeout_s: float = 180.0
+    ) -> bool:
+        """Before recording: wait until every group has caught up with its topic.
+
+        Sleeps ``min_s``, then snapshots (not recorded) until each group's total
+        lag is within ``CAUGHT_UP_S`` seconds of its topic's production
+        (``produce_rates``, msg/s per group) at three snapshots in a row.
+        Clients that have just started on a busy machine catch up for a while;
+        that start-up is not part of the incident. Returns False on timeout (the
+        scenario goes on and its checks judge what was recorded).
+        """
+        caught_up = {group: CAUGHT_UP_S * rate for group, rate in produce_rates.items()}
+        time.sleep(min_s)
+        deadline = time.monotonic() + timeout_s
+        in_a_row = 0
+        while time.monotonic() < deadline:
+            frame = self.collector.snapshot(groups=list(caught_up))
+            totals = frame.groupby("group")["lag"].sum(min_count=1)
+            settled = all(
+                group in totals.index and pd.notna(totals[group]) and totals[group] <= limit
+                for group, limit in caught_up.items()
+            )
+            in_a_row = in_a_row + 1 if settled else 0
+            if in_a_row >= 3:
+                return True
+            time.sleep(self.lag_every_s)
+        log.warning("groups still catching up after %.0f s: %s", timeout_s, dict(caught_up))
+        return False
 
     def start(self) -> Recording:
         """Start sampling; the recording's time range begins now."""
@@ -484,27 +515,46 @@ def describe_meta(**facts: Any) -> dict[str, Any]:
     return json.loads(json.dumps(facts, default=str))
 
 
+MAX_OVERTIME_S = 60.0
+
+
 def observe(recording: Recording, group: str, seconds: float) -> list[int]:
     """Sleep ``seconds`` while collecting ``group``'s total lag at each new snapshot."""
     return observe_groups(recording, [group], seconds)[group]
 
 
-def observe_groups(recording: Recording, groups: list[str], seconds: float) -> dict[str, list[int]]:
-    """Like :func:`observe`, for several groups at once (each group's totals per snapshot)."""
+def observe_groups(
+    recording: Recording, groups: list[str], seconds: float, *, min_snapshots: int = 3
+) -> dict[str, list[int]]:
+    """Like :func:`observe`, for several groups at once (each group's totals per snapshot).
+
+    Goes on past ``seconds`` until ``min_snapshots`` snapshots were seen
+    (at most ``MAX_OVERTIME_S`` longer): on a starved machine snapshots come
+    late, and a phase needs a few of them to show its slope.
+    """
     totals: dict[str, list[int]] = {group: [] for group in groups}
     seen: pd.Timestamp | None = None
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    snapshots = 0
+    start = time.monotonic()
+    deadline, last_call = start + seconds, start + seconds + MAX_OVERTIME_S
+
+    def going_on() -> bool:
+        now = time.monotonic()
+        return now < deadline or (snapshots < min_snapshots and now < last_call)
+
+    while going_on():
         frame = recording.latest_lag()
         if frame is not None and len(frame):
             when = pd.Timestamp(frame["time"].iloc[0])
             if when != seen:
                 seen = when
+                snapshots += 1
                 for group in groups:
                     total = recording.total_lag(group)
                     if total is not None:
                         totals[group].append(total)
-        time.sleep(min(0.25, max(0.0, deadline - time.monotonic())))
+        left = deadline - time.monotonic()
+        time.sleep(min(0.25, left) if left > 0 else 0.25)
     return totals
 
 

@@ -24,7 +24,6 @@ Timeline (long form; ``--short`` scales the phases down):
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +90,14 @@ def run(
         max_seconds=phases["pressure"] + 30,
     )
     recording = scenario_recording(
-        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
-        topic=topic, group=group,
+        sandbox,
+        out,
+        name=NAME,
+        short=short,
+        variant=variant,
+        phases=phases,
+        topic=topic,
+        group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,
@@ -118,8 +123,9 @@ def run(
         producer.start()
         # Not recorded: Kafka's flush-time histogram is a decaying reservoir that still
         # holds the broker's start-up and metadata-log flushes; let the steady per-message
-        # flushes replace them so the recorded baseline is the steady state.
-        time.sleep(phases["warmup"])
+        # flushes replace them so the recorded baseline is the steady state. The group must
+        # also have caught up with the producer it has just met.
+        recording.settle({group: rate}, min_s=phases["warmup"])
         recording.start()
         recording.events.mark(
             "steady_start",

@@ -29,7 +29,6 @@ keeps up: the problems are the consumers', not the cluster's.
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +66,7 @@ PHASES_S = {
     },
     "short": {
         "warmup": 10, "healthy": 15, "slow_alone": 15, "both": 10, "skew_alone": 10,
-        "drain_max": 90, "tail": 3,
+        "drain_max": 180, "tail": 3,
     },
 }  # fmt: skip
 LAG_EVERY_S = {"long": 3.0, "short": 1.5}
@@ -124,8 +123,14 @@ def run(
     )
     groups = [fulfilment, sync, audit]
     recording = scenario_recording(
-        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
-        topic=orders, group=fulfilment,
+        sandbox,
+        out,
+        name=NAME,
+        short=short,
+        variant=variant,
+        phases=phases,
+        topic=orders,
+        group=fulfilment,
         groups=groups,
         producers=[orders_producer, inventory_producer],
         consumer_groups=[fulfilment_group, audit_group, sync_group],
@@ -178,7 +183,10 @@ def run(
         inventory_producer.start()
         # Not recorded: eleven consumers and two producers starting on a busy machine lag for
         # a minute or more before they settle; the recorded healthy phase is the settled state.
-        time.sleep(phases["warmup"])
+        recording.settle(
+            {fulfilment: orders_rate, audit: orders_rate, sync: inventory_rate},
+            min_s=phases["warmup"],
+        )
         recording.start()
         recording.events.mark(
             "steady_start",
