@@ -13,11 +13,18 @@ point of the episode is ranked into ``causes``):
    is disproportionate, else ``producer_surge``.
 3. Otherwise consumption fell, and the consumer side is examined:
    ``rebalance_churn`` (at least ``CHURN_CHANGES`` membership changes around
-   the onset), ``consumer_stopped`` (no member, or -- where nobody says who
-   owns what -- every committed offset standing still), ``consumer_stalled``
-   (owned partitions whose committed offsets stand still), ``partition_skew``,
-   ``broker_slow`` (broker latency at least twice its own level before the
-   onset and 20 ms above it, at or just before it), else ``consumer_slowdown``.
+   the onset, members leaving at two of them or more: one restart of the
+   group is not churn), ``consumer_stopped`` (no member, or -- where nobody
+   says who owns what -- every committed offset standing still),
+   ``consumer_stalled`` (owned partitions whose committed offsets stand
+   still), ``partition_skew``, ``broker_slow`` (broker latency at least twice
+   its own level before the onset and 20 ms above it, at or just before it),
+   else ``consumer_slowdown``.
+
+A slow broker delays every partition it leads, so ``broker_slow`` is dropped
+where ``partition_skew`` holds. After the onset window, a broker latency
+excursion is ranked into ``causes`` only if the key's consume rate fell when it
+began while the backlog was still there (``incident_model``).
 """
 
 from __future__ import annotations
@@ -48,6 +55,7 @@ __all__ = [
     "RECOMMENDATIONS",
     "LatencyAtOnset",
     "OnsetSignals",
+    "is_churn",
     "judge",
     "latency_at_onset",
     "onset_signals",
@@ -292,8 +300,18 @@ def _surge(s: OnsetSignals) -> str | None:
             f"per-consumer throughput {held})")
 
 
+def is_churn(changes: list[MembershipChange]) -> bool:
+    """Whether membership ``changes`` make churn: enough of them, and members left more than once.
+
+    One restart of the group (everyone leaves, members come back one by one)
+    is several changes but no churn: churn is members leaving again and again.
+    """
+    leaving = sum(1 for change in changes if change.left)
+    return len(changes) >= CHURN_CHANGES and leaving >= 2
+
+
 def _churn(s: OnsetSignals) -> str | None:
-    if len(s.changes) < CHURN_CHANGES:
+    if not is_churn(s.changes):
         return None
     first, last = s.changes[0].index, s.changes[-1].index
     return (f"group membership changed {len(s.changes)} times between {s.at(first)} and "
@@ -430,6 +448,10 @@ def judge(s: OnsetSignals, later: list[str]) -> tuple[str, tuple[str, ...], str]
     if len(held) > 1:
         # slower consumption is the symptom every consumer-side cause shares
         held = [item for item in held if item[0] != "consumer_slowdown"]
+    if "partition_skew" in dict(held):
+        # a slow broker delays every partition it leads; a backlog in a few partitions is not
+        # its doing (a hot partition's traffic moves flush and fetch times by itself)
+        held = [item for item in held if item[0] != "broker_slow"]
     if not held:
         held.append(("none", f"neither rate changed at the onset: consumers read "
                              f"{format_rate(s.consume_during)} while producers wrote "

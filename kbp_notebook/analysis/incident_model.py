@@ -37,10 +37,13 @@ from kbp_notebook.analysis._causes import (
     CAUSES,
     RECOMMENDATIONS,
     OnsetSignals,
+    is_churn,
     judge,
     onset_signals,
 )
 from kbp_notebook.analysis._derived_events import (
+    LATENCY_MIN_S,
+    RATE_STEP_FRACTION,
     DerivedEvent,
     KeyFacts,
     broker_latency,
@@ -203,16 +206,37 @@ def _later_causes(block: KeyBlock, span: Span, signals: OnsetSignals, facts: Key
     kinds = [e.kind for e in events if after < e.time <= stop]
     if "offset_rewind" in kinds:
         out.append("offset_rewind")
-    if kinds.count("rebalance") >= 3:
+    if is_churn([c for c in facts.changes if onset_end < c.index <= last]):
         out.append("rebalance_churn")
     if any(onset_end < m.last and m.first <= last for m in facts.stalls):
         out.append("consumer_stalled")
     if any(e.kind == "produce_rate_change" and "rose" in e.text for e in events
            if after < e.time <= stop):
         out.append("producer_surge")
-    if any(e.kind == "broker_latency_high" and after < e.time <= stop for e, _ in broker_events):
+    if any(e.kind == "broker_latency_high" and after < e.time <= stop
+           and _consumption_fell(block, span, e.time) for e, _ in broker_events):
         out.append("broker_slow")
     return out
+
+
+def _consumption_fell(block: KeyBlock, span: Span, at: pd.Timestamp) -> bool:
+    """Whether the key's consume rate fell by ``RATE_STEP_FRACTION`` when a broker got slow.
+
+    A slow broker explains a group's lag only if the group read less while it
+    lasted: compares ``LATENCY_MIN_S`` after ``at`` with as long before it. The
+    span after must end while the backlog is still there (a group that has
+    caught up reads only what arrives); False where the data cannot tell.
+    """
+    t, committed = block.t, block.total_committed
+    valid = ~np.isnan(committed)
+    last = span.end if span.end >= 0 else len(t) - 1
+    now = float((at - block.times[0]).total_seconds()) + float(t[0])
+    before, after = now - LATENCY_MIN_S, now + LATENCY_MIN_S
+    if valid.sum() < 3 or before < t[valid][0] or after > t[last]:
+        return False
+    read = np.interp([before, now, after], t[valid], committed[valid])
+    rate_before, rate_after = np.diff(read) / LATENCY_MIN_S
+    return bool(rate_after <= (1.0 - RATE_STEP_FRACTION) * rate_before)
 
 
 def _episode_row(

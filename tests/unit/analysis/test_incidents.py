@@ -174,3 +174,58 @@ def test_flush_vs_lag_judges_the_broker_against_its_own_level_at_the_onset():
     assert "the brokers are a suspect" in onset and "2.9x" in onset
     burst = kbp.flush_latency_vs_lag(kbp.load_sample("producer-burst"))
     assert "the brokers are a suspect" not in burst.notes[-1]
+
+
+def _broker_excursion(start_s: float, end_s: float, *, metric: str, usual: float) -> pd.DataFrame:
+    """One broker signal at ``usual`` ms every 2 s, four times higher from start_s to end_s."""
+    seconds = np.arange(0.0, 421.0, 2.0)
+    values = np.where((seconds >= start_s) & (seconds < end_s), 4.0 * usual, usual)
+    return pd.DataFrame({
+        "time": START + pd.to_timedelta(seconds, unit="s"), "cluster": "test",
+        "entity": "broker-1", "metric": metric, "value": values,
+    })
+
+
+def test_a_hot_partition_is_not_blamed_on_a_broker_slow_at_the_same_time():
+    skew = incident_case("partition_skew")
+    slow_flush = _broker_excursion(ONSET_S, ONSET_S + 120, metric="log_flush_time_ms_p99",
+                                   usual=50.0)
+    row = kbp.incidents(Dataset(lag=skew.lag, metrics=slow_flush)).episodes.iloc[0]
+    assert "log flush p99 rose" in row["broker_evidence"]  # the excursion is seen ...
+    assert list(row["causes"]) == ["partition_skew"]  # ... and the hot partition explains it
+
+
+def test_broker_latency_during_a_steady_drain_is_not_a_later_cause():
+    surge = incident_case("producer_surge")
+    # the surge ends at ONSET_S + 120 s; the members drain at the capacity they read before
+    during_drain = _broker_excursion(ONSET_S + 122, ONSET_S + 156,
+                                     metric="log_flush_time_ms_p99", usual=50.0)
+    found = kbp.incidents(Dataset(lag=surge.lag, metrics=during_drain))
+    row = found.episodes.iloc[0]
+    assert (row["end"] - START).total_seconds() > ONSET_S + 122 + 30
+    assert "broker_latency_high" in set(found.events["kind"])  # the excursion is an event ...
+    assert list(row["causes"]) == ["producer_surge"]  # ... but not a cause
+
+
+def test_consumer_fetch_time_is_not_broker_latency():
+    # a fetch waits on the broker up to fetch.max.wait.ms when there is little to read
+    waiting = _broker_excursion(ONSET_S, ONSET_S + 120, metric="fetch_consumer_total_time_ms_p99",
+                                usual=125.0)
+    found = kbp.incidents(Dataset(lag=incident_case("partition_skew").lag, metrics=waiting))
+    assert not found.events["kind"].str.startswith("broker_latency").any()
+    assert "fetch" not in found.episodes.iloc[0]["broker_evidence"]
+
+
+def test_one_restart_of_the_group_is_not_churn():
+    from kbp_notebook.analysis._causes import is_churn
+    from kbp_notebook.analysis._derived_events import MembershipChange
+
+    everyone_left = MembershipChange(index=10, joined=(), left=("a", "b"), moved=6, members_after=0)
+    restart = [
+        everyone_left,
+        MembershipChange(index=12, joined=("c",), left=(), moved=6, members_after=1),
+        MembershipChange(index=13, joined=("d",), left=(), moved=3, members_after=2),
+    ]
+    assert not is_churn(restart)
+    again = MembershipChange(index=20, joined=(), left=("c",), moved=3, members_after=1)
+    assert is_churn([*restart, again])
