@@ -90,14 +90,8 @@ def run(
         max_seconds=phases["pressure"] + 30,
     )
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,

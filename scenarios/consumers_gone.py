@@ -54,14 +54,8 @@ def run(
         bootstrap, topic, rate_per_s=rate, client_id=f"shipment-producer{suffix}"
     )
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,
@@ -71,9 +65,7 @@ def run(
     )
     try:
         recording.start_steady(
-            consumers,
-            members,
-            producer,
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s; {members} consumers in {group}, nominal capacity "
             f"~{members / delay_s:.0f} msg/s",
         )
@@ -87,7 +79,9 @@ def run(
         )
         consumers.stop()
         recording.events.mark("group_empty", f"{group} has no members left")
-        recording.observe_capturing(group, "gone", phases["gone"] * 0.5, phases["gone"] * 0.5)
+        recording.observe_capturing(
+            group, "gone", phases["gone"] * 0.5, phases["gone"] * 0.5
+        )
         recording.capture("still-gone", group=group)
         recording.meta["messages_produced"] = producer.sent
     finally:

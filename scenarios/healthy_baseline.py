@@ -97,14 +97,8 @@ def run(
     )
     drift = RateDrift(control_producer, control_rate, DRIFT, DRIFT_PERIOD_S)
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         groups=[group, control],
         producers=[producer, control_producer],
         consumer_groups=[indexers, senders],

@@ -123,14 +123,8 @@ def run(
     )
     groups = [fulfilment, sync, audit]
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=orders,
-        group=fulfilment,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=orders, group=fulfilment,
         groups=groups,
         producers=[orders_producer, inventory_producer],
         consumer_groups=[fulfilment_group, audit_group, sync_group],

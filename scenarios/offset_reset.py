@@ -89,14 +89,8 @@ def run(
         bootstrap, topic, rate_per_s=rate, client_id=f"invoice-producer{suffix}"
     )
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,
@@ -109,9 +103,7 @@ def run(
     )
     try:
         recording.start_steady(
-            consumers,
-            members,
-            producer,
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s; {members} consumers, nominal capacity "
             f"~{members / delay_s:.0f} msg/s; the topic holds {history} older messages",
         )

@@ -59,14 +59,8 @@ def run(
     )
     capacity = members / delay_s
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,
@@ -77,9 +71,7 @@ def run(
     )
     try:
         recording.start_steady(
-            consumers,
-            members,
-            producer,
+            consumers, members, producer,
             f"producer at {base_rate:.0f} msg/s; {members} consumers, "
             f"nominal capacity ~{capacity:.0f} msg/s",
         )
@@ -91,7 +83,9 @@ def run(
             f"produce rate {base_rate:.0f} -> {burst_rate:.0f} msg/s "
             f"(above the group's ~{capacity:.0f} msg/s)",
         )
-        recording.observe_capturing(group, "burst", phases["burst"] * 0.7, phases["burst"] * 0.3)
+        recording.observe_capturing(
+            group, "burst", phases["burst"] * 0.7, phases["burst"] * 0.3
+        )
 
         producer.set_rate(base_rate)
         recording.events.mark(

@@ -108,14 +108,8 @@ def run(
         bootstrap, topic, rate_per_s=rate, client_id=f"profile-producer{suffix}"
     )
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,
@@ -129,9 +123,7 @@ def run(
     )
     try:
         recording.start_steady(
-            consumers,
-            members,
-            producer,
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s; {members} consumers, nominal capacity "
             f"~{members / delay_s:.0f} msg/s",
         )

@@ -76,14 +76,8 @@ def run(
         bootstrap, topic, rate_per_s=rate, keys=keys, client_id=f"tenant-producer{suffix}"
     )
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,
@@ -97,9 +91,7 @@ def run(
     )
     try:
         recording.start_steady(
-            consumers,
-            members,
-            producer,
+            consumers, members, producer,
             f"producer at {rate:.0f} msg/s over 1000 keys; {members} consumers",
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
@@ -111,7 +103,9 @@ def run(
             f"{hot_partition} gets ~{rate * hot_share:.0f} msg/s, more than one consumer's "
             f"~{1 / delay_s:.0f} msg/s",
         )
-        recording.observe_capturing(group, "skewed", phases["skew"] * 0.6, phases["skew"] * 0.4)
+        recording.observe_capturing(
+            group, "skewed", phases["skew"] * 0.6, phases["skew"] * 0.4
+        )
 
         state["skewed"] = False
         recording.events.mark("skew_end", "keys spread evenly over partitions again")

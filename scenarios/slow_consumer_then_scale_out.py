@@ -59,14 +59,8 @@ def run(
     consumers = ConsumerGroupDriver(bootstrap, topic, group, delay_s=healthy_delay)
     producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"orders-producer{suffix}")
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         producers=[producer],
         consumer_groups=[consumers],
         partitions=partitions,
@@ -76,7 +70,8 @@ def run(
     )
     try:
         recording.start_steady(
-            consumers, 1, producer, f"producer at {rate:.0f} msg/s; 1 consumer in {group}"
+            consumers, 1, producer,
+            f"producer at {rate:.0f} msg/s; 1 consumer in {group}"
         )
         ceiling = recording.observe_healthy(group, phases["healthy"], floor=200)
 

@@ -64,14 +64,8 @@ def run(
     healthy_group = ConsumerGroupDriver(bootstrap, topic, control, delay_s=DELAY_S)
     producer = RateProducer(bootstrap, topic, rate_per_s=rate, client_id=f"ledger-producer{suffix}")
     recording = scenario_recording(
-        sandbox,
-        out,
-        name=NAME,
-        short=short,
-        variant=variant,
-        phases=phases,
-        topic=topic,
-        group=group,
+        sandbox, out, name=NAME, short=short, variant=variant, phases=phases,
+        topic=topic, group=group,
         groups=[group, control],
         producers=[producer],
         consumer_groups=[stuck, healthy_group],
@@ -101,7 +95,9 @@ def run(
             f"{member.client_id} stops making progress but stays a member, heartbeating and "
             f"re-committing the same offsets every 5 s",
         )
-        recording.observe_capturing(group, "stalled", phases["stall"] * 0.6, phases["stall"] * 0.4)
+        recording.observe_capturing(
+            group, "stalled", phases["stall"] * 0.6, phases["stall"] * 0.4
+        )
 
         stuck.remove(member)
         recording.events.mark(
