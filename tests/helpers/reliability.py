@@ -184,30 +184,20 @@ class GroupWorkload:
         # and commit() without a timeout can block forever across a rebalance
         consumed: dict[Any, int] = {}
 
+        def note(what: str, partitions: Any) -> None:
+            names = sorted((tp.topic, tp.partition) for tp in partitions)
+            entry = (time.time(), client_id, what, names)
+            with workload._lock:
+                workload.assignments.append(entry)
+
         class Listener(ConsumerRebalanceListener):
             def on_partitions_revoked(self, revoked: Any) -> None:
                 for tp in revoked:  # whoever owns it next commits from there
                     consumed.pop(tp, None)
-                with workload._lock:
-                    workload.assignments.append(
-                        (
-                            time.time(),
-                            client_id,
-                            "revoked",
-                            sorted((tp.topic, tp.partition) for tp in revoked),
-                        )
-                    )
+                note("revoked", revoked)
 
             def on_partitions_assigned(self, assigned: Any) -> None:
-                with workload._lock:
-                    workload.assignments.append(
-                        (
-                            time.time(),
-                            client_id,
-                            "assigned",
-                            sorted((tp.topic, tp.partition) for tp in assigned),
-                        )
-                    )
+                note("assigned", assigned)
 
         consumer = KafkaConsumer(
             bootstrap_servers=self.bootstrap,
