@@ -567,6 +567,8 @@ def rate_drift_variance(
     the rate to come can differ from the span's: the rate has not held, so
     it need not hold until the drain ends. 0 where it held or the span is short.
     """
+    if t.shape[1] < DRIFT_BLOCKS * MIN_BLOCK:
+        return np.zeros(len(n))
     rows = np.arange(len(n))
     edges = (np.arange(DRIFT_BLOCKS + 1)[None, :] * n[:, None]) // DRIFT_BLOCKS  # (K, B+1)
     first, last = edges[:, :-1], edges[:, 1:] - 1
