@@ -52,7 +52,7 @@ from kbp_notebook.analysis._derived_events import (
     key_facts,
 )
 from kbp_notebook.analysis._episodes import Baseline, Span, baseline_of, find_spans, slope_interval
-from kbp_notebook.analysis._keyed import KeyBlock, key_blocks
+from kbp_notebook.analysis._keyed import KeyBlock, key_blocks, window_rate
 from kbp_notebook.analysis._result import Result
 from kbp_notebook.analysis._series import normalise_by, prepare_lag, quiet
 from kbp_notebook.errors import KbpDataError, KbpInputError
@@ -227,16 +227,16 @@ def _consumption_fell(block: KeyBlock, span: Span, at: pd.Timestamp) -> bool:
     span after must end while the backlog is still there (a group that has
     caught up reads only what arrives); False where the data cannot tell.
     """
-    t, committed = block.t, block.total_committed
-    valid = ~np.isnan(committed)
+    t = block.t
     last = span.end if span.end >= 0 else len(t) - 1
     now = float((at - block.times[0]).total_seconds()) + float(t[0])
     before, after = now - LATENCY_MIN_S, now + LATENCY_MIN_S
-    if valid.sum() < 3 or before < t[valid][0] or after > t[last]:
+    if before < t[0] or after > t[last]:
         return False
-    read = np.interp([before, now, after], t[valid], committed[valid])
-    rate_before, rate_after = np.diff(read) / LATENCY_MIN_S
-    return bool(rate_after <= (1.0 - RATE_STEP_FRACTION) * rate_before)
+    committed = block.forward_commits()
+    rate_before = window_rate(t, committed, before, now)
+    rate_after = window_rate(t, committed, now, after)
+    return bool(rate_after <= (1.0 - RATE_STEP_FRACTION) * rate_before)  # False if NaN
 
 
 def _episode_row(
