@@ -121,21 +121,22 @@ class Recording:
         scenario goes on and its checks judge what was recorded).
         """
         caught_up = {group: CAUGHT_UP_S * rate for group, rate in produce_rates.items()}
-        time.sleep(min_s)
-        deadline = time.monotonic() + timeout_s
         in_a_row = 0
-        while time.monotonic() < deadline:
+
+        def three_in_a_row() -> bool:
+            nonlocal in_a_row
             frame = self.collector.snapshot(groups=list(caught_up))
-            totals = frame.groupby("group")["lag"].sum(min_count=1)
             settled = all(
-                group in totals.index and pd.notna(totals[group]) and totals[group] <= limit
+                (total := group_total(frame, group)) is not None and total <= limit
                 for group, limit in caught_up.items()
             )
             in_a_row = in_a_row + 1 if settled else 0
-            if in_a_row >= 3:
-                return True
-            time.sleep(self.lag_every_s)
-        log.warning("groups still catching up after %.0f s: %s", timeout_s, dict(caught_up))
+            return in_a_row >= 3
+
+        time.sleep(min_s)
+        if self.wait_until(three_in_a_row, timeout_s=timeout_s, poll_s=self.lag_every_s):
+            return True
+        log.warning("groups still catching up after %.0f s: %s", timeout_s, caught_up)
         return False
 
     def start(self) -> Recording:
@@ -223,14 +224,7 @@ class Recording:
     def total_lag(self, group: str, *, partitions: list[int] | None = None) -> int | None:
         """Return the summed lag of ``group`` in the latest snapshot (None if unknown)."""
         frame = self.latest_lag()
-        if frame is None:
-            return None
-        rows = frame[frame["group"] == group]
-        if partitions is not None:
-            rows = rows[rows["partition"].isin(partitions)]
-        if rows.empty or rows["lag"].isna().all():
-            return None
-        return int(rows["lag"].sum())
+        return None if frame is None else group_total(frame, group, partitions=partitions)
 
     def wait_until(
         self, predicate: Callable[[], bool], *, timeout_s: float, poll_s: float = 0.5
@@ -516,6 +510,18 @@ def describe_meta(**facts: Any) -> dict[str, Any]:
 
 
 MAX_OVERTIME_S = 60.0
+
+
+def group_total(
+    frame: pd.DataFrame, group: str, *, partitions: list[int] | None = None
+) -> int | None:
+    """Return the summed lag of ``group`` in one LAG snapshot (None if unknown)."""
+    rows = frame[frame["group"] == group]
+    if partitions is not None:
+        rows = rows[rows["partition"].isin(partitions)]
+    if rows.empty or rows["lag"].isna().all():
+        return None
+    return int(rows["lag"].sum())
 
 
 def observe(recording: Recording, group: str, seconds: float) -> list[int]:
