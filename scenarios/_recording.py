@@ -379,6 +379,9 @@ class Recording:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=60)
+        if self.started is not None:
+            # One last snapshot, so the LAG snapshots also bracket every event marked so far.
+            self._guard(self._sample_lag)
         self.ended = utc_now()
         self._uptime.append(machine_uptime())
 
